@@ -1,0 +1,121 @@
+//! HiBob: `POST {base}/people/{id}` ("Read company employee fields by employee ID") with
+//! HTTP Basic auth (service user id : service user token) and a body naming the fields and
+//! `"humanReadable": "REPLACE"`, so list fields (department, site, title, lifecycle status,
+//! employment type) come back as their display names rather than list-item ids. The answer
+//! nests fields by category (`work.department` is `{"work": {"department": …}}`) and may
+//! also carry slash-notation keys (`"/work/department": {"value": …}`); both are read.
+//! Fields the service user may not view are silently omitted (200, no warning).
+//! Sources: https://apidocs.hibob.com/reference/post_people-identifier,
+//! https://apidocs.hibob.com/docs/people-read-api-contract,
+//! https://apidocs.hibob.com/docs/how-to-work-with-lists-public-api.
+
+use serde_json::{Value, json};
+
+use super::{Credential, EnrichError, endpoint, parse_base_url, send_json};
+use crate::event::Attributes;
+
+pub(super) const DEFAULT_BASE_URL: &str = "https://api.hibob.com/v1";
+
+/// Field ids from Bob's fields metadata.
+pub(super) const FIELDS: &[&str] = &[
+    "root.id",
+    "root.email",
+    "root.firstName",
+    "root.surname",
+    "root.displayName",
+    "work.title",
+    "work.department",
+    "work.site",
+    "work.reportsTo",
+    "internal.status",
+    "internal.lifecycleStatus",
+    "payroll.employment.type",
+];
+
+pub(super) struct HiBob {
+    connection: String,
+    base: url::Url,
+    service_user_id: String,
+    service_user_token: Credential,
+}
+
+impl HiBob {
+    pub(super) fn new(
+        connection: &str,
+        service_user_id: &str,
+        service_user_token: &Credential,
+        base_url: Option<&str>,
+    ) -> Result<Self, EnrichError> {
+        if service_user_id.trim().is_empty() {
+            return Err(EnrichError::Misconfigured {
+                connection: connection.to_owned(),
+                reason: "service_user_id is empty".into(),
+            });
+        }
+        let base = parse_base_url(connection, base_url.unwrap_or(DEFAULT_BASE_URL))?;
+        Ok(HiBob {
+            connection: connection.to_owned(),
+            base,
+            service_user_id: service_user_id.trim().to_owned(),
+            service_user_token: service_user_token.clone(),
+        })
+    }
+
+    pub(super) async fn fetch(
+        &self,
+        http: &reqwest::Client,
+        employee_id: &str,
+    ) -> Result<Option<Attributes>, EnrichError> {
+        let url = endpoint(&self.base, &["people", employee_id]);
+        let request = http
+            .post(url)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .basic_auth(&self.service_user_id, Some(self.service_user_token.expose()))
+            .json(&json!({ "fields": FIELDS, "humanReadable": "REPLACE" }));
+        Ok(send_json(&self.connection, request).await?.map(|body| attributes(&body)))
+    }
+}
+
+/// A field by its category path, from the nested form or the slash-notation form.
+fn field(employee: &Value, path: &[&str]) -> Option<String> {
+    let nested = format!("/{}", path.join("/"));
+    let slashed = format!("/{}/value", format!("/{}", path.join("/")).replace('/', "~1"));
+    [nested, slashed].iter().find_map(|pointer| match employee.pointer(pointer)? {
+        Value::String(s) => Some(s.trim()).filter(|s| !s.is_empty()).map(str::to_owned),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    })
+}
+
+fn root_field(employee: &Value, name: &str) -> Option<String> {
+    // Root fields are top-level in the nested form and `/root/<name>` in slash notation.
+    field(employee, &[name]).or_else(|| field(employee, &["root", name]))
+}
+
+fn manager(employee: &Value) -> Option<String> {
+    // `reportsTo` is an object (`id`, `email`, `displayName`, …) in the default form; a
+    // human-readable rendering may flatten it to a name.
+    match employee.pointer("/work/reportsTo") {
+        Some(Value::Object(_)) => field(employee, &["work", "reportsTo", "email"])
+            .or_else(|| field(employee, &["work", "reportsTo", "id"])),
+        _ => field(employee, &["work", "reportsTo"]),
+    }
+}
+
+pub(super) fn attributes(employee: &Value) -> Attributes {
+    Attributes {
+        work_email: root_field(employee, "email"),
+        given_name: root_field(employee, "firstName"),
+        family_name: root_field(employee, "surname"),
+        display_name: root_field(employee, "displayName"),
+        department: field(employee, &["work", "department"]),
+        title: field(employee, &["work", "title"]),
+        location: field(employee, &["work", "site"]),
+        manager: manager(employee),
+        // The lifecycle status (Hired, Employed, Terminated, …) says more than the binary
+        // internal status (Active/Inactive); fall back to the latter when not visible.
+        employment_status: field(employee, &["internal", "lifecycleStatus"])
+            .or_else(|| field(employee, &["internal", "status"])),
+        employment_type: field(employee, &["payroll", "employment", "type"]),
+    }
+}

@@ -1,0 +1,62 @@
+//! Okta: `GET {org_url}/api/v1/users/{id}` with `Authorization: SSWS <API token>`. The answer
+//! is a User: `id`, `status` (`STAGED`, `PROVISIONED`, `ACTIVE`, `RECOVERY`, `LOCKED_OUT`,
+//! `PASSWORD_EXPIRED`, `SUSPENDED`, `DEPROVISIONED`) and `profile` with Okta's base
+//! attributes (`login`, `email`, `firstName`, `lastName`, `displayName`, `title`,
+//! `department`, `city`, `countryCode`, `manager`, `managerId`, `employeeType`, …). A user
+//! deleted from Okta answers 404 (`errorCode` `E0000007`).
+//! Source: https://developer.okta.com/docs/api/openapi/okta-management/management/tag/User/
+//! (Retrieve a User) and the Okta user-profile base attributes.
+
+use serde_json::Value;
+
+use super::{Credential, EnrichError, endpoint, first_text, parse_base_url, send_json, text_at};
+use crate::event::Attributes;
+
+pub(super) struct Okta {
+    connection: String,
+    base: url::Url,
+    authorization: reqwest::header::HeaderValue,
+}
+
+impl Okta {
+    pub(super) fn new(connection: &str, org_url: &str, api_token: &Credential) -> Result<Self, EnrichError> {
+        let base = parse_base_url(connection, org_url)?;
+        let mut authorization =
+            reqwest::header::HeaderValue::from_str(&format!("SSWS {}", api_token.expose()))
+                .map_err(|_| EnrichError::Misconfigured {
+                    connection: connection.to_owned(),
+                    reason: "api_token contains characters not allowed in an HTTP header".into(),
+                })?;
+        // Keeps the value out of HTTP-level debug output.
+        authorization.set_sensitive(true);
+        Ok(Okta { connection: connection.to_owned(), base, authorization })
+    }
+
+    pub(super) async fn fetch(
+        &self,
+        http: &reqwest::Client,
+        user_id: &str,
+    ) -> Result<Option<Attributes>, EnrichError> {
+        let url = endpoint(&self.base, &["api", "v1", "users", user_id]);
+        let request = http
+            .get(url)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .header(reqwest::header::AUTHORIZATION, self.authorization.clone());
+        Ok(send_json(&self.connection, request).await?.map(|body| attributes(&body)))
+    }
+}
+
+pub(super) fn attributes(user: &Value) -> Attributes {
+    Attributes {
+        work_email: first_text(user, &["/profile/email", "/profile/login"]),
+        given_name: text_at(user, "/profile/firstName"),
+        family_name: text_at(user, "/profile/lastName"),
+        display_name: text_at(user, "/profile/displayName"),
+        department: text_at(user, "/profile/department"),
+        title: text_at(user, "/profile/title"),
+        location: first_text(user, &["/profile/city", "/profile/countryCode"]),
+        manager: first_text(user, &["/profile/managerId", "/profile/manager"]),
+        employment_status: text_at(user, "/status"),
+        employment_type: text_at(user, "/profile/employeeType"),
+    }
+}

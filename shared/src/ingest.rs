@@ -1,0 +1,297 @@
+//! The `ingest` function: `POST /webhooks/{connection}` (and the `GET` of Okta's
+//! verification). Verifies the webhook on its raw bytes, answers handshakes, normalizes the
+//! payload into [`LifecycleEvent`](crate::LifecycleEvent)s and queues them; see
+//! docs/ingest.md and docs/openapi.yaml.
+
+use chrono::{DateTime, Utc};
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::config::{ConfigError, Env};
+use crate::http_api::{error_response, json_response};
+use crate::queue::{EventQueue, SqsEventQueue};
+use crate::secrets::{AwsSecretSource, CachedSecret, SecretSource};
+use crate::sources::{self, Connections, Context, InboundRequest, Normalized, Outcome, SourceError};
+
+/// How many event ids one log line lists; a BambooHR batch can hold hundreds.
+const LOGGED_IDS: usize = 20;
+
+/// The time, injectable so timestamp checks can be tested.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// A clock that says what it is told.
+pub struct FixedClock(std::sync::Mutex<DateTime<Utc>>);
+
+impl FixedClock {
+    pub fn new(now: DateTime<Utc>) -> Self {
+        FixedClock(std::sync::Mutex::new(now))
+    }
+
+    pub fn set(&self, now: DateTime<Utc>) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = now;
+    }
+}
+
+impl Clock for FixedClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// `ingest`'s settings; the variable names are the ones template.yaml sets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngestSettings {
+    /// `CONNECTIONS_SECRET_ID`: the Secrets Manager secret holding the connections.
+    pub connections_secret_id: String,
+    /// `SECRET_CACHE_TTL_SECONDS` (300).
+    pub secret_cache_ttl: Duration,
+    /// `MAX_BODY_BYTES` (1 MiB).
+    pub max_body_bytes: usize,
+    /// `TIMESTAMP_TOLERANCE_SECONDS` (300).
+    pub timestamp_tolerance: Duration,
+}
+
+impl IngestSettings {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(IngestSettings {
+            connections_secret_id: env.required("CONNECTIONS_SECRET_ID")?,
+            secret_cache_ttl: env.seconds_or("SECRET_CACHE_TTL_SECONDS", Duration::from_secs(300))?,
+            max_body_bytes: env.parsed_or("MAX_BODY_BYTES", 1_048_576usize)?,
+            timestamp_tolerance: env.seconds_or("TIMESTAMP_TOLERANCE_SECONDS", Duration::from_secs(300))?,
+        })
+    }
+}
+
+/// Everything `ingest` builds once per cold start. Cheap to clone.
+#[derive(Clone)]
+pub struct IngestApp {
+    inner: Arc<Inner>,
+}
+
+enum Inner {
+    Ready(Ready),
+    /// Started without a usable configuration: webhook routes answer 500 (the logs name the
+    /// variable to fix) rather than the function failing every invocation opaquely.
+    Misconfigured(String),
+}
+
+struct Ready {
+    settings: IngestSettings,
+    queue: Arc<dyn EventQueue>,
+    connections: CachedSecret<Connections>,
+    clock: Arc<dyn Clock>,
+}
+
+#[derive(Serialize)]
+struct Accepted {
+    accepted: usize,
+    ignored: usize,
+}
+
+/// The `{connection}` of `/webhooks/{connection}`. API Gateway HTTP APIs with a named stage
+/// keep the stage in the raw path, so one leading segment is allowed before `webhooks`.
+pub fn route(path: &str) -> Option<&str> {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["webhooks", name] | [_, "webhooks", name] if !name.is_empty() => Some(name),
+        _ => None,
+    }
+}
+
+impl IngestApp {
+    pub fn new(
+        settings: IngestSettings,
+        queue: Arc<dyn EventQueue>,
+        secrets: Arc<dyn SecretSource>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let connections =
+            CachedSecret::new(secrets, settings.connections_secret_id.clone(), settings.secret_cache_ttl);
+        IngestApp { inner: Arc::new(Inner::Ready(Ready { settings, queue, connections, clock })) }
+    }
+
+    /// The Lambda's configuration: settings from the environment, SQS and Secrets Manager
+    /// through the default AWS configuration chain.
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        let env = Env::from_process();
+        let settings = IngestSettings::from_env(&env)?;
+        let queue_url = env.required("QUEUE_URL")?;
+        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        Ok(Self::new(
+            settings,
+            Arc::new(SqsEventQueue::from_sdk_config(&sdk, queue_url)),
+            Arc::new(AwsSecretSource::from_sdk_config(&sdk)),
+            Arc::new(SystemClock),
+        ))
+    }
+
+    /// An app that routes but cannot serve webhooks; `reason` goes to the logs.
+    pub fn misconfigured(reason: impl Into<String>) -> Self {
+        IngestApp { inner: Arc::new(Inner::Misconfigured(reason.into())) }
+    }
+
+    pub async fn handle(&self, request: Request) -> Response<Body> {
+        let raw_path = request.raw_http_path();
+        let path = if raw_path.is_empty() { request.uri().path() } else { raw_path };
+        let Some(connection) = route(path).map(str::to_owned) else {
+            tracing::info!(status = 404, outcome = "no_route", "no such route");
+            return error_response(404, "no such route; webhooks are sent to /webhooks/{connection}");
+        };
+        match self.inner.as_ref() {
+            Inner::Ready(ready) => ready.handle(&connection, request).await,
+            Inner::Misconfigured(reason) => {
+                tracing::error!(%reason, connection, status = 500, "ingest is misconfigured");
+                error_response(500, "ingest is misconfigured; see the function's logs")
+            }
+        }
+    }
+}
+
+/// The parts of one request's story that every log line and metric carries.
+struct Report<'a> {
+    connection: &'a str,
+    source: &'static str,
+    started: Instant,
+}
+
+impl Report<'_> {
+    fn answer(&self, status: u16, outcome: &'static str, response: Response<Body>) -> Response<Body> {
+        metrics::counter!("webhook_requests", "source" => self.source, "outcome" => outcome).increment(1);
+        tracing::info!(
+            connection = self.connection,
+            source = self.source,
+            status,
+            outcome,
+            elapsed_ms = self.started.elapsed().as_millis() as u64,
+            "webhook answered"
+        );
+        response
+    }
+}
+
+impl Ready {
+    async fn handle(&self, connection: &str, request: Request) -> Response<Body> {
+        let started = Instant::now();
+        let mut report = Report { connection, source: "unknown", started };
+        let body: &[u8] = request.body().as_ref();
+        if body.len() > self.settings.max_body_bytes {
+            let message = format!("the body exceeds {} bytes", self.settings.max_body_bytes);
+            return report.answer(413, "too_large", error_response(413, &message));
+        }
+        let connections = match self.connections.get().await {
+            Ok(connections) => connections,
+            Err(error) => {
+                tracing::error!(%error, connection, "cannot read the connections secret");
+                return report.answer(503, "secrets_unavailable", error_response(503, "temporarily unavailable; retry later"));
+            }
+        };
+        let inbound = InboundRequest { method: request.method(), headers: request.headers(), body };
+        let context = Context {
+            connection,
+            now: self.clock.now(),
+            tolerance: self.settings.timestamp_tolerance,
+        };
+
+        let mut result = run(&connections, connection, &inbound, &context);
+        // An unknown connection or a failed verification may mean the secret changed
+        // (a connection was added, a key rotated): re-read it, at most once per TTL.
+        if matches!(result, None | Some((_, Err(SourceError::Unauthorized(_))))) {
+            match self.connections.refresh_if_allowed().await {
+                Ok(Some(fresh)) => result = run(&fresh, connection, &inbound, &context),
+                Ok(None) => {}
+                Err(error) => tracing::warn!(%error, connection, "could not re-read the connections secret"),
+            }
+        }
+        let Some((source, result)) = result else {
+            return report.answer(404, "unknown_connection", error_response(404, "unknown connection"));
+        };
+        report.source = source;
+        match result {
+            Ok(Outcome::Handshake(handshake)) => report.answer(200, "handshake", json_response(200, &handshake.0)),
+            Ok(Outcome::Events(normalized)) => self.queue_events(&report, normalized).await,
+            Err(SourceError::Unauthorized(reason)) => {
+                tracing::warn!(connection, source, reason, "webhook refused");
+                report.answer(401, "unauthorized", error_response(401, "unauthorized"))
+            }
+            Err(SourceError::BadRequest(message)) => {
+                tracing::warn!(connection, source, problem = %message, "malformed webhook body");
+                report.answer(400, "bad_request", error_response(400, &message))
+            }
+            Err(SourceError::UnsupportedMediaType(message)) => {
+                report.answer(415, "unsupported_media_type", error_response(415, &message))
+            }
+            Err(SourceError::MethodNotAllowed) => {
+                let allow = connections
+                    .get(connection)
+                    .map(sources::allowed_methods)
+                    .unwrap_or("POST");
+                let mut response = error_response(405, &format!("method not allowed; this connection accepts {allow}"));
+                response
+                    .headers_mut()
+                    .insert(http::header::ALLOW, http::HeaderValue::from_static(allow));
+                report.answer(405, "method_not_allowed", response)
+            }
+        }
+    }
+
+    async fn queue_events(&self, report: &Report<'_>, normalized: Normalized) -> Response<Body> {
+        let Normalized { events, ignored } = normalized;
+        let event_ids: Vec<&str> = events.iter().take(LOGGED_IDS).map(|e| e.source_event_id.as_str()).collect();
+        let ignored_ids: Vec<String> = ignored
+            .iter()
+            .take(LOGGED_IDS)
+            .map(|i| format!("{} ({})", i.source_event_id.as_deref().unwrap_or("-"), i.reason))
+            .collect();
+        if !events.is_empty() {
+            if let Err(error) = self.queue.send(&events).await {
+                tracing::error!(
+                    connection = report.connection,
+                    source = report.source,
+                    %error,
+                    events = events.len(),
+                    event_ids = ?event_ids,
+                    "could not queue; answering 503 so the sender retries"
+                );
+                return report.answer(503, "queue_unavailable", error_response(503, "the queue is unavailable; retry later"));
+            }
+        }
+        metrics::counter!("events_accepted", "source" => report.source).increment(events.len() as u64);
+        metrics::counter!("events_ignored", "source" => report.source).increment(ignored.len() as u64);
+        tracing::info!(
+            connection = report.connection,
+            source = report.source,
+            accepted = events.len(),
+            ignored = ignored.len(),
+            event_ids = ?event_ids,
+            ignored_events = ?ignored_ids,
+            "events queued"
+        );
+        report.answer(202, "accepted", json_response(202, &Accepted { accepted: events.len(), ignored: ignored.len() }))
+    }
+}
+
+/// `None` when the connection is unknown.
+fn run(
+    connections: &Connections,
+    name: &str,
+    request: &InboundRequest<'_>,
+    context: &Context<'_>,
+) -> Option<(&'static str, Result<Outcome, SourceError>)> {
+    let config = connections.get(name)?;
+    Some((config.kind().as_str(), sources::process(config, request, context)))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,501 @@
+//! The ledger in one DynamoDB table (the `LedgerTable` of template.yaml):
+//!
+//! | item               | pk                   | sk               | extra                                   |
+//! |--------------------|----------------------|------------------|-----------------------------------------|
+//! | person state       | `PERSON#<source:id>` | `STATE`          |                                         |
+//! | invitation         | `PERSON#<source:id>` | `INVITE`         | `gsi1pk`=`PENDING`, `gsi1sk`=`<last_sent_at>#<source:id>` only while pending |
+//! | Events API cursor  | `CURSOR`             | `signinattempts` |                                         |
+//! | brake counter      | `BRAKE`              | window id        | `expires_at` (TTL, a day after first use) |
+//!
+//! `pending-invitations` is a sparse GSI over `gsi1pk`/`gsi1sk`: an invitation leaves it the
+//! moment its status stops being pending (the index attributes are REMOVEd), so invite-retry
+//! queries exactly what it may act on, oldest first, without a scan.
+//!
+//! Timestamps are stored as fixed-width RFC 3339 strings with nanoseconds
+//! (`2026-03-02T09:00:00.123456789Z`), so string order is time order — which both the
+//! conditional `<=` on `last_effective_at` and the index's sort key rely on. The person key
+//! is stored in its own attributes (`person_source`, `person_id`), never parsed back out of
+//! `pk`, so ids containing `#` or `:` are safe.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, Projection, ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+};
+use chrono::{DateTime, SecondsFormat, Utc};
+
+use super::{Invitation, InvitationStatus, Ledger, LedgerError, PersonRecord};
+use crate::event::PersonKey;
+
+pub const PENDING_INDEX: &str = "pending-invitations";
+const PENDING_PARTITION: &str = "PENDING";
+const STATE_SK: &str = "STATE";
+const INVITE_SK: &str = "INVITE";
+const CURSOR_PK: &str = "CURSOR";
+const CURSOR_SK: &str = "signinattempts";
+const BRAKE_PK: &str = "BRAKE";
+/// Brake counters outlive any sensible window; DynamoDB's TTL sweeps them afterwards.
+const BRAKE_TTL_SECONDS: i64 = 24 * 60 * 60;
+
+#[derive(Clone)]
+pub struct DynamoLedger {
+    client: Client,
+    table: String,
+    /// Upper bound on items per Query request; DynamoDB's own 1 MB page limit still applies.
+    query_page_size: i32,
+}
+
+impl std::fmt::Debug for DynamoLedger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DynamoLedger").field("table", &self.table).finish_non_exhaustive()
+    }
+}
+
+impl DynamoLedger {
+    pub fn new(client: Client, table_name: impl Into<String>) -> Self {
+        DynamoLedger { client, table: table_name.into(), query_page_size: 500 }
+    }
+
+    /// Smaller Query pages (tests use this to exercise paging with a handful of items).
+    pub fn with_query_page_size(mut self, page_size: i32) -> Self {
+        self.query_page_size = page_size.max(1);
+        self
+    }
+
+    pub fn table_name(&self) -> &str {
+        &self.table
+    }
+
+    /// Creates the table exactly as template.yaml declares it (keys, the sparse
+    /// `pending-invitations` GSI, TTL on `expires_at`). For tests and the local stack
+    /// against moto; real deployments get the table from CloudFormation.
+    pub async fn create_table_for_tests(client: &Client, name: &str) -> Result<(), LedgerError> {
+        let string_attr = |name: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .map_err(build_err)
+        };
+        let key = |name: &str, key_type: KeyType| {
+            KeySchemaElement::builder().attribute_name(name).key_type(key_type).build().map_err(build_err)
+        };
+        let index = GlobalSecondaryIndex::builder()
+            .index_name(PENDING_INDEX)
+            .key_schema(key("gsi1pk", KeyType::Hash)?)
+            .key_schema(key("gsi1sk", KeyType::Range)?)
+            .projection(Projection::builder().projection_type(ProjectionType::All).build())
+            .build()
+            .map_err(build_err)?;
+        client
+            .create_table()
+            .table_name(name)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(string_attr("pk")?)
+            .attribute_definitions(string_attr("sk")?)
+            .attribute_definitions(string_attr("gsi1pk")?)
+            .attribute_definitions(string_attr("gsi1sk")?)
+            .key_schema(key("pk", KeyType::Hash)?)
+            .key_schema(key("sk", KeyType::Range)?)
+            .global_secondary_indexes(index)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        client
+            .update_time_to_live()
+            .table_name(name)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .attribute_name("expires_at")
+                    .enabled(true)
+                    .build()
+                    .map_err(build_err)?,
+            )
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn get(&self, pk: String, sk: &str) -> Result<Option<Item>, LedgerError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(output.item)
+    }
+
+    /// Queries the pending index, oldest first, following `LastEvaluatedKey` until `limit`
+    /// items are collected or the index is exhausted.
+    async fn query_pending(
+        &self,
+        sent_before: Option<DateTime<Utc>>,
+        limit: usize,
+    ) -> Result<Vec<Invitation>, LedgerError> {
+        let mut found = Vec::new();
+        let mut start_key: Option<Item> = None;
+        while found.len() < limit {
+            let remaining = i32::try_from(limit - found.len()).unwrap_or(i32::MAX);
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(PENDING_INDEX)
+                .expression_attribute_values(":pending", s(PENDING_PARTITION))
+                .limit(remaining.min(self.query_page_size))
+                .set_exclusive_start_key(start_key.take());
+            query = match sent_before {
+                // `<ts>#<key>` sorts after `<ts>`, so an invitation sent exactly at the
+                // cutoff is excluded: "before" is strict.
+                Some(cutoff) => query
+                    .key_condition_expression("gsi1pk = :pending AND gsi1sk < :cutoff")
+                    .expression_attribute_values(":cutoff", s(timestamp(cutoff))),
+                None => query.key_condition_expression("gsi1pk = :pending"),
+            };
+            let output = query.send().await.map_err(unavailable)?;
+            for item in output.items() {
+                found.push(invitation_from_item(item)?);
+            }
+            match output.last_evaluated_key {
+                Some(key) if !key.is_empty() => start_key = Some(key),
+                _ => break,
+            }
+        }
+        found.truncate(limit);
+        Ok(found)
+    }
+}
+
+type Item = HashMap<String, AttributeValue>;
+
+fn person_pk(person: &PersonKey) -> String {
+    format!("PERSON#{person}")
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+/// Fixed-width, so lexicographic order is chronological order.
+fn timestamp(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Nanos, true)
+}
+
+fn pending_sort_key(last_sent_at: DateTime<Utc>, person: &PersonKey) -> String {
+    format!("{}#{person}", timestamp(last_sent_at))
+}
+
+fn status_word(status: InvitationStatus) -> &'static str {
+    match status {
+        InvitationStatus::Pending => "pending",
+        InvitationStatus::Accepted => "accepted",
+        InvitationStatus::Cleared => "cleared",
+        InvitationStatus::Escalated => "escalated",
+    }
+}
+
+fn unavailable<E, R>(error: SdkError<E, R>) -> LedgerError
+where
+    E: std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    LedgerError::Unavailable(DisplayErrorContext(error).to_string())
+}
+
+fn build_err(error: aws_sdk_dynamodb::error::BuildError) -> LedgerError {
+    LedgerError::Unavailable(format!("building a DynamoDB request: {error}"))
+}
+
+/// `Ok(false)` for a failed condition, the error otherwise.
+fn condition_outcome<T, E, R>(result: Result<T, SdkError<E, R>>) -> Result<bool, LedgerError>
+where
+    E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(error)
+            if error.as_service_error().and_then(|e| e.code())
+                == Some("ConditionalCheckFailedException") =>
+        {
+            Ok(false)
+        }
+        Err(error) => Err(unavailable(error)),
+    }
+}
+
+struct Reader<'a> {
+    item: &'a Item,
+    key: String,
+}
+
+impl<'a> Reader<'a> {
+    fn new(item: &'a Item) -> Self {
+        let key = match (item.get("pk"), item.get("sk")) {
+            (Some(AttributeValue::S(pk)), Some(AttributeValue::S(sk))) => format!("{pk}/{sk}"),
+            _ => "<item without keys>".to_owned(),
+        };
+        Reader { item, key }
+    }
+
+    fn corrupt(&self, reason: impl Into<String>) -> LedgerError {
+        LedgerError::Corrupt { key: self.key.clone(), reason: reason.into() }
+    }
+
+    fn optional_string(&self, name: &str) -> Result<Option<String>, LedgerError> {
+        match self.item.get(name) {
+            None | Some(AttributeValue::Null(_)) => Ok(None),
+            Some(AttributeValue::S(value)) => Ok(Some(value.clone())),
+            Some(_) => Err(self.corrupt(format!("{name} is not a string"))),
+        }
+    }
+
+    fn string(&self, name: &str) -> Result<String, LedgerError> {
+        self.optional_string(name)?.ok_or_else(|| self.corrupt(format!("{name} is missing")))
+    }
+
+    fn time(&self, name: &str) -> Result<DateTime<Utc>, LedgerError> {
+        let raw = self.string(name)?;
+        DateTime::parse_from_rfc3339(&raw)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|e| self.corrupt(format!("{name} is not an RFC 3339 time ({e}): {raw:?}")))
+    }
+
+    fn number_u32(&self, name: &str) -> Result<u32, LedgerError> {
+        match self.item.get(name) {
+            Some(AttributeValue::N(raw)) => {
+                raw.parse().map_err(|e| self.corrupt(format!("{name} is not a count ({e}): {raw:?}")))
+            }
+            Some(_) => Err(self.corrupt(format!("{name} is not a number"))),
+            None => Err(self.corrupt(format!("{name} is missing"))),
+        }
+    }
+
+    fn person(&self) -> Result<PersonKey, LedgerError> {
+        Ok(PersonKey::new(self.string("person_source")?, self.string("person_id")?))
+    }
+}
+
+fn person_from_item(item: &Item) -> Result<PersonRecord, LedgerError> {
+    let r = Reader::new(item);
+    Ok(PersonRecord {
+        person: r.person()?,
+        user_id: r.optional_string("user_id")?,
+        last_event_id: r.string("last_event_id")?,
+        last_effective_at: r.time("last_effective_at")?,
+        updated_at: r.time("updated_at")?,
+    })
+}
+
+fn invitation_from_item(item: &Item) -> Result<Invitation, LedgerError> {
+    let r = Reader::new(item);
+    let status = match r.string("status")?.as_str() {
+        "pending" => InvitationStatus::Pending,
+        "accepted" => InvitationStatus::Accepted,
+        "cleared" => InvitationStatus::Cleared,
+        "escalated" => InvitationStatus::Escalated,
+        other => return Err(r.corrupt(format!("unknown invitation status {other:?}"))),
+    };
+    Ok(Invitation {
+        person: r.person()?,
+        user_id: r.string("user_id")?,
+        email: r.string("email")?,
+        invited_at: r.time("invited_at")?,
+        last_sent_at: r.time("last_sent_at")?,
+        reissues: r.number_u32("reissues")?,
+        status,
+    })
+}
+
+#[async_trait]
+impl Ledger for DynamoLedger {
+    async fn person(&self, person: &PersonKey) -> Result<Option<PersonRecord>, LedgerError> {
+        self.get(person_pk(person), STATE_SK).await?.as_ref().map(person_from_item).transpose()
+    }
+
+    async fn record_applied(&self, record: &PersonRecord) -> Result<bool, LedgerError> {
+        let mut put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(person_pk(&record.person)))
+            .item("sk", s(STATE_SK))
+            .item("person_source", s(&record.person.source))
+            .item("person_id", s(&record.person.id))
+            .item("last_event_id", s(&record.last_event_id))
+            .item("last_effective_at", s(timestamp(record.last_effective_at)))
+            .item("updated_at", s(timestamp(record.updated_at)))
+            .condition_expression("attribute_not_exists(pk) OR last_effective_at <= :effective")
+            .expression_attribute_values(":effective", s(timestamp(record.last_effective_at)));
+        if let Some(user_id) = &record.user_id {
+            put = put.item("user_id", s(user_id));
+        }
+        condition_outcome(put.send().await)
+    }
+
+    async fn invitation(&self, person: &PersonKey) -> Result<Option<Invitation>, LedgerError> {
+        self.get(person_pk(person), INVITE_SK).await?.as_ref().map(invitation_from_item).transpose()
+    }
+
+    async fn start_invitation(&self, invitation: &Invitation) -> Result<bool, LedgerError> {
+        let mut put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(person_pk(&invitation.person)))
+            .item("sk", s(INVITE_SK))
+            .item("person_source", s(&invitation.person.source))
+            .item("person_id", s(&invitation.person.id))
+            .item("user_id", s(&invitation.user_id))
+            .item("email", s(&invitation.email))
+            .item("invited_at", s(timestamp(invitation.invited_at)))
+            .item("last_sent_at", s(timestamp(invitation.last_sent_at)))
+            .item("reissues", n(invitation.reissues))
+            .item("status", s(status_word(invitation.status)))
+            .condition_expression("attribute_not_exists(pk) OR #status <> :pending")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":pending", s(status_word(InvitationStatus::Pending)));
+        if invitation.status == InvitationStatus::Pending {
+            put = put
+                .item("gsi1pk", s(PENDING_PARTITION))
+                .item("gsi1sk", s(pending_sort_key(invitation.last_sent_at, &invitation.person)));
+        }
+        condition_outcome(put.send().await)
+    }
+
+    async fn set_invitation_status(
+        &self,
+        person: &PersonKey,
+        status: InvitationStatus,
+    ) -> Result<(), LedgerError> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(person_pk(person)))
+            .key("sk", s(INVITE_SK))
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":status", s(status_word(status)));
+        let update = if status == InvitationStatus::Pending {
+            // Back into the index: its sort key needs last_sent_at, which an update
+            // expression cannot concatenate, so read it first and guard against a
+            // concurrent re-issue moving it.
+            let Some(current) = self.invitation(person).await? else { return Ok(()) };
+            update
+                .update_expression("SET #status = :status, gsi1pk = :pending, gsi1sk = :sort")
+                .condition_expression("attribute_exists(pk) AND last_sent_at = :sent")
+                .expression_attribute_values(":pending", s(PENDING_PARTITION))
+                .expression_attribute_values(
+                    ":sort",
+                    s(pending_sort_key(current.last_sent_at, person)),
+                )
+                .expression_attribute_values(":sent", s(timestamp(current.last_sent_at)))
+        } else {
+            update
+                .update_expression("SET #status = :status REMOVE gsi1pk, gsi1sk")
+                .condition_expression("attribute_exists(pk)")
+        };
+        // A failed condition means there is no invitation: documented as a no-op.
+        condition_outcome(update.send().await).map(|_| ())
+    }
+
+    async fn record_reissue(
+        &self,
+        person: &PersonKey,
+        expected_reissues: u32,
+        at: DateTime<Utc>,
+    ) -> Result<bool, LedgerError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(person_pk(person)))
+            .key("sk", s(INVITE_SK))
+            .update_expression(
+                "SET last_sent_at = :at, gsi1sk = :sort, reissues = reissues + :one",
+            )
+            .condition_expression("#status = :pending AND reissues = :expected")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":at", s(timestamp(at)))
+            .expression_attribute_values(":sort", s(pending_sort_key(at, person)))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":pending", s(status_word(InvitationStatus::Pending)))
+            .expression_attribute_values(":expected", n(expected_reissues))
+            .send()
+            .await;
+        condition_outcome(result)
+    }
+
+    async fn pending_invitations(
+        &self,
+        sent_before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Invitation>, LedgerError> {
+        self.query_pending(Some(sent_before), limit).await
+    }
+
+    async fn all_pending_invitations(&self) -> Result<Vec<Invitation>, LedgerError> {
+        self.query_pending(None, usize::MAX).await
+    }
+
+    async fn events_cursor(&self) -> Result<Option<String>, LedgerError> {
+        match self.get(CURSOR_PK.to_owned(), CURSOR_SK).await? {
+            None => Ok(None),
+            Some(item) => Reader::new(&item).string("cursor").map(Some),
+        }
+    }
+
+    async fn set_events_cursor(&self, cursor: &str) -> Result<(), LedgerError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(CURSOR_PK))
+            .item("sk", s(CURSOR_SK))
+            .item("cursor", s(cursor))
+            .item("updated_at", s(timestamp(Utc::now())))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn reserve_suspension(&self, window_id: &str, limit: u32) -> Result<bool, LedgerError> {
+        if limit == 0 {
+            return Ok(false);
+        }
+        let expires_at = Utc::now().timestamp() + BRAKE_TTL_SECONDS;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(BRAKE_PK))
+            .key("sk", s(window_id))
+            .update_expression(
+                "SET #count = if_not_exists(#count, :zero) + :one, \
+                 expires_at = if_not_exists(expires_at, :expires)",
+            )
+            .condition_expression("attribute_not_exists(#count) OR #count < :limit")
+            .expression_attribute_names("#count", "count")
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":limit", n(limit))
+            .expression_attribute_values(":expires", n(expires_at))
+            .send()
+            .await;
+        condition_outcome(result)
+    }
+}

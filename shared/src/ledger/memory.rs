@@ -1,0 +1,164 @@
+//! The in-memory twin of [`super::DynamoLedger`], with the same conditional semantics, for
+//! unit tests and the local stack.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::{Invitation, InvitationStatus, Ledger, LedgerError, PersonRecord};
+use crate::event::PersonKey;
+
+#[derive(Default)]
+struct State {
+    people: HashMap<PersonKey, PersonRecord>,
+    invitations: HashMap<PersonKey, Invitation>,
+    events_cursor: Option<String>,
+    suspensions_by_window: HashMap<String, u32>,
+}
+
+#[derive(Default)]
+pub struct InMemoryLedger {
+    state: Mutex<State>,
+}
+
+impl InMemoryLedger {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn state(&self) -> Result<std::sync::MutexGuard<'_, State>, LedgerError> {
+        // A panic while holding the lock leaves the maps consistent (every operation
+        // mutates at most one entry, last), so a poisoned lock is still usable.
+        Ok(self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
+    }
+
+    fn pending_sorted(state: &State) -> Vec<Invitation> {
+        let mut pending: Vec<Invitation> = state
+            .invitations
+            .values()
+            .filter(|i| i.status == InvitationStatus::Pending)
+            .cloned()
+            .collect();
+        // The same order as the DynamoDB index's sort key: last_sent_at, then person key.
+        pending.sort_by(|a, b| {
+            (a.last_sent_at, a.person.to_string()).cmp(&(b.last_sent_at, b.person.to_string()))
+        });
+        pending
+    }
+}
+
+#[async_trait]
+impl Ledger for InMemoryLedger {
+    async fn person(&self, person: &PersonKey) -> Result<Option<PersonRecord>, LedgerError> {
+        Ok(self.state()?.people.get(person).cloned())
+    }
+
+    async fn record_applied(&self, record: &PersonRecord) -> Result<bool, LedgerError> {
+        let mut state = self.state()?;
+        if let Some(existing) = state.people.get(&record.person)
+            && existing.last_effective_at > record.last_effective_at
+        {
+            return Ok(false);
+        }
+        state.people.insert(record.person.clone(), record.clone());
+        Ok(true)
+    }
+
+    async fn invitation(&self, person: &PersonKey) -> Result<Option<Invitation>, LedgerError> {
+        Ok(self.state()?.invitations.get(person).cloned())
+    }
+
+    async fn start_invitation(&self, invitation: &Invitation) -> Result<bool, LedgerError> {
+        let mut state = self.state()?;
+        if let Some(existing) = state.invitations.get(&invitation.person)
+            && existing.status == InvitationStatus::Pending
+        {
+            return Ok(false);
+        }
+        state.invitations.insert(invitation.person.clone(), invitation.clone());
+        Ok(true)
+    }
+
+    async fn set_invitation_status(
+        &self,
+        person: &PersonKey,
+        status: InvitationStatus,
+    ) -> Result<(), LedgerError> {
+        if let Some(invitation) = self.state()?.invitations.get_mut(person) {
+            invitation.status = status;
+        }
+        Ok(())
+    }
+
+    async fn record_reissue(
+        &self,
+        person: &PersonKey,
+        expected_reissues: u32,
+        at: DateTime<Utc>,
+    ) -> Result<bool, LedgerError> {
+        let mut state = self.state()?;
+        match state.invitations.get_mut(person) {
+            Some(invitation)
+                if invitation.status == InvitationStatus::Pending
+                    && invitation.reissues == expected_reissues =>
+            {
+                invitation.reissues += 1;
+                invitation.last_sent_at = at;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn pending_invitations(
+        &self,
+        sent_before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Invitation>, LedgerError> {
+        let state = self.state()?;
+        Ok(Self::pending_sorted(&state)
+            .into_iter()
+            .filter(|i| i.last_sent_at < sent_before)
+            .take(limit)
+            .collect())
+    }
+
+    async fn all_pending_invitations(&self) -> Result<Vec<Invitation>, LedgerError> {
+        Ok(Self::pending_sorted(&*self.state()?))
+    }
+
+    async fn events_cursor(&self) -> Result<Option<String>, LedgerError> {
+        Ok(self.state()?.events_cursor.clone())
+    }
+
+    async fn set_events_cursor(&self, cursor: &str) -> Result<(), LedgerError> {
+        self.state()?.events_cursor = Some(cursor.to_owned());
+        Ok(())
+    }
+
+    async fn reserve_suspension(&self, window_id: &str, limit: u32) -> Result<bool, LedgerError> {
+        let mut state = self.state()?;
+        let count = state.suspensions_by_window.entry(window_id.to_owned()).or_insert(0);
+        if *count >= limit {
+            return Ok(false);
+        }
+        *count += 1;
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn passes_the_ledger_conformance_suite() {
+        let failures = crate::ledger::conformance::run_all(|| async {
+            Box::new(InMemoryLedger::new()) as Box<dyn Ledger>
+        })
+        .await;
+        assert!(failures.is_empty(), "conformance failures:\n{}", failures.join("\n"));
+    }
+}

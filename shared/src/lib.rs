@@ -1,0 +1,25 @@
+//! Keeps 1Password accounts in step with the HR system and the identity provider.
+//!
+//! One module per concern; each external system sits behind a small trait with a real
+//! (AWS/HTTP) implementation and an in-memory one. The three Lambda binaries are thin
+//! wrappers around [`ingest`], [`worker`] and [`invites`].
+
+pub mod apply;
+pub mod config;
+pub mod enrich;
+pub mod event;
+pub mod http_api;
+pub mod ingest;
+pub mod invites;
+pub mod queue;
+pub mod secrets;
+pub mod sources;
+pub mod ledger;
+pub mod mapping;
+pub mod notify;
+pub mod plan;
+pub mod scim;
+pub mod telemetry;
+pub mod worker;
+
+pub use event::{Attributes, EventKind, LifecycleEvent, PersonKey, SourceKind};

@@ -1,0 +1,307 @@
+//! The planner: a pure function from (event, desired state, actual state, policy) to the
+//! ordered SCIM operations that make 1Password match. No I/O here; [`crate::apply`]
+//! executes plans. Everything that decides *what* happens to a person's account is in this
+//! file and its table tests.
+
+use chrono::{DateTime, Utc};
+use std::collections::BTreeSet;
+
+use crate::event::{EventKind, LifecycleEvent};
+use crate::scim::{NewUser, ScimUser};
+
+/// Configuration that shapes plans.
+#[derive(Debug, Clone, Default)]
+pub struct PlanPolicy {
+    /// Leavers also lose the managed groups they are in.
+    pub leaver_removes_groups: bool,
+    /// Leavers are deleted (after suspension) instead of only suspended. Off by default:
+    /// deletion destroys the private vault and cannot be undone.
+    pub allow_delete: bool,
+    /// Groups never touched: compared case-insensitively.
+    pub protected_groups: BTreeSet<String>,
+}
+
+/// The built-in groups 1Password protects; configuration adds to these.
+pub const ALWAYS_PROTECTED: [&str; 4] = ["Owners", "Administrators", "Recovery", "Provision Managers"];
+
+impl PlanPolicy {
+    pub fn is_protected(&self, group: &str) -> bool {
+        ALWAYS_PROTECTED.iter().any(|g| g.eq_ignore_ascii_case(group.trim()))
+            || self.protected_groups.iter().any(|g| g.trim().eq_ignore_ascii_case(group.trim()))
+    }
+}
+
+/// What the mapping rules say the person should have.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Desired {
+    pub groups: BTreeSet<String>,
+    /// Every group the rules manage; only these are ever added or removed.
+    pub managed: BTreeSet<String>,
+}
+
+/// The last event applied for a person, from the ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastApplied {
+    pub event_id: String,
+    pub effective_at: DateTime<Utc>,
+}
+
+/// What 1Password (and the ledger) say now.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Actual {
+    pub user: Option<ScimUser>,
+    /// Names of the groups the user is a member of now.
+    pub member_of: BTreeSet<String>,
+    /// Names of the groups that exist in 1Password.
+    pub existing_groups: BTreeSet<String>,
+    pub last_applied: Option<LastApplied>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Operation {
+    /// Invite: `POST /Users`.
+    CreateUser(NewUser),
+    /// `active=true` on a suspended user (rehire).
+    Reactivate,
+    /// `active=false` (leaver).
+    Suspend,
+    /// `DELETE` (leaver, only when allowed by configuration).
+    Delete,
+    /// Given name, family name and display name, always sent together: the bridge
+    /// re-splits a display name sent alone and would overwrite the family name.
+    UpdateName { given_name: String, family_name: String, display_name: String },
+    /// userName and primary e-mail; only ever planned for an active user.
+    UpdateEmail { email: String },
+    CreateGroup(String),
+    AddToGroup(String),
+    RemoveFromGroup(String),
+}
+
+impl Operation {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Operation::CreateUser(_) => "create_user",
+            Operation::Reactivate => "reactivate",
+            Operation::Suspend => "suspend",
+            Operation::Delete => "delete",
+            Operation::UpdateName { .. } => "update_name",
+            Operation::UpdateEmail { .. } => "update_email",
+            Operation::CreateGroup(_) => "create_group",
+            Operation::AddToGroup(_) => "add_to_group",
+            Operation::RemoveFromGroup(_) => "remove_from_group",
+        }
+    }
+
+    fn group(&self) -> Option<&str> {
+        match self {
+            Operation::CreateGroup(g) | Operation::AddToGroup(g) | Operation::RemoveFromGroup(g) => Some(g),
+            _ => None,
+        }
+    }
+}
+
+/// Why an event changes nothing. Each is a normal, expected outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skip {
+    /// This exact event was applied already (redelivery).
+    Duplicate,
+    /// A newer event for this person was applied already.
+    Stale,
+    /// Mover or leaver for someone who has no 1Password account.
+    UnknownPerson,
+    /// Already in the desired state.
+    NoChange,
+}
+
+impl Skip {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Skip::Duplicate => "duplicate",
+            Skip::Stale => "stale",
+            Skip::UnknownPerson => "unknown_person",
+            Skip::NoChange => "no_change",
+        }
+    }
+}
+
+/// Something worth reporting that is not an operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Note {
+    /// The source changed the e-mail of a suspended user; changing it could make 1Password
+    /// treat them as a new person on reactivation, so it was left alone.
+    EmailChangeSkippedSuspended,
+    /// A leaver was already suspended.
+    AlreadySuspended,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plan {
+    Apply { operations: Vec<Operation>, notes: Vec<Note> },
+    Skip { reason: Skip, notes: Vec<Note> },
+}
+
+/// Events the planner refuses: nothing of the plan is applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("the plan would touch the protected group {group:?}; nothing was changed")]
+    ProtectedGroup { group: String },
+    #[error("cannot invite without a work e-mail")]
+    MissingEmail,
+}
+
+pub fn plan(
+    event: &LifecycleEvent,
+    desired: &Desired,
+    actual: &Actual,
+    policy: &PlanPolicy,
+) -> Result<Plan, Refusal> {
+    if let Some(reason) = already_handled(event, actual.last_applied.as_ref()) {
+        return Ok(Plan::Skip { reason, notes: vec![] });
+    }
+
+    let mut operations = Vec::new();
+    let mut notes = Vec::new();
+    match (event.kind, &actual.user) {
+        (EventKind::Joiner | EventKind::Rehire, None) => {
+            operations.push(Operation::CreateUser(new_user(event)?));
+            group_changes(desired, &BTreeSet::new(), &actual.existing_groups, &mut operations);
+        }
+        (EventKind::Joiner | EventKind::Rehire, Some(user)) => {
+            if !user.active {
+                operations.push(Operation::Reactivate);
+            }
+            // Reactivated first, so an e-mail change then applies to an active user.
+            profile_changes(event, user, true, &mut operations, &mut notes);
+            group_changes(desired, &actual.member_of, &actual.existing_groups, &mut operations);
+        }
+        (EventKind::Mover | EventKind::Leaver, None) => {
+            return Ok(Plan::Skip { reason: Skip::UnknownPerson, notes });
+        }
+        (EventKind::Mover, Some(user)) => {
+            profile_changes(event, user, user.active, &mut operations, &mut notes);
+            group_changes(desired, &actual.member_of, &actual.existing_groups, &mut operations);
+        }
+        (EventKind::Leaver, Some(user)) => {
+            if user.active {
+                operations.push(Operation::Suspend);
+            } else {
+                notes.push(Note::AlreadySuspended);
+            }
+            if policy.leaver_removes_groups {
+                let leaving = Desired { groups: BTreeSet::new(), managed: desired.managed.clone() };
+                group_changes(&leaving, &actual.member_of, &actual.existing_groups, &mut operations);
+            }
+            if policy.allow_delete {
+                operations.push(Operation::Delete);
+            }
+        }
+    }
+
+    if let Some(group) = operations.iter().filter_map(Operation::group).find(|g| policy.is_protected(g)) {
+        return Err(Refusal::ProtectedGroup { group: group.to_owned() });
+    }
+    if operations.is_empty() {
+        Ok(Plan::Skip { reason: Skip::NoChange, notes })
+    } else {
+        Ok(Plan::Apply { operations, notes })
+    }
+}
+
+/// A redelivery of the last applied event, or an event older than it.
+pub fn already_handled(event: &LifecycleEvent, last: Option<&LastApplied>) -> Option<Skip> {
+    let last = last?;
+    if last.event_id == event.source_event_id {
+        Some(Skip::Duplicate)
+    } else if last.effective_at > event.effective_at {
+        Some(Skip::Stale)
+    } else {
+        None
+    }
+}
+
+/// Given, family and display name from whatever the source gave.
+pub fn names(event: &LifecycleEvent) -> Option<(String, String, String)> {
+    let a = &event.attributes;
+    let trimmed = |s: &Option<String>| s.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
+    let (given, family) = match (trimmed(&a.given_name), trimmed(&a.family_name)) {
+        (Some(given), family) => (given, family.unwrap_or_default()),
+        (None, _) => {
+            let display = trimmed(&a.display_name)?;
+            // The bridge's own rule: split at the first space.
+            match display.split_once(' ') {
+                Some((given, family)) => (given.to_owned(), family.trim().to_owned()),
+                None => (display, String::new()),
+            }
+        }
+    };
+    let display = trimmed(&a.display_name)
+        .unwrap_or_else(|| if family.is_empty() { given.clone() } else { format!("{given} {family}") });
+    Some((given, family, display))
+}
+
+fn email(event: &LifecycleEvent) -> Option<String> {
+    event.attributes.work_email.as_deref().map(str::trim).filter(|e| e.contains('@')).map(str::to_owned)
+}
+
+fn new_user(event: &LifecycleEvent) -> Result<NewUser, Refusal> {
+    let email = email(event).ok_or(Refusal::MissingEmail)?;
+    let (given, family, display) = names(event).unwrap_or_else(|| {
+        let local = email.split('@').next().unwrap_or_default().to_owned();
+        (local.clone(), String::new(), local)
+    });
+    Ok(NewUser::new(&email, &event.person.to_string(), &given, &family, &display))
+}
+
+fn profile_changes(
+    event: &LifecycleEvent,
+    user: &ScimUser,
+    email_change_allowed: bool,
+    operations: &mut Vec<Operation>,
+    notes: &mut Vec<Note>,
+) {
+    if let Some((given_name, family_name, display_name)) = names(event) {
+        let current = user.name.clone().unwrap_or_default();
+        let differs = current.given_name.as_deref() != Some(given_name.as_str())
+            || current.family_name.as_deref().unwrap_or_default() != family_name
+            || user.display_name.as_deref() != Some(display_name.as_str());
+        if differs {
+            operations.push(Operation::UpdateName { given_name, family_name, display_name });
+        }
+    }
+    if let Some(email) = email(event) {
+        if !email.eq_ignore_ascii_case(&user.user_name) {
+            if email_change_allowed {
+                operations.push(Operation::UpdateEmail { email });
+            } else {
+                notes.push(Note::EmailChangeSkippedSuspended);
+            }
+        }
+    }
+}
+
+/// Adds what is desired and missing, removes what is managed, present and not desired.
+/// Groups no rule manages are left exactly as they are.
+fn group_changes(
+    desired: &Desired,
+    member_of: &BTreeSet<String>,
+    existing: &BTreeSet<String>,
+    operations: &mut Vec<Operation>,
+) {
+    let has = |set: &BTreeSet<String>, name: &str| set.iter().any(|g| g.eq_ignore_ascii_case(name));
+    for group in &desired.groups {
+        if !has(member_of, group) {
+            if !has(existing, group) {
+                operations.push(Operation::CreateGroup(group.clone()));
+            }
+            operations.push(Operation::AddToGroup(group.clone()));
+        }
+    }
+    for group in member_of {
+        if has(&desired.managed, group) && !has(&desired.groups, group) {
+            operations.push(Operation::RemoveFromGroup(group.clone()));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,63 @@
+//! The 1Password SCIM bridge: typed resources, the [`Directory`] port the worker and
+//! invite-retry use, and its HTTP implementation [`ScimClient`].
+
+mod client;
+mod types;
+
+pub use client::{BridgeCredentials, CredentialProvider, ScimClient, ScimClientConfig, StaticCredentials};
+pub use types::*;
+
+use async_trait::async_trait;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScimError {
+    #[error("bridge URL must use https (set ALLOW_HTTP_BRIDGE=true only for local testing)")]
+    InsecureUrl,
+    #[error("bridge URL is invalid: {0}")]
+    InvalidUrl(String),
+    #[error("bridge rejected the bearer token (401), even after refreshing it from the secret")]
+    Unauthorized,
+    #[error("bridge answered {status}{}{}", .scim_type.as_deref().map(|t| format!(" ({t})")).unwrap_or_default(), .detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default())]
+    Status { status: u16, scim_type: Option<String>, detail: Option<String> },
+    #[error("bridge unreachable: {0}")]
+    Transport(String),
+    #[error("bridge answered something we could not read: {0}")]
+    Decode(String),
+    #[error("gave up before the invocation deadline; last problem: {last}")]
+    DeadlineExceeded { last: String },
+    #[error("gave up after {attempts} attempts; last problem: {last}")]
+    RetriesExhausted { attempts: u32, last: String },
+    #[error("bridge credentials unavailable: {0}")]
+    Credentials(String),
+}
+
+impl ScimError {
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ScimError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// What creating a user led to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreateOutcome {
+    Created(ScimUser),
+    /// 409: someone with this userName exists already (adopt them).
+    Conflict,
+}
+
+/// The 1Password side, as the planner and applier need it.
+#[async_trait]
+pub trait Directory: Send + Sync {
+    async fn find_user_by_external_id(&self, external_id: &str) -> Result<Option<ScimUser>, ScimError>;
+    async fn find_user_by_user_name(&self, user_name: &str) -> Result<Option<ScimUser>, ScimError>;
+    async fn get_user(&self, id: &str) -> Result<Option<ScimUser>, ScimError>;
+    async fn create_user(&self, user: &NewUser) -> Result<CreateOutcome, ScimError>;
+    async fn patch_user(&self, id: &str, operations: Vec<PatchOperation>) -> Result<(), ScimError>;
+    async fn delete_user(&self, id: &str) -> Result<(), ScimError>;
+    async fn list_groups(&self) -> Result<Vec<ScimGroup>, ScimError>;
+    async fn create_group(&self, display_name: &str) -> Result<ScimGroup, ScimError>;
+    async fn patch_group(&self, id: &str, operations: Vec<PatchOperation>) -> Result<(), ScimError>;
+}

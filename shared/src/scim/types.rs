@@ -1,0 +1,207 @@
+//! SCIM 2.0 resources as the 1Password bridge returns them (see the research notes: users
+//! carry no state beyond `active`, `meta` is thin, groups may omit `members`).
+
+use serde::{Deserialize, Serialize};
+
+pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+pub const PATCH_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+pub const ERROR_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScimName {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub given_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub formatted: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScimEmail {
+    pub value: String,
+    #[serde(default)]
+    pub primary: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceRef {
+    pub value: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScimUser {
+    pub id: String,
+    pub user_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+    /// Absent means active (RFC 7643 default for a provisioned user).
+    #[serde(default = "default_true")]
+    pub active: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<ScimName>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub emails: Vec<ScimEmail>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<ResourceRef>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// What we send to create (invite) a user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NewUser {
+    pub schemas: Vec<String>,
+    pub user_name: String,
+    pub external_id: String,
+    pub active: bool,
+    pub name: ScimName,
+    pub display_name: String,
+    pub emails: Vec<ScimEmail>,
+}
+
+impl NewUser {
+    pub fn new(email: &str, external_id: &str, given: &str, family: &str, display: &str) -> Self {
+        NewUser {
+            schemas: vec![USER_SCHEMA.to_owned()],
+            user_name: email.to_owned(),
+            external_id: external_id.to_owned(),
+            active: true,
+            name: ScimName {
+                given_name: Some(given.to_owned()),
+                family_name: Some(family.to_owned()),
+                formatted: Some(display.to_owned()),
+            },
+            display_name: display.to_owned(),
+            emails: vec![ScimEmail { value: email.to_owned(), primary: true }],
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScimGroup {
+    pub id: String,
+    pub display_name: String,
+    #[serde(default)]
+    pub members: Vec<ResourceRef>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListResponse<T> {
+    #[serde(default)]
+    pub total_results: usize,
+    #[serde(rename = "Resources", default = "Vec::new")]
+    pub resources: Vec<T>,
+}
+
+/// One PATCH operation (RFC 7644 §3.5.2), in the Okta style the bridge accepts.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PatchOperation {
+    pub op: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<serde_json::Value>,
+}
+
+impl PatchOperation {
+    pub fn replace(path: &str, value: serde_json::Value) -> Self {
+        PatchOperation { op: "replace", path: Some(path.to_owned()), value: Some(value) }
+    }
+
+    pub fn add_members(user_ids: &[String]) -> Self {
+        let members = user_ids.iter().map(|id| serde_json::json!({ "value": id })).collect();
+        PatchOperation {
+            op: "add",
+            path: Some("members".to_owned()),
+            value: Some(serde_json::Value::Array(members)),
+        }
+    }
+
+    pub fn remove_member(user_id: &str) -> Self {
+        PatchOperation {
+            op: "remove",
+            path: Some(format!("members[value eq {}]", quote_filter_value(user_id))),
+            value: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PatchRequest {
+    pub schemas: Vec<String>,
+    #[serde(rename = "Operations")]
+    pub operations: Vec<PatchOperation>,
+}
+
+impl PatchRequest {
+    pub fn new(operations: Vec<PatchOperation>) -> Self {
+        PatchRequest { schemas: vec![PATCH_SCHEMA.to_owned()], operations }
+    }
+}
+
+/// RFC 7644 error body. Every field optional: we parse defensively, status code first.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScimErrorBody {
+    #[serde(default)]
+    pub detail: Option<String>,
+    #[serde(default)]
+    pub scim_type: Option<String>,
+}
+
+/// A SCIM filter string literal: `"` and `\` escaped (RFC 7644 §3.4.2.2 uses JSON strings).
+pub fn quote_filter_value(value: &str) -> String {
+    serde_json::Value::String(value.to_owned()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filter_values_are_escaped_as_json_strings() {
+        assert_eq!(quote_filter_value("a@b.c"), r#""a@b.c""#);
+        assert_eq!(quote_filter_value(r#"x" or userName pr or "y"#), r#""x\" or userName pr or \"y""#);
+        assert_eq!(quote_filter_value(r"back\slash"), r#""back\\slash""#);
+    }
+
+    #[test]
+    fn user_parses_the_recorded_bridge_shape() {
+        let json = r#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "id":"Z54GW3SPDZBJJPCEBMEOO2HQPE","userName":"scim-test-action@nango.dev",
+            "displayName":"SCIM Test","name":{"formatted":"SCIM Test","familyName":"Test","givenName":"SCIM"},
+            "emails":[{"value":"scim-test-action@nango.dev","primary":true}],"active":true,
+            "preferredLanguage":"en","meta":{"resourceType":"User"}}"#;
+        let user: ScimUser = serde_json::from_str(json).unwrap();
+        assert_eq!(user.id, "Z54GW3SPDZBJJPCEBMEOO2HQPE");
+        assert!(user.active);
+        assert_eq!(user.external_id, None);
+        assert_eq!(user.name.unwrap().family_name.as_deref(), Some("Test"));
+    }
+
+    #[test]
+    fn group_without_members_parses_as_empty() {
+        let json = r#"{"id":"sitza7mfvjmrgdr6krnetp7g2q","displayName":"Test Group","meta":{}}"#;
+        let group: ScimGroup = serde_json::from_str(json).unwrap();
+        assert!(group.members.is_empty());
+    }
+
+    #[test]
+    fn remove_member_uses_a_quoted_filter_path() {
+        let op = serde_json::to_value(PatchOperation::remove_member("ABC")).unwrap();
+        assert_eq!(op, serde_json::json!({"op":"remove","path":"members[value eq \"ABC\"]"}));
+    }
+}

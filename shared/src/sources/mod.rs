@@ -1,0 +1,405 @@
+//! The webhook sources: per source, how a request is authenticated, which handshakes it
+//! answers and how its payload becomes [`LifecycleEvent`]s.
+//!
+//! Every source verifies the raw bytes before it parses anything. The scheme is pinned by
+//! the connection's configuration, never guessed from the headers a request happens to
+//! carry (that would let an attacker pick the weakest one).
+
+pub mod bamboohr;
+pub mod generic;
+pub mod hibob;
+pub mod okta;
+
+use chrono::{DateTime, Utc};
+use hmac::{Hmac, KeyInit, Mac};
+use serde::Deserialize;
+use sha2::{Digest, Sha256, Sha512};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use subtle::ConstantTimeEq;
+
+use crate::event::{LifecycleEvent, SourceKind};
+
+/// The webhook connections, as stored in the connections secret:
+/// `{"connections": {"<name>": {"source": "bamboohr", ...}}}` (see docs/ingest.md).
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "RawConnections")]
+pub struct Connections {
+    connections: BTreeMap<String, ConnectionConfig>,
+}
+
+#[derive(Deserialize)]
+struct RawConnections {
+    connections: BTreeMap<String, ConnectionConfig>,
+}
+
+impl TryFrom<RawConnections> for Connections {
+    type Error = String;
+
+    fn try_from(raw: RawConnections) -> Result<Self, Self::Error> {
+        if let Some(bad) = raw.connections.keys().find(|name| !is_valid_connection_name(name)) {
+            return Err(format!(
+                "connection name {bad:?} must be 1-64 characters of A-Z, a-z, 0-9, '_', '.', '-'"
+            ));
+        }
+        Ok(Connections { connections: raw.connections })
+    }
+}
+
+impl Connections {
+    pub fn get(&self, name: &str) -> Option<&ConnectionConfig> {
+        self.connections.get(name)
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.connections.keys().map(String::as_str)
+    }
+}
+
+/// Connection names become the `source` half of every person key, so they follow its rules.
+pub fn is_valid_connection_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+/// One connection: which kind of source it is and its credentials. Unknown keys are
+/// ignored, so the worker's settings for the same connection (API tokens for read-back)
+/// can live beside ingest's.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "source", rename_all = "snake_case")]
+pub enum ConnectionConfig {
+    Generic(generic::Config),
+    Bamboohr(bamboohr::Config),
+    Hibob(hibob::Config),
+    Okta(okta::Config),
+}
+
+impl ConnectionConfig {
+    pub fn kind(&self) -> SourceKind {
+        match self {
+            ConnectionConfig::Generic(_) => SourceKind::Generic,
+            ConnectionConfig::Bamboohr(_) => SourceKind::Bamboohr,
+            ConnectionConfig::Hibob(_) => SourceKind::Hibob,
+            ConnectionConfig::Okta(_) => SourceKind::Okta,
+        }
+    }
+}
+
+/// What a source sees of a request: the raw body bytes (already base64-decoded when the
+/// event said `isBase64Encoded`) and the headers (looked up case-insensitively).
+pub struct InboundRequest<'a> {
+    pub method: &'a http::Method,
+    pub headers: &'a http::HeaderMap,
+    pub body: &'a [u8],
+}
+
+impl InboundRequest<'_> {
+    /// A header's value as text; a value that is not visible ASCII counts as absent.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim)
+    }
+
+    pub fn content_type_is(&self, essence: &str) -> bool {
+        self.header("content-type")
+            .and_then(|ct| ct.split(';').next())
+            .is_some_and(|ct| ct.trim().eq_ignore_ascii_case(essence))
+    }
+}
+
+/// Everything a source needs besides the request.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    /// The connection's name: the `source` of every person key it produces.
+    pub connection: &'a str,
+    pub now: DateTime<Utc>,
+    /// How far a signed timestamp may be from `now`, either way.
+    pub tolerance: Duration,
+}
+
+/// A request the source answered itself (a verification handshake): 200 with this body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Handshake(pub serde_json::Value);
+
+/// An event the source sent that we do not act on: acknowledged and counted, not queued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ignored {
+    /// The source's event id, when it has one (for the logs).
+    pub source_event_id: Option<String>,
+    pub reason: String,
+}
+
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Normalized {
+    pub events: Vec<LifecycleEvent>,
+    pub ignored: Vec<Ignored>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Handshake(Handshake),
+    Events(Normalized),
+}
+
+/// Why a request was refused. `Unauthorized`'s reason is for our logs only; the sender
+/// just gets 401.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SourceError {
+    #[error("unauthorized: {0}")]
+    Unauthorized(&'static str),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("method not allowed")]
+    MethodNotAllowed,
+}
+
+impl SourceError {
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        SourceError::BadRequest(message.into())
+    }
+}
+
+/// Verifies, answers handshakes, parses and normalizes one request for one connection.
+pub fn process(
+    config: &ConnectionConfig,
+    request: &InboundRequest<'_>,
+    context: &Context<'_>,
+) -> Result<Outcome, SourceError> {
+    let post_only = |request: &InboundRequest<'_>| {
+        if request.method == http::Method::POST { Ok(()) } else { Err(SourceError::MethodNotAllowed) }
+    };
+    match config {
+        ConnectionConfig::Generic(config) => {
+            post_only(request)?;
+            generic::process(config, request, context)
+        }
+        ConnectionConfig::Bamboohr(config) => {
+            post_only(request)?;
+            bamboohr::process(config, request, context)
+        }
+        ConnectionConfig::Hibob(config) => {
+            post_only(request)?;
+            hibob::process(config, request, context)
+        }
+        ConnectionConfig::Okta(config) => okta::process(config, request, context),
+    }
+}
+
+/// The methods a connection answers, for the `Allow` header of a 405.
+pub fn allowed_methods(config: &ConnectionConfig) -> &'static str {
+    match config {
+        ConnectionConfig::Okta(_) => "GET, POST",
+        _ => "POST",
+    }
+}
+
+pub(crate) fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> Hmac<Sha256> {
+    // HMAC takes keys of any length, so this cannot fail.
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC accepts any key length");
+    for part in parts {
+        mac.update(part);
+    }
+    mac
+}
+
+pub(crate) fn hmac_sha512(key: &[u8], parts: &[&[u8]]) -> Hmac<Sha512> {
+    let mut mac = <Hmac<Sha512> as KeyInit>::new_from_slice(key).expect("HMAC accepts any key length");
+    for part in parts {
+        mac.update(part);
+    }
+    mac
+}
+
+/// Constant-time equality that does not leak the expected value's length either: both
+/// sides are hashed first.
+pub(crate) fn constant_time_eq(given: &[u8], expected: &[u8]) -> bool {
+    let given = Sha256::digest(given);
+    let expected = Sha256::digest(expected);
+    bool::from(given.as_slice().ct_eq(expected.as_slice()))
+}
+
+/// Checks a signed Unix-seconds timestamp against `now ± tolerance`.
+pub(crate) fn check_timestamp(signed_at: DateTime<Utc>, context: &Context<'_>) -> Result<(), SourceError> {
+    let skew = (context.now - signed_at).abs();
+    let tolerance = chrono::Duration::from_std(context.tolerance).unwrap_or(chrono::Duration::MAX);
+    if skew > tolerance {
+        Err(SourceError::Unauthorized("timestamp outside the tolerance"))
+    } else {
+        Ok(())
+    }
+}
+
+/// Parses JSON, describing a failure by position and category only (the admin can find the
+/// spot; the body itself is never echoed back or logged).
+pub(crate) fn parse_json<'a, T: Deserialize<'a>>(body: &'a [u8], what: &str) -> Result<T, SourceError> {
+    serde_json::from_slice(body).map_err(|error| {
+        let detail = match error.classify() {
+            serde_json::error::Category::Data => describe_data_error(&error),
+            serde_json::error::Category::Eof => "the JSON ends early".to_owned(),
+            _ => "the body is not valid JSON".to_owned(),
+        };
+        SourceError::BadRequest(format!(
+            "malformed {what}: {detail} (line {}, column {})",
+            error.line(),
+            error.column()
+        ))
+    })
+}
+
+/// serde's data errors name fields and expected types ("missing field `employeeId`"),
+/// which help an admin; keep that part and drop anything after a quoted value.
+fn describe_data_error(error: &serde_json::Error) -> String {
+    let text = error.to_string();
+    let text = text.split(" at line ").next().unwrap_or("the JSON has the wrong shape");
+    if text.starts_with("missing field") || text.starts_with("unknown field") || text.starts_with("invalid type") {
+        // "invalid type: string \"abc\", expected ..." quotes the value: drop the quote.
+        match text.split_once(':') {
+            Some((head, rest)) if head == "invalid type" => {
+                let expected = rest.split(", expected ").nth(1).unwrap_or("another type");
+                format!("a value has the wrong type (expected {expected})")
+            }
+            _ => text.to_owned(),
+        }
+    } else {
+        "the JSON has the wrong shape".to_owned()
+    }
+}
+
+/// A JSON value that may be a string or a number (sources disagree on ids' types).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum StringOrNumber {
+    String(String),
+    Number(serde_json::Number),
+}
+
+impl StringOrNumber {
+    pub(crate) fn into_string(self) -> String {
+        match self {
+            StringOrNumber::String(s) => s,
+            StringOrNumber::Number(n) => n.to_string(),
+        }
+    }
+}
+
+/// A non-empty id, or a 400 naming the field.
+pub(crate) fn required_id(value: Option<StringOrNumber>, field: &str) -> Result<String, SourceError> {
+    value
+        .map(StringOrNumber::into_string)
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| SourceError::bad_request(format!("{field} is missing or empty")))
+}
+
+/// An optional text value, trimmed; empty counts as absent.
+pub(crate) fn non_empty(value: Option<String>) -> Option<String> {
+    value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::*;
+
+    pub fn context(now: &str) -> Context<'static> {
+        Context {
+            connection: "conn",
+            now: DateTime::parse_from_rfc3339(now).unwrap().with_timezone(&Utc),
+            tolerance: Duration::from_secs(300),
+        }
+    }
+
+    pub fn headers(pairs: &[(&str, &str)]) -> http::HeaderMap {
+        let mut map = http::HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(
+                http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                http::HeaderValue::from_str(value).unwrap(),
+            );
+        }
+        map
+    }
+
+    /// The vectors file copied verbatim from the research.
+    pub fn vectors() -> serde_json::Value {
+        serde_json::from_str(include_str!("../../../tests/fixtures/signature-vectors.json")).unwrap()
+    }
+
+    pub fn vector(name: &str, field: &str) -> String {
+        vectors()[name][field].as_str().unwrap_or_else(|| panic!("{name}.{field}")).to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_parse_and_names_are_checked() {
+        let json = r#"{"connections":{
+            "bamboo-main":{"source":"bamboohr","private_key":"k"},
+            "bob":{"source":"hibob","secret":"s","api_token":"for the worker"},
+            "okta":{"source":"okta","auth_value":"Bearer x"},
+            "hr":{"source":"generic","secret":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}}}"#;
+        let connections: Connections = serde_json::from_str(json).unwrap();
+        assert_eq!(connections.get("bamboo-main").unwrap().kind(), SourceKind::Bamboohr);
+        assert_eq!(connections.get("bob").unwrap().kind(), SourceKind::Hibob);
+        assert_eq!(connections.get("okta").unwrap().kind(), SourceKind::Okta);
+        assert_eq!(connections.get("hr").unwrap().kind(), SourceKind::Generic);
+        assert!(connections.get("other").is_none());
+
+        let bad = r#"{"connections":{"has space":{"source":"hibob","secret":"s"}}}"#;
+        assert!(serde_json::from_str::<Connections>(bad).is_err());
+        let unknown_kind = r#"{"connections":{"x":{"source":"workday","secret":"s"}}}"#;
+        assert!(serde_json::from_str::<Connections>(unknown_kind).is_err());
+    }
+
+    #[test]
+    fn connection_debug_output_hides_credentials() {
+        let json = r#"{"connections":{
+            "a":{"source":"bamboohr","private_key":"bamboo-key-123"},
+            "b":{"source":"hibob","secret":"bob-secret-456"},
+            "c":{"source":"okta","auth_value":"Bearer okta-789"},
+            "d":{"source":"generic","secret":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}}}"#;
+        let connections: Connections = serde_json::from_str(json).unwrap();
+        let debug = format!("{connections:?}");
+        for secret in ["bamboo-key-123", "bob-secret-456", "okta-789", "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"] {
+            assert!(!debug.contains(secret), "{debug}");
+        }
+    }
+
+    #[test]
+    fn timestamps_are_checked_both_ways() {
+        let context = test_support::context("2026-03-02T09:15:00Z");
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        assert!(check_timestamp(at("2026-03-02T09:10:00Z"), &context).is_ok());
+        assert!(check_timestamp(at("2026-03-02T09:20:00Z"), &context).is_ok());
+        assert!(check_timestamp(at("2026-03-02T09:09:59Z"), &context).is_err());
+        assert!(check_timestamp(at("2026-03-02T09:20:01Z"), &context).is_err());
+    }
+
+    #[test]
+    fn json_errors_help_without_echoing_values() {
+        #[derive(Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct Shape {
+            id: u32,
+        }
+        let error = parse_json::<Shape>(br#"{"id":"secret-looking-value"}"#, "payload").unwrap_err();
+        let text = error.to_string();
+        assert!(!text.contains("secret-looking-value"), "{text}");
+        assert!(text.contains("u32"), "{text}");
+        let error = parse_json::<Shape>(br#"{}"#, "payload").unwrap_err().to_string();
+        assert!(error.contains("missing field `id`"), "{error}");
+        let error = parse_json::<Shape>(b"not json", "payload").unwrap_err().to_string();
+        assert!(error.contains("not valid JSON") && error.contains("line 1"), "{error}");
+    }
+
+    #[test]
+    fn constant_time_eq_compares_values() {
+        assert!(constant_time_eq(b"Bearer abc", b"Bearer abc"));
+        assert!(!constant_time_eq(b"Bearer abd", b"Bearer abc"));
+        assert!(!constant_time_eq(b"", b"Bearer abc"));
+    }
+}

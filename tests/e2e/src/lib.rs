@@ -1,0 +1,210 @@
+//! Harness for tests that use real parts: moto's server for the AWS APIs and cargo-lambda's
+//! Runtime API emulator in front of the real, prebuilt function binaries.
+//!
+//! Every process started here is killed when its guard drops, so a failing test leaves
+//! nothing running.
+
+use anyhow::{Context, Result, bail};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root")
+}
+
+/// A tool installed by `scripts/setup` into one of the repo's virtualenvs.
+pub fn venv_tool(venv: &str, tool: &str) -> Result<PathBuf> {
+    let path = workspace_root().join(".venv").join(venv).join("bin").join(tool);
+    if !path.exists() {
+        bail!("{} not found: run scripts/setup first", path.display());
+    }
+    Ok(path)
+}
+
+/// A port that was free a moment ago. Tools that cannot bind port 0 themselves need this.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+pub fn wait_for_port(addr: SocketAddr, timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    bail!("nothing listened on {addr} within {timeout:?}")
+}
+
+/// Kills the child process when dropped.
+pub struct ChildGuard {
+    child: Child,
+    name: String,
+}
+
+impl ChildGuard {
+    pub fn spawn(name: &str, command: &mut Command) -> Result<Self> {
+        let child = command
+            .stdin(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {name}"))?;
+        Ok(ChildGuard { child, name: name.to_owned() })
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Err(error) = self.child.kill() {
+            eprintln!("could not stop {}: {error}", self.name);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// moto's server: SQS, Secrets Manager and DynamoDB over the real AWS wire protocols.
+pub struct Moto {
+    pub endpoint: String,
+    _process: ChildGuard,
+}
+
+impl Moto {
+    pub fn start() -> Result<Self> {
+        let port = free_port();
+        let mut command = Command::new(venv_tool("aws", "moto_server")?);
+        command
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let process = ChildGuard::spawn("moto_server", &mut command)?;
+        wait_for_port(SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_secs(20))?;
+        Ok(Moto { endpoint: format!("http://127.0.0.1:{port}"), _process: process })
+    }
+
+    /// The variables that point the AWS SDK (in our binaries) at this server.
+    pub fn env(&self) -> Vec<(String, String)> {
+        [
+            ("AWS_ENDPOINT_URL", self.endpoint.as_str()),
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("AWS_REGION", "us-east-1"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+    }
+
+    /// An SDK configuration for clients inside the test process.
+    pub async fn sdk_config(&self) -> aws_config::SdkConfig {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(&self.endpoint)
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+                "testing", "testing", None, None, "moto",
+            ))
+            .load()
+            .await
+    }
+}
+
+/// Builds the three function binaries once per test process and returns their directory.
+pub fn function_binaries() -> Result<PathBuf> {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let root = workspace_root();
+            let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+                .current_dir(&root)
+                .args(["build", "--quiet", "-p", "ingest", "-p", "worker", "-p", "invite-retry"])
+                .status()
+                .map_err(|e| format!("running cargo build: {e}"))?;
+            if !status.success() {
+                return Err(format!("cargo build of the function binaries failed: {status}"));
+            }
+            let target = std::env::var("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|_| root.join("target"));
+            Ok(target.join("debug"))
+        })
+        .clone()
+        .map_err(anyhow::Error::msg)
+}
+
+/// One real function binary, polling its own instance of cargo-lambda's Runtime API
+/// emulator (which also emulates the Function URL).
+pub struct LambdaFunction {
+    pub emulator: String,
+    pub log_path: PathBuf,
+    http: reqwest::Client,
+    _function: ChildGuard,
+    _emulator: ChildGuard,
+}
+
+impl LambdaFunction {
+    pub fn start(binary: &str, env: &[(String, String)]) -> Result<Self> {
+        let binary_path = function_binaries()?.join(binary);
+        let port = free_port();
+        let mut emulator = Command::new(venv_tool("aws", "cargo-lambda")?);
+        emulator
+            .args(["lambda", "watch", "--only-lambda-apis", "-A", "127.0.0.1", "-P", &port.to_string()])
+            .current_dir(workspace_root())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let emulator = ChildGuard::spawn("cargo lambda watch", &mut emulator)?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        wait_for_port(addr, Duration::from_secs(30))?;
+
+        let log_path = std::env::temp_dir().join(format!("{binary}-{port}.log"));
+        let log = std::fs::File::create(&log_path)?;
+        let mut function = Command::new(&binary_path);
+        function
+            .env("AWS_LAMBDA_RUNTIME_API", format!("http://127.0.0.1:{port}/.rt"))
+            .env("AWS_LAMBDA_FUNCTION_NAME", "_")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+            .env("AWS_REGION", "us-east-1")
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        let function = ChildGuard::spawn(binary, &mut function)?;
+        Ok(LambdaFunction {
+            emulator: format!("http://127.0.0.1:{port}"),
+            log_path,
+            http: reqwest::Client::builder().timeout(Duration::from_secs(60)).build()?,
+            _function: function,
+            _emulator: emulator,
+        })
+    }
+
+    /// Invokes the function synchronously, as the Lambda Invoke API does.
+    pub async fn invoke(&self, payload: &serde_json::Value) -> Result<serde_json::Value> {
+        let url = format!("{}/2015-03-31/functions/_/invocations", self.emulator);
+        let response = self.http.post(url).json(payload).send().await?;
+        let status = response.status();
+        let body = response.text().await?;
+        if !status.is_success() {
+            bail!("invocation failed with {status}: {body}");
+        }
+        serde_json::from_str(&body).with_context(|| format!("invocation answered non-JSON: {body}"))
+    }
+
+    /// The Function URL for `path` (starting with `/`).
+    pub fn function_url(&self, path: &str) -> String {
+        format!("{}/lambda-url/_{path}", self.emulator)
+    }
+
+    /// Everything the function wrote to stdout and stderr so far.
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+}

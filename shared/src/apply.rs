@@ -78,6 +78,7 @@ impl ApplyError {
         match self {
             ApplyError::Refused(Refusal::ProtectedGroup { .. }) => "refused_protected_group",
             ApplyError::Refused(Refusal::MissingEmail) => "refused_missing_email",
+            ApplyError::Refused(Refusal::AccountOfAnotherPerson { .. }) => "refused_account_of_another_person",
             ApplyError::BrakeEngaged { .. } => "brake_engaged",
             ApplyError::Scim(_) => "scim_error",
             ApplyError::Ledger(_) => "ledger_error",
@@ -237,13 +238,8 @@ impl Applier {
                 return Ok(Some(user));
             }
         }
-        if let Some(user) = directory.find_user_by_external_id(&event.person.to_string()).await? {
-            return Ok(Some(user));
-        }
-        match event.attributes.work_email.as_deref() {
-            Some(email) => directory.find_user_by_user_name(email.trim()).await,
-            None => Ok(None),
-        }
+        let email = event.attributes.work_email.as_deref().map(str::trim);
+        directory.find_user(&event.person.to_string(), email).await
     }
 
     async fn reserve_suspension(&self, event: &LifecycleEvent, now: DateTime<Utc>) -> Result<(), ApplyError> {
@@ -370,11 +366,22 @@ impl Applier {
                     )
                     .await?
             }
-            Operation::CreateGroup(name) => {
-                let group = directory.create_group(name).await?;
-                group_ids.insert(name.to_lowercase(), group.id.clone());
-                self.groups.remember(group).await;
-            }
+            Operation::CreateGroup(name) => match directory.create_group(name).await {
+                Ok(group) => {
+                    group_ids.insert(name.to_lowercase(), group.id.clone());
+                    self.groups.remember(group).await;
+                }
+                // Another message group created it a moment ago: use theirs.
+                Err(ScimError::Status { status: 409, .. }) => {
+                    let groups = self.groups.fresh(directory).await?;
+                    let existing = groups.iter().find(|g| g.display_name.eq_ignore_ascii_case(name));
+                    let Some(existing) = existing else {
+                        return Err(ScimError::Status { status: 409, scim_type: None, detail: Some(format!("group {name:?} conflicts but is not listed")) }.into());
+                    };
+                    group_ids.insert(name.to_lowercase(), existing.id.clone());
+                }
+                Err(other) => return Err(other.into()),
+            },
             Operation::AddToGroup(name) => {
                 let group_id = self.group_id(group_ids, name).await?;
                 directory.patch_group(&group_id, vec![PatchOperation::add_members(&[user_id.to_owned()])]).await?

@@ -149,6 +149,11 @@ impl IngestApp {
             tracing::info!(status = 404, outcome = "no_route", "no such route");
             return error_response(404, "no such route; webhooks are sent to /webhooks/{connection}");
         };
+        let method = request.method();
+        if method != http::Method::POST && method != http::Method::GET {
+            tracing::info!(connection, status = 405, outcome = "method_not_allowed", "method not allowed");
+            return method_not_allowed("GET, POST");
+        }
         match self.inner.as_ref() {
             Inner::Ready(ready) => ready.handle(&connection, request).await,
             Inner::Misconfigured(reason) => {
@@ -237,11 +242,7 @@ impl Ready {
                     .get(connection)
                     .map(sources::allowed_methods)
                     .unwrap_or("POST");
-                let mut response = error_response(405, &format!("method not allowed; this connection accepts {allow}"));
-                response
-                    .headers_mut()
-                    .insert(http::header::ALLOW, http::HeaderValue::from_static(allow));
-                report.answer(405, "method_not_allowed", response)
+                report.answer(405, "method_not_allowed", method_not_allowed(allow))
             }
         }
     }
@@ -280,6 +281,12 @@ impl Ready {
         );
         report.answer(202, "accepted", json_response(202, &Accepted { accepted: events.len(), ignored: ignored.len() }))
     }
+}
+
+fn method_not_allowed(allow: &'static str) -> Response<Body> {
+    let mut response = error_response(405, &format!("method not allowed; this endpoint accepts {allow}"));
+    response.headers_mut().insert(http::header::ALLOW, http::HeaderValue::from_static(allow));
+    response
 }
 
 /// `None` when the connection is unknown.

@@ -147,6 +147,11 @@ pub enum Refusal {
     ProtectedGroup { group: String },
     #[error("cannot invite without a work e-mail")]
     MissingEmail,
+    /// The 1Password account with this e-mail was provisioned for a different person (an
+    /// address reused after a leaver, say). Adopting it would hand one person another's
+    /// account and vault, so a human decides.
+    #[error("the 1Password account with this e-mail belongs to another person (externalId {external_id}); nothing was changed")]
+    AccountOfAnotherPerson { external_id: String },
 }
 
 pub fn plan(
@@ -157,6 +162,12 @@ pub fn plan(
 ) -> Result<Plan, Refusal> {
     if let Some(reason) = already_handled(event, actual.last_applied.as_ref()) {
         return Ok(Plan::Skip { reason, notes: vec![] });
+    }
+
+    if let Some(external_id) = actual.user.as_ref().and_then(|u| u.external_id.as_deref()) {
+        if external_id != event.person.to_string() {
+            return Err(Refusal::AccountOfAnotherPerson { external_id: external_id.to_owned() });
+        }
     }
 
     let mut operations = Vec::new();

@@ -248,6 +248,12 @@ impl WorkerApp {
     }
 }
 
+/// The invocation's deadline as an `Instant` (Lambda gives milliseconds since the epoch).
+pub fn deadline_of(context: &lambda_runtime::Context) -> Instant {
+    let now_ms = Utc::now().timestamp_millis().max(0) as u64;
+    Instant::now() + Duration::from_millis(context.deadline.saturating_sub(now_ms))
+}
+
 /// Splits a batch into message groups, keeping the batch's order within each group.
 fn group_in_order(records: Vec<SqsMessage>) -> Vec<Vec<SqsMessage>> {
     let mut order: Vec<String> = Vec::new();

@@ -74,6 +74,7 @@ fn ops(plan: Result<Plan, Refusal>) -> Vec<&'static str> {
         Ok(Plan::Skip { reason, .. }) => vec![reason.as_str()],
         Err(Refusal::ProtectedGroup { .. }) => vec!["refused_protected"],
         Err(Refusal::MissingEmail) => vec!["refused_missing_email"],
+        Err(Refusal::AccountOfAnotherPerson { .. }) => vec!["refused_other_person"],
     }
 }
 
@@ -242,4 +243,20 @@ fn new_users_carry_the_person_key_as_external_id() {
     assert_eq!(new_user.external_id, "bamboohr-main:42");
     assert_eq!(new_user.user_name, "ada@example.com");
     assert_eq!(new_user.display_name, "Ada Lovelace");
+}
+
+#[test]
+fn an_account_provisioned_for_someone_else_is_never_adopted() {
+    let mut other = user(false, ADA);
+    other.external_id = Some("bamboohr-main:7".into());
+    let mut unlinked = user(true, ADA);
+    unlinked.external_id = None;
+    for kind in [EventKind::Joiner, EventKind::Rehire, EventKind::Mover, EventKind::Leaver] {
+        let e = event(kind, Some(ADA), "Engineering");
+        let result = plan(&e, &desired_for("Engineering"), &actual(Some(other.clone()), &[]), &PlanPolicy::default());
+        assert_eq!(ops(result), vec!["refused_other_person"], "{kind}");
+        // A member created by hand (no externalId) is matched by e-mail, as 1Password documents.
+        let result = plan(&e, &desired_for("Engineering"), &actual(Some(unlinked.clone()), &["Employees", "Engineering"]), &PlanPolicy::default());
+        assert_ne!(ops(result), vec!["refused_other_person"], "{kind}");
+    }
 }

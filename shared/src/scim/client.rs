@@ -264,29 +264,25 @@ impl ScimClient {
         serde_json::from_slice(&body).map_err(|e| ScimError::Decode(e.to_string()))
     }
 
-    async fn find_user(&self, attribute: &str, value: &str) -> Result<Option<ScimUser>, ScimError> {
-        let filter = format!("{attribute} eq {}", quote_filter_value(value));
-        let query = [("filter", filter), ("startIndex", "1".to_owned()), ("count", "2".to_owned())];
+    /// One filtered query; `keep` re-checks every returned user, because a bridge that
+    /// ignores the filter would return everyone. A bridge that rejects the filter (400)
+    /// gets the same question answered by listing every user.
+    async fn query_users(&self, filter: String, keep: impl Fn(&ScimUser) -> bool) -> Result<Vec<ScimUser>, ScimError> {
+        let query = [("filter", filter), ("startIndex", "1".to_owned()), ("count", "10".to_owned())];
         let (status, body) = self.send(Method::GET, &["Users"], &query, None).await?;
-        if status == StatusCode::BAD_REQUEST {
-            // Some bridges reject filters (see the research notes): list and filter here.
-            tracing::warn!(attribute, "bridge rejected a filter; falling back to listing users");
-            let users: Vec<ScimUser> = self.list_all(&["Users"]).await?;
-            return Ok(users.into_iter().find(|user| match attribute {
-                "externalId" => user.external_id.as_deref() == Some(value),
-                _ => user.user_name.eq_ignore_ascii_case(value),
-            }));
-        }
-        if status != StatusCode::OK {
-            return Err(status_error(status, &body));
-        }
-        let list: ListResponse<ScimUser> =
-            serde_json::from_slice(&body).map_err(|e| ScimError::Decode(e.to_string()))?;
-        // Bridges that ignore the filter would return everyone: match here too.
-        Ok(list.resources.into_iter().find(|user| match attribute {
-            "externalId" => user.external_id.as_deref() == Some(value),
-            _ => user.user_name.eq_ignore_ascii_case(value),
-        }))
+        let users: Vec<ScimUser> = match status {
+            StatusCode::OK => {
+                serde_json::from_slice::<ListResponse<ScimUser>>(&body)
+                    .map_err(|e| ScimError::Decode(e.to_string()))?
+                    .resources
+            }
+            StatusCode::BAD_REQUEST => {
+                tracing::warn!("bridge rejected a filter; falling back to listing users");
+                self.list_all(&["Users"]).await?
+            }
+            other => return Err(status_error(other, &body)),
+        };
+        Ok(users.into_iter().filter(|user| keep(user)).collect())
     }
 
     async fn list_all<T: DeserializeOwned>(&self, segments: &[&str]) -> Result<Vec<T>, ScimError> {
@@ -311,12 +307,22 @@ impl ScimClient {
 
 #[async_trait]
 impl Directory for ScimClient {
-    async fn find_user_by_external_id(&self, external_id: &str) -> Result<Option<ScimUser>, ScimError> {
-        self.find_user("externalId", external_id).await
+    async fn find_user(&self, external_id: &str, user_name: Option<&str>) -> Result<Option<ScimUser>, ScimError> {
+        let by_external_id = |user: &ScimUser| user.external_id.as_deref() == Some(external_id);
+        let by_user_name = |user: &ScimUser| user_name.is_some_and(|name| user.user_name.eq_ignore_ascii_case(name));
+        let mut filter = format!("externalId eq {}", quote_filter_value(external_id));
+        if let Some(name) = user_name {
+            filter.push_str(&format!(" or userName eq {}", quote_filter_value(name)));
+        }
+        let found = self.query_users(filter, |user| by_external_id(user) || by_user_name(user)).await?;
+        let preferred = found.iter().position(by_external_id).unwrap_or(0);
+        Ok(found.into_iter().nth(preferred))
     }
 
     async fn find_user_by_user_name(&self, user_name: &str) -> Result<Option<ScimUser>, ScimError> {
-        self.find_user("userName", user_name).await
+        let filter = format!("userName eq {}", quote_filter_value(user_name));
+        let found = self.query_users(filter, |user| user.user_name.eq_ignore_ascii_case(user_name)).await?;
+        Ok(found.into_iter().next())
     }
 
     async fn get_user(&self, id: &str) -> Result<Option<ScimUser>, ScimError> {

@@ -51,7 +51,9 @@ pub enum CreateOutcome {
 /// The 1Password side, as the planner and applier need it.
 #[async_trait]
 pub trait Directory: Send + Sync {
-    async fn find_user_by_external_id(&self, external_id: &str) -> Result<Option<ScimUser>, ScimError>;
+    /// The user with this externalId or, failing that, this userName, in one request
+    /// (`externalId eq … or userName eq …`): the externalId match wins.
+    async fn find_user(&self, external_id: &str, user_name: Option<&str>) -> Result<Option<ScimUser>, ScimError>;
     async fn find_user_by_user_name(&self, user_name: &str) -> Result<Option<ScimUser>, ScimError>;
     async fn get_user(&self, id: &str) -> Result<Option<ScimUser>, ScimError>;
     async fn create_user(&self, user: &NewUser) -> Result<CreateOutcome, ScimError>;

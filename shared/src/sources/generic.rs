@@ -204,7 +204,7 @@ mod tests {
         ]
     }
 
-    fn as_refs(pairs: &[(&'static str, String)]) -> Vec<(&'static str, &str)> {
+    fn as_refs<'a>(pairs: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
         pairs.iter().map(|(k, v)| (*k, v.as_str())).collect()
     }
 

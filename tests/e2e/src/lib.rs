@@ -4,6 +4,8 @@
 //! Every process started here is killed when its guard drops, so a failing test leaves
 //! nothing running.
 
+pub mod worker_harness;
+
 use anyhow::{Context, Result, bail};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

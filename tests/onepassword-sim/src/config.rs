@@ -104,6 +104,9 @@ pub struct SimConfig {
     /// [OBS] ResourceTypes lists the User endpoint as `/scim/v2/User` and the list has
     /// `startIndex: 0`. Turn off to publish RFC-style relative endpoints (`/Users`, `/Groups`).
     pub observed_discovery_quirks: bool,
+    /// [OBS: absent] add `meta.location` to users and groups and `$ref` to member/group
+    /// references (RFC 7643 wants them; the recorded bridge sends neither).
+    pub meta_location: bool,
     /// [UNK] `PUT /Users/{id}` and `PUT /Groups/{id}` accepted (405 when off).
     pub put_supported: bool,
     /// [DOC] delay between accepting an invitation and the bridge confirming the account
@@ -138,6 +141,7 @@ impl Default for SimConfig {
             group_members_in_responses: true,
             display_name_rewrites_name: true,
             observed_discovery_quirks: true,
+            meta_location: false,
             put_supported: true,
             confirmation_delay: Duration::ZERO,
             default_page_size: None,

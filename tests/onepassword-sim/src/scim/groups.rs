@@ -35,7 +35,7 @@ fn render(state: &SimState, group: &Group, projection: &Projection) -> serde_jso
     let wants_members = state.config().group_members_in_responses
         && !projection.excluded.iter().any(|e| e == "members");
     let members = wants_members.then(|| state.member_names(group));
-    let mut json = group_json(group, members);
+    let mut json = group_json(group, members, state.config().meta_location);
     if !projection.is_identity() {
         projection.apply(&mut json, GROUP_ALWAYS);
     }

@@ -21,7 +21,10 @@ pub fn timestamp(t: DateTime<Utc>) -> String {
 
 /// A user as recorded: no `meta.location`, `created` or `version`; `emails` without `type`
 /// unless one was given; `groups` only when the user is in a managed group.
-pub fn user_json(user: &User, active: bool, groups: &[(String, String)]) -> Value {
+/// Where resources live when `meta.location` is switched on.
+pub const LOCATION_PREFIX: &str = "/scim/v2";
+
+pub fn user_json(user: &User, active: bool, groups: &[(String, String)], location: bool) -> Value {
     let mut obj = Map::new();
     obj.insert("schemas".into(), json!([USER_SCHEMA]));
     obj.insert("id".into(), json!(user.id));
@@ -49,17 +52,29 @@ pub fn user_json(user: &User, active: bool, groups: &[(String, String)]) -> Valu
         obj.insert("preferredLanguage".into(), json!(lang));
     }
     if !groups.is_empty() {
-        let groups: Vec<Value> =
-            groups.iter().map(|(id, name)| json!({"value": id, "display": name})).collect();
+        let groups: Vec<Value> = groups
+            .iter()
+            .map(|(id, name)| {
+                let mut g = json!({"value": id, "display": name});
+                if location {
+                    g["$ref"] = json!(format!("{LOCATION_PREFIX}/Groups/{id}"));
+                }
+                g
+            })
+            .collect();
         obj.insert("groups".into(), Value::Array(groups));
     }
-    obj.insert("meta".into(), json!({"resourceType": "User"}));
+    let mut meta = json!({"resourceType": "User"});
+    if location {
+        meta["location"] = json!(format!("{LOCATION_PREFIX}/Users/{}", user.id));
+    }
+    obj.insert("meta".into(), meta);
     Value::Object(obj)
 }
 
 /// A group as recorded (`meta.created`/`lastModified`, no location), plus `members` when the
 /// switch says the bridge returns them.
-pub fn group_json(group: &Group, members: Option<Vec<(String, String)>>) -> Value {
+pub fn group_json(group: &Group, members: Option<Vec<(String, String)>>, location: bool) -> Value {
     let mut obj = Map::new();
     obj.insert("schemas".into(), json!([GROUP_SCHEMA]));
     obj.insert("id".into(), json!(group.id));
@@ -70,18 +85,25 @@ pub fn group_json(group: &Group, members: Option<Vec<(String, String)>>) -> Valu
     if let Some(members) = members {
         let members: Vec<Value> = members
             .into_iter()
-            .map(|(id, display)| json!({"value": id, "display": display, "type": "User"}))
+            .map(|(id, display)| {
+                let mut m = json!({"value": id, "display": display, "type": "User"});
+                if location {
+                    m["$ref"] = json!(format!("{LOCATION_PREFIX}/Users/{id}"));
+                }
+                m
+            })
             .collect();
         obj.insert("members".into(), Value::Array(members));
     }
-    obj.insert(
-        "meta".into(),
-        json!({
-            "resourceType": "Group",
-            "created": timestamp(group.created_at),
-            "lastModified": timestamp(group.last_modified),
-        }),
-    );
+    let mut meta = json!({
+        "resourceType": "Group",
+        "created": timestamp(group.created_at),
+        "lastModified": timestamp(group.last_modified),
+    });
+    if location {
+        meta["location"] = json!(format!("{LOCATION_PREFIX}/Groups/{}", group.id));
+    }
+    obj.insert("meta".into(), meta);
     Value::Object(obj)
 }
 

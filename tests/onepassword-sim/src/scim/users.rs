@@ -50,7 +50,7 @@ fn user_attr<'a>(user: &'a User, active: bool, path: &str) -> Vec<AttrValue<'a>>
 
 pub(super) fn render_user(state: &SimState, user: &User, groups: &[(String, String)], projection: &Projection) -> serde_json::Value {
     let active = user.effective_state(state.now()).scim_active();
-    let mut json = user_json(user, active, groups);
+    let mut json = user_json(user, active, groups, state.config().meta_location);
     if !projection.is_identity() {
         projection.apply(&mut json, USER_ALWAYS);
     }

@@ -94,6 +94,8 @@ pub struct WorkerConfig {
     pub brake: Brake,
     pub dry_run: bool,
     pub scim_concurrency: usize,
+    /// Retries of a failing bridge call (429, 5xx, timeouts) before the message fails back.
+    pub scim_max_retries: u32,
     pub allow_http_bridge: bool,
     /// Message groups processed at once within a batch.
     pub group_concurrency: usize,
@@ -120,6 +122,7 @@ impl WorkerConfig {
             },
             dry_run: env.flag("DRY_RUN", false)?,
             scim_concurrency: env.parsed_or("SCIM_CONCURRENCY", 2)?,
+            scim_max_retries: env.parsed_or("SCIM_MAX_RETRIES", 5)?,
             allow_http_bridge: env.flag("ALLOW_HTTP_BRIDGE", false)?,
             group_concurrency: env.parsed_or("GROUP_CONCURRENCY", 10)?,
         })
@@ -167,6 +170,7 @@ impl WorkerApp {
             Arc::new(SecretCredentials::new(secret)),
             ScimClientConfig {
                 concurrency: config.scim_concurrency,
+                max_retries: config.scim_max_retries,
                 allow_http: config.allow_http_bridge,
                 ..Default::default()
             },
@@ -177,6 +181,8 @@ impl WorkerApp {
 
     /// Processes a batch; `deadline` is the invocation's deadline.
     pub async fn handle(&self, event: SqsEvent, deadline: Instant) -> SqsBatchResponse {
+        let remaining_ms = deadline.saturating_duration_since(Instant::now()).as_millis() as u64;
+        tracing::info!(messages = event.records.len(), remaining_ms, "batch received");
         let scim = self.scim.until(deadline);
         let groups = group_in_order(event.records);
         let failures: Vec<Vec<String>> = futures::stream::iter(groups)
@@ -248,10 +254,19 @@ impl WorkerApp {
     }
 }
 
-/// The invocation's deadline as an `Instant` (Lambda gives milliseconds since the epoch).
+/// The invocation's deadline as an `Instant`. Lambda gives milliseconds since the epoch;
+/// cargo-lambda's emulator gives a duration (600000): a value too small to be a date is
+/// read as one. Never more than Lambda's 15-minute maximum.
 pub fn deadline_of(context: &lambda_runtime::Context) -> Instant {
-    let now_ms = Utc::now().timestamp_millis().max(0) as u64;
-    Instant::now() + Duration::from_millis(context.deadline.saturating_sub(now_ms))
+    const NOT_AN_EPOCH_BEFORE_MS: u64 = 1_000_000_000_000; // 2001-09-09
+    const LAMBDA_MAX: Duration = Duration::from_secs(15 * 60);
+    let remaining = if context.deadline < NOT_AN_EPOCH_BEFORE_MS {
+        Duration::from_millis(context.deadline)
+    } else {
+        let now_ms = Utc::now().timestamp_millis().max(0) as u64;
+        Duration::from_millis(context.deadline.saturating_sub(now_ms))
+    };
+    Instant::now() + remaining.min(LAMBDA_MAX)
 }
 
 /// Splits a batch into message groups, keeping the batch's order within each group.

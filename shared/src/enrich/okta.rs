@@ -19,7 +19,11 @@ pub(super) struct Okta {
 }
 
 impl Okta {
-    pub(super) fn new(connection: &str, org_url: &str, api_token: &Credential) -> Result<Self, EnrichError> {
+    pub(super) fn new(
+        connection: &str,
+        org_url: &str,
+        api_token: &Credential,
+    ) -> Result<Self, EnrichError> {
         let base = parse_base_url(connection, org_url)?;
         let mut authorization =
             reqwest::header::HeaderValue::from_str(&format!("SSWS {}", api_token.expose()))
@@ -29,7 +33,11 @@ impl Okta {
                 })?;
         // Keeps the value out of HTTP-level debug output.
         authorization.set_sensitive(true);
-        Ok(Okta { connection: connection.to_owned(), base, authorization })
+        Ok(Okta {
+            connection: connection.to_owned(),
+            base,
+            authorization,
+        })
     }
 
     pub(super) async fn fetch(
@@ -42,7 +50,9 @@ impl Okta {
             .get(url)
             .header(reqwest::header::ACCEPT, "application/json")
             .header(reqwest::header::AUTHORIZATION, self.authorization.clone());
-        Ok(send_json(&self.connection, request).await?.map(|body| attributes(&body)))
+        Ok(send_json(&self.connection, request)
+            .await?
+            .map(|body| attributes(&body)))
     }
 }
 

@@ -51,13 +51,19 @@ pub struct DynamoLedger {
 
 impl std::fmt::Debug for DynamoLedger {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DynamoLedger").field("table", &self.table).finish_non_exhaustive()
+        f.debug_struct("DynamoLedger")
+            .field("table", &self.table)
+            .finish_non_exhaustive()
     }
 }
 
 impl DynamoLedger {
     pub fn new(client: Client, table_name: impl Into<String>) -> Self {
-        DynamoLedger { client, table: table_name.into(), query_page_size: 500 }
+        DynamoLedger {
+            client,
+            table: table_name.into(),
+            query_page_size: 500,
+        }
     }
 
     /// Smaller Query pages (tests use this to exercise paging with a handful of items).
@@ -82,13 +88,21 @@ impl DynamoLedger {
                 .map_err(build_err)
         };
         let key = |name: &str, key_type: KeyType| {
-            KeySchemaElement::builder().attribute_name(name).key_type(key_type).build().map_err(build_err)
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(key_type)
+                .build()
+                .map_err(build_err)
         };
         let index = GlobalSecondaryIndex::builder()
             .index_name(PENDING_INDEX)
             .key_schema(key("gsi1pk", KeyType::Hash)?)
             .key_schema(key("gsi1sk", KeyType::Range)?)
-            .projection(Projection::builder().projection_type(ProjectionType::All).build())
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::All)
+                    .build(),
+            )
             .build()
             .map_err(build_err)?;
         client
@@ -253,7 +267,10 @@ impl<'a> Reader<'a> {
     }
 
     fn corrupt(&self, reason: impl Into<String>) -> LedgerError {
-        LedgerError::Corrupt { key: self.key.clone(), reason: reason.into() }
+        LedgerError::Corrupt {
+            key: self.key.clone(),
+            reason: reason.into(),
+        }
     }
 
     fn optional_string(&self, name: &str) -> Result<Option<String>, LedgerError> {
@@ -265,7 +282,8 @@ impl<'a> Reader<'a> {
     }
 
     fn string(&self, name: &str) -> Result<String, LedgerError> {
-        self.optional_string(name)?.ok_or_else(|| self.corrupt(format!("{name} is missing")))
+        self.optional_string(name)?
+            .ok_or_else(|| self.corrupt(format!("{name} is missing")))
     }
 
     fn time(&self, name: &str) -> Result<DateTime<Utc>, LedgerError> {
@@ -277,16 +295,19 @@ impl<'a> Reader<'a> {
 
     fn number_u32(&self, name: &str) -> Result<u32, LedgerError> {
         match self.item.get(name) {
-            Some(AttributeValue::N(raw)) => {
-                raw.parse().map_err(|e| self.corrupt(format!("{name} is not a count ({e}): {raw:?}")))
-            }
+            Some(AttributeValue::N(raw)) => raw
+                .parse()
+                .map_err(|e| self.corrupt(format!("{name} is not a count ({e}): {raw:?}"))),
             Some(_) => Err(self.corrupt(format!("{name} is not a number"))),
             None => Err(self.corrupt(format!("{name} is missing"))),
         }
     }
 
     fn person(&self) -> Result<PersonKey, LedgerError> {
-        Ok(PersonKey::new(self.string("person_source")?, self.string("person_id")?))
+        Ok(PersonKey::new(
+            self.string("person_source")?,
+            self.string("person_id")?,
+        ))
     }
 }
 
@@ -324,7 +345,11 @@ fn invitation_from_item(item: &Item) -> Result<Invitation, LedgerError> {
 #[async_trait]
 impl Ledger for DynamoLedger {
     async fn person(&self, person: &PersonKey) -> Result<Option<PersonRecord>, LedgerError> {
-        self.get(person_pk(person), STATE_SK).await?.as_ref().map(person_from_item).transpose()
+        self.get(person_pk(person), STATE_SK)
+            .await?
+            .as_ref()
+            .map(person_from_item)
+            .transpose()
     }
 
     async fn record_applied(&self, record: &PersonRecord) -> Result<bool, LedgerError> {
@@ -348,7 +373,11 @@ impl Ledger for DynamoLedger {
     }
 
     async fn invitation(&self, person: &PersonKey) -> Result<Option<Invitation>, LedgerError> {
-        self.get(person_pk(person), INVITE_SK).await?.as_ref().map(invitation_from_item).transpose()
+        self.get(person_pk(person), INVITE_SK)
+            .await?
+            .as_ref()
+            .map(invitation_from_item)
+            .transpose()
     }
 
     async fn start_invitation(&self, invitation: &Invitation) -> Result<bool, LedgerError> {
@@ -370,9 +399,13 @@ impl Ledger for DynamoLedger {
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":pending", s(status_word(InvitationStatus::Pending)));
         if invitation.status == InvitationStatus::Pending {
-            put = put
-                .item("gsi1pk", s(PENDING_PARTITION))
-                .item("gsi1sk", s(pending_sort_key(invitation.last_sent_at, &invitation.person)));
+            put = put.item("gsi1pk", s(PENDING_PARTITION)).item(
+                "gsi1sk",
+                s(pending_sort_key(
+                    invitation.last_sent_at,
+                    &invitation.person,
+                )),
+            );
         }
         condition_outcome(put.send().await)
     }
@@ -394,7 +427,9 @@ impl Ledger for DynamoLedger {
             // Back into the index: its sort key needs last_sent_at, which an update
             // expression cannot concatenate, so read it first and guard against a
             // concurrent re-issue moving it.
-            let Some(current) = self.invitation(person).await? else { return Ok(()) };
+            let Some(current) = self.invitation(person).await? else {
+                return Ok(());
+            };
             update
                 .update_expression("SET #status = :status, gsi1pk = :pending, gsi1sk = :sort")
                 .condition_expression("attribute_exists(pk) AND last_sent_at = :sent")
@@ -425,9 +460,7 @@ impl Ledger for DynamoLedger {
             .table_name(&self.table)
             .key("pk", s(person_pk(person)))
             .key("sk", s(INVITE_SK))
-            .update_expression(
-                "SET last_sent_at = :at, gsi1sk = :sort, reissues = reissues + :one",
-            )
+            .update_expression("SET last_sent_at = :at, gsi1sk = :sort, reissues = reissues + :one")
             .condition_expression("#status = :pending AND reissues = :expected")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":at", s(timestamp(at)))

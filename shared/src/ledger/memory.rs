@@ -31,7 +31,10 @@ impl InMemoryLedger {
     fn state(&self) -> Result<std::sync::MutexGuard<'_, State>, LedgerError> {
         // A panic while holding the lock leaves the maps consistent (every operation
         // mutates at most one entry, last), so a poisoned lock is still usable.
-        Ok(self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
+        Ok(self
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()))
     }
 
     fn pending_sorted(state: &State) -> Vec<Invitation> {
@@ -77,7 +80,9 @@ impl Ledger for InMemoryLedger {
         {
             return Ok(false);
         }
-        state.invitations.insert(invitation.person.clone(), invitation.clone());
+        state
+            .invitations
+            .insert(invitation.person.clone(), invitation.clone());
         Ok(true)
     }
 
@@ -140,7 +145,10 @@ impl Ledger for InMemoryLedger {
 
     async fn reserve_suspension(&self, window_id: &str, limit: u32) -> Result<bool, LedgerError> {
         let mut state = self.state()?;
-        let count = state.suspensions_by_window.entry(window_id.to_owned()).or_insert(0);
+        let count = state
+            .suspensions_by_window
+            .entry(window_id.to_owned())
+            .or_insert(0);
         if *count >= limit {
             return Ok(false);
         }
@@ -159,6 +167,10 @@ mod tests {
             Box::new(InMemoryLedger::new()) as Box<dyn Ledger>
         })
         .await;
-        assert!(failures.is_empty(), "conformance failures:\n{}", failures.join("\n"));
+        assert!(
+            failures.is_empty(),
+            "conformance failures:\n{}",
+            failures.join("\n")
+        );
     }
 }

@@ -200,6 +200,11 @@ impl LambdaFunction {
         serde_json::from_str(&body).with_context(|| format!("invocation answered non-JSON: {body}"))
     }
 
+    /// [`Self::invoke`] taking its payload by value, for use as a callback.
+    pub async fn invoke_owned(&self, payload: serde_json::Value) -> Result<serde_json::Value> {
+        self.invoke(&payload).await
+    }
+
     /// The Function URL for `path` (starting with `/`).
     pub fn function_url(&self, path: &str) -> String {
         format!("{}/lambda-url/_{path}", self.emulator)
@@ -208,5 +213,153 @@ impl LambdaFunction {
     /// Everything the function wrote to stdout and stderr so far.
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+}
+
+/// A FIFO queue and its DLQ in moto, and a pump that feeds the worker the way Lambda's
+/// event source mapping does: batches of up to ten, failed items left for redelivery,
+/// successes deleted, the DLQ after `maxReceiveCount` receives.
+pub struct FifoQueues {
+    pub client: aws_sdk_sqs::Client,
+    pub queue_url: String,
+    pub dlq_url: String,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PumpRound {
+    pub received: usize,
+    pub deleted: usize,
+    pub failed: usize,
+}
+
+impl FifoQueues {
+    pub async fn create(sdk: &aws_config::SdkConfig, name: &str, max_receive_count: u32) -> Result<Self> {
+        use aws_sdk_sqs::types::QueueAttributeName as A;
+        let client = aws_sdk_sqs::Client::new(sdk);
+        let dlq_url = client
+            .create_queue()
+            .queue_name(format!("{name}-dlq.fifo"))
+            .attributes(A::FifoQueue, "true")
+            .send()
+            .await?
+            .queue_url
+            .context("dlq url")?;
+        let dlq_arn = client
+            .get_queue_attributes()
+            .queue_url(&dlq_url)
+            .attribute_names(A::QueueArn)
+            .send()
+            .await?
+            .attributes
+            .and_then(|a| a.get(&A::QueueArn).cloned())
+            .context("dlq arn")?;
+        let redrive = serde_json::json!({ "deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count.to_string() });
+        let queue_url = client
+            .create_queue()
+            .queue_name(format!("{name}.fifo"))
+            .attributes(A::FifoQueue, "true")
+            .attributes(A::VisibilityTimeout, "360")
+            .attributes(A::RedrivePolicy, redrive.to_string())
+            .send()
+            .await?
+            .queue_url
+            .context("queue url")?;
+        Ok(FifoQueues { client, queue_url, dlq_url })
+    }
+
+    /// Receives one batch and hands it to `invoke` as a Lambda SQS event (JSON); deletes
+    /// what succeeded and makes failures visible again at once (standing in for the
+    /// visibility timeout running out).
+    pub async fn pump_once<F, Fut>(&self, invoke: F) -> Result<PumpRound>
+    where
+        F: FnOnce(serde_json::Value) -> Fut,
+        Fut: std::future::Future<Output = Result<serde_json::Value>>,
+    {
+        let received = self
+            .client
+            .receive_message()
+            .queue_url(&self.queue_url)
+            .max_number_of_messages(10)
+            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+            .send()
+            .await?
+            .messages
+            .unwrap_or_default();
+        if received.is_empty() {
+            return Ok(PumpRound::default());
+        }
+        let records: Vec<serde_json::Value> = received
+            .iter()
+            .map(|m| {
+                let attributes: serde_json::Map<String, serde_json::Value> = m
+                    .attributes()
+                    .map(|a| a.iter().map(|(k, v)| (k.as_str().to_owned(), v.clone().into())).collect())
+                    .unwrap_or_default();
+                serde_json::json!({
+                    "messageId": m.message_id(), "receiptHandle": m.receipt_handle(), "body": m.body(),
+                    "attributes": attributes, "messageAttributes": {}, "md5OfBody": m.md5_of_body(),
+                    "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q.fifo",
+                    "awsRegion": "us-east-1"
+                })
+            })
+            .collect();
+        let answer = invoke(serde_json::json!({ "Records": records })).await?;
+        let failed: Vec<String> = answer["batchItemFailures"]
+            .as_array()
+            .context("worker answer has no batchItemFailures")?
+            .iter()
+            .filter_map(|f| f["itemIdentifier"].as_str().map(str::to_owned))
+            .collect();
+        let mut round = PumpRound { received: received.len(), ..Default::default() };
+        for message in &received {
+            let handle = message.receipt_handle().context("receipt handle")?;
+            if failed.iter().any(|id| Some(id.as_str()) == message.message_id()) {
+                self.client
+                    .change_message_visibility()
+                    .queue_url(&self.queue_url)
+                    .receipt_handle(handle)
+                    .visibility_timeout(0)
+                    .send()
+                    .await?;
+                round.failed += 1;
+            } else {
+                self.client.delete_message().queue_url(&self.queue_url).receipt_handle(handle).send().await?;
+                round.deleted += 1;
+            }
+        }
+        Ok(round)
+    }
+
+    /// Bodies of the messages in the DLQ (received with a short visibility, not deleted).
+    pub async fn dlq_bodies(&self) -> Result<Vec<String>> {
+        let mut bodies = Vec::new();
+        loop {
+            let batch = self
+                .client
+                .receive_message()
+                .queue_url(&self.dlq_url)
+                .max_number_of_messages(10)
+                .visibility_timeout(30)
+                .send()
+                .await?
+                .messages
+                .unwrap_or_default();
+            if batch.is_empty() {
+                return Ok(bodies);
+            }
+            bodies.extend(batch.into_iter().filter_map(|m| m.body));
+        }
+    }
+
+    pub async fn send(&self, group: &str, dedup: &str, body: &str) -> Result<()> {
+        self.client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_group_id(group)
+            .message_deduplication_id(dedup)
+            .message_body(body)
+            .send()
+            .await?;
+        Ok(())
     }
 }

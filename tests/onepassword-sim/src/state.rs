@@ -449,17 +449,6 @@ impl SimState {
         self.read().by_external_id.get(external_id).cloned().unwrap_or_default()
     }
 
-    /// Display names of a group's members as (id, name).
-    pub fn member_names(&self, group: &Group) -> Vec<(String, String)> {
-        let store = self.read();
-        group
-            .members
-            .iter()
-            .filter_map(|id| store.users.get(id))
-            .map(|u| (u.id.clone(), u.full_name()))
-            .collect()
-    }
-
     pub fn user_count(&self) -> usize {
         self.read().users.len()
     }

@@ -34,7 +34,7 @@ fn group_attr<'a>(group: &'a Group, path: &str) -> Vec<AttrValue<'a>> {
 fn render(state: &SimState, group: &Group, projection: &Projection) -> serde_json::Value {
     let wants_members = state.config().group_members_in_responses
         && !projection.excluded.iter().any(|e| e == "members");
-    let members = wants_members.then(|| state.member_names(group));
+    let members = wants_members.then(|| group.members.iter().cloned().collect());
     let mut json = group_json(group, members, state.config().meta_location);
     if !projection.is_identity() {
         projection.apply(&mut json, GROUP_ALWAYS);

@@ -72,9 +72,9 @@ pub fn user_json(user: &User, active: bool, groups: &[(String, String)], locatio
     Value::Object(obj)
 }
 
-/// A group as recorded (`meta.created`/`lastModified`, no location), plus `members` when the
-/// switch says the bridge returns them.
-pub fn group_json(group: &Group, members: Option<Vec<(String, String)>>, location: bool) -> Value {
+/// A group as recorded (`meta.created`/`lastModified`, no location), plus `members`
+/// (`value` and `type`, as the recorded Group schema describes them) when the switch says so.
+pub fn group_json(group: &Group, members: Option<Vec<String>>, location: bool) -> Value {
     let mut obj = Map::new();
     obj.insert("schemas".into(), json!([GROUP_SCHEMA]));
     obj.insert("id".into(), json!(group.id));
@@ -85,8 +85,8 @@ pub fn group_json(group: &Group, members: Option<Vec<(String, String)>>, locatio
     if let Some(members) = members {
         let members: Vec<Value> = members
             .into_iter()
-            .map(|(id, display)| {
-                let mut m = json!({"value": id, "display": display, "type": "User"});
+            .map(|id| {
+                let mut m = json!({"value": id, "type": "User"});
                 if location {
                     m["$ref"] = json!(format!("{LOCATION_PREFIX}/Users/{id}"));
                 }

@@ -8,6 +8,7 @@ pub mod apply;
 pub mod config;
 pub mod enrich;
 pub mod event;
+pub mod events_api;
 pub mod http_api;
 pub mod ingest;
 pub mod invites;

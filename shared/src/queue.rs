@@ -80,6 +80,9 @@ pub trait EventQueue: Send + Sync {
 struct BatchOutcome {
     failed: Vec<usize>,
     reason: Option<String>,
+    /// The call itself failed (SQS unreachable, after the SDK's own retries): retrying
+    /// again here would only keep the sender waiting past its timeout.
+    call_failed: bool,
 }
 
 /// The part of SQS the retry logic needs; lets the logic be tested without a network.
@@ -89,6 +92,7 @@ trait BatchSender: Send + Sync {
 }
 
 /// Sends `messages` in batches of ≤ 10, re-sending the entries a batch reports as failed.
+/// A call that fails outright ends the attempt at once: the sender gets its 503 quickly.
 async fn send_all(sender: &dyn BatchSender, messages: Vec<(QueuedEvent, String)>) -> Result<(), QueueError> {
     let total = messages.len();
     let mut pending = messages;
@@ -101,12 +105,17 @@ async fn send_all(sender: &dyn BatchSender, messages: Vec<(QueuedEvent, String)>
             tokio::time::sleep(Duration::from_millis(50 * attempt as u64)).await;
         }
         let mut still_failing = Vec::new();
-        for chunk in pending.chunks(MAX_BATCH) {
+        let mut chunks = pending.chunks(MAX_BATCH);
+        while let Some(chunk) = chunks.next() {
             let outcome = sender.send_batch(chunk).await;
             if let Some(reason) = outcome.reason {
                 last_reason = reason;
             }
             still_failing.extend(outcome.failed.into_iter().filter_map(|i| chunk.get(i).cloned()));
+            if outcome.call_failed {
+                let unsent = still_failing.len() + chunks.map(<[_]>::len).sum::<usize>();
+                return Err(QueueError::Unavailable { failed: unsent, total, reason: last_reason });
+            }
         }
         if !still_failing.is_empty() {
             tracing::warn!(failed = still_failing.len(), attempt = attempt + 1, "queue entries failed");
@@ -153,8 +162,15 @@ impl SqsEventQueue {
             .operation_attempt_timeout(Duration::from_millis(800))
             .operation_timeout(Duration::from_millis(1800))
             .build();
-        let sqs_config =
-            aws_sdk_sqs::config::Builder::from(config).timeout_config(timeouts).build();
+        // The SDK retries a failed call itself; a short first backoff keeps three attempts
+        // inside the operation timeout.
+        let retries = aws_config::retry::RetryConfig::standard()
+            .with_max_attempts(3)
+            .with_initial_backoff(Duration::from_millis(100));
+        let sqs_config = aws_sdk_sqs::config::Builder::from(config)
+            .timeout_config(timeouts)
+            .retry_config(retries)
+            .build();
         Self::new(aws_sdk_sqs::Client::from_conf(sqs_config), queue_url)
     }
 }
@@ -177,6 +193,7 @@ impl BatchSender for SqsEventQueue {
                     return BatchOutcome {
                         failed: (0..entries.len()).collect(),
                         reason: Some(error.to_string()),
+                        call_failed: true,
                     };
                 }
             }
@@ -189,11 +206,13 @@ impl BatchSender for SqsEventQueue {
                 BatchOutcome {
                     failed: output.failed.iter().filter_map(|f| f.id.parse().ok()).collect(),
                     reason,
+                    call_failed: false,
                 }
             }
             Err(error) => BatchOutcome {
                 failed: (0..entries.len()).collect(),
                 reason: Some(aws_sdk_sqs::error::DisplayErrorContext(&error).to_string()),
+                call_failed: true,
             },
         }
     }
@@ -377,7 +396,8 @@ mod tests {
                     _ => None,
                 })
                 .collect();
-            BatchOutcome { failed, reason: Some("InternalError".into()) }
+            let call_failed = ids.iter().any(|id| id == "unreachable");
+            BatchOutcome { failed, reason: Some("InternalError".into()), call_failed }
         }
     }
 
@@ -398,6 +418,16 @@ mod tests {
         assert_eq!(sizes, [10, 10, 3, 2, 1]);
         assert_eq!(calls[3], ["e3", "e15"]);
         assert_eq!(calls[4], ["e15"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_call_that_fails_outright_is_not_retried_and_counts_every_unsent_entry() {
+        let mut events: Vec<_> = (0..25).map(|i| event(&format!("p{i}"), &format!("e{i}"), 0)).collect();
+        events[3].source_event_id = "unreachable".into();
+        let sqs = flaky(&[("unreachable", 99)]);
+        let error = send_all(&sqs, in_send_order(&events).unwrap()).await.unwrap_err();
+        assert_eq!(error, QueueError::Unavailable { failed: 16, total: 25, reason: "InternalError".into() });
+        assert_eq!(sqs.calls.lock().unwrap().len(), 1);
     }
 
     #[tokio::test(start_paused = true)]

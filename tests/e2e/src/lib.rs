@@ -4,6 +4,7 @@
 //! Every process started here is killed when its guard drops, so a failing test leaves
 //! nothing running.
 
+pub mod invite_retry_harness;
 pub mod worker_harness;
 
 use anyhow::{Context, Result, bail};

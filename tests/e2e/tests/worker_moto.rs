@@ -101,3 +101,29 @@ async fn a_bridge_that_stays_down_sends_the_message_to_the_dlq() {
     assert!(dlq[0].contains("\"source_event_id\""));
     assert!(s.worker.logs().contains("event failed; returned to the queue"));
 }
+
+#[tokio::test]
+async fn a_token_rotated_in_secrets_manager_mid_run_is_picked_up_after_one_401() {
+    let s = stack(3, &[]).await;
+    let ada = event(Joiner, "1", "ada.lovelace@example.com", "Engineering", 0);
+    s.queues.send(&ada.person.to_string(), "d1", &serde_json::to_string(&ada).unwrap()).await.unwrap();
+    assert_eq!(s.pump().await.deleted, 1, "warm: the secret is cached now");
+
+    // An admin regenerates the bridge credentials and stores the new token.
+    s.sim.state().rotate_scim_token("rotated-token-9f2c");
+    s.secrets
+        .put_secret_value()
+        .secret_id(SECRET_ID)
+        .secret_string(worker_secret(&s.sim, "rotated-token-9f2c"))
+        .send()
+        .await
+        .unwrap();
+    s.sim.state().clear_operations();
+    let alan = event(Joiner, "2", "alan.turing@example.com", "Finance", 0);
+    s.queues.send(&alan.person.to_string(), "d2", &serde_json::to_string(&alan).unwrap()).await.unwrap();
+    assert_eq!(s.pump().await, e2e::PumpRound { received: 1, deleted: 1, failed: 0 });
+    let statuses: Vec<Option<u16>> = s.sim.state().operations().iter().map(|op| op.status).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == Some(401)).count(), 1, "exactly one 401: {statuses:?}");
+    assert!(s.sim.state().user_view("alan.turing@example.com").is_some());
+    assert!(!s.worker.logs().contains("rotated-token-9f2c"), "new token leaked into logs");
+}

@@ -33,8 +33,9 @@ fn sim_fail(err: SimError) -> Response {
     fail(status, err.to_string())
 }
 
-fn body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Response> {
-    serde_json::from_slice(bytes).map_err(|e| fail(StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}")))
+/// Errors are the message of a 400 answer.
+fn body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    serde_json::from_slice(bytes).map_err(|e| format!("invalid JSON body: {e}"))
 }
 
 fn ok<T: serde::Serialize>(value: T) -> Response {
@@ -49,7 +50,7 @@ async fn reset(State(state): State<SimState>) -> StatusCode {
 async fn seed(State(state): State<SimState>, bytes: Bytes) -> Response {
     match body::<Seed>(&bytes) {
         Ok(seed) => state.seed(seed).map(ok).unwrap_or_else(sim_fail),
-        Err(response) => response,
+        Err(message) => fail(StatusCode::BAD_REQUEST, message),
     }
 }
 
@@ -58,15 +59,24 @@ async fn users(State(state): State<SimState>) -> Response {
 }
 
 async fn user(State(state): State<SimState>, Path(key): Path<String>) -> Response {
-    state.user_view(&key).map(ok).unwrap_or_else(|| fail(StatusCode::NOT_FOUND, format!("user {key} not found")))
+    state
+        .user_view(&key)
+        .map(ok)
+        .unwrap_or_else(|| fail(StatusCode::NOT_FOUND, format!("user {key} not found")))
 }
 
 async fn accept(State(state): State<SimState>, Path(key): Path<String>) -> Response {
-    state.accept_invitation(&key).map(ok).unwrap_or_else(sim_fail)
+    state
+        .accept_invitation(&key)
+        .map(ok)
+        .unwrap_or_else(sim_fail)
 }
 
 async fn expire(State(state): State<SimState>, Path(key): Path<String>) -> Response {
-    state.expire_invitation(&key).map(ok).unwrap_or_else(sim_fail)
+    state
+        .expire_invitation(&key)
+        .map(ok)
+        .unwrap_or_else(sim_fail)
 }
 
 async fn failed_sign_in(State(state): State<SimState>, Path(key): Path<String>) -> Response {
@@ -97,10 +107,11 @@ struct Advance {
 async fn advance(State(state): State<SimState>, bytes: Bytes) -> Response {
     let by: Advance = match body(&bytes) {
         Ok(by) => by,
-        Err(response) => return response,
+        Err(message) => return fail(StatusCode::BAD_REQUEST, message),
     };
-    let total = Duration::from_secs(by.days * 86_400 + by.hours * 3_600 + by.minutes * 60 + by.seconds)
-        + Duration::from_millis(by.millis);
+    let total =
+        Duration::from_secs(by.days * 86_400 + by.hours * 3_600 + by.minutes * 60 + by.seconds)
+            + Duration::from_millis(by.millis);
     ok(json!({"now": state.advance_clock(total)}))
 }
 
@@ -135,7 +146,7 @@ async fn add_fault(State(state): State<SimState>, bytes: Bytes) -> Response {
             Ok(id) => (StatusCode::CREATED, axum::Json(json!({"id": id}))).into_response(),
             Err(e) => sim_fail(e),
         },
-        Err(response) => response,
+        Err(message) => fail(StatusCode::BAD_REQUEST, message),
     }
 }
 
@@ -168,6 +179,9 @@ pub fn router() -> Router<SimState> {
         .route("/_sim/violations", get(violations))
         .route("/_sim/account-changes", get(account_changes))
         .route("/_sim/operations", get(operations).delete(clear_operations))
-        .route("/_sim/faults", get(faults).post(add_fault).delete(clear_faults))
+        .route(
+            "/_sim/faults",
+            get(faults).post(add_fault).delete(clear_faults),
+        )
         .route("/_sim/faults/{id}", delete(remove_fault))
 }

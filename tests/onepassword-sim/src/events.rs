@@ -71,33 +71,39 @@ struct EventRequest {
     end_time: Option<String>,
 }
 
-fn parse_time(field: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, Response> {
+/// Errors are the message of a 400 answer.
+fn parse_time(field: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, String> {
     value
         .map(|v| {
-            DateTime::parse_from_rfc3339(v).map(|t| t.with_timezone(&Utc)).map_err(|_| {
-                error(StatusCode::BAD_REQUEST, &format!("{field} must be an RFC 3339 timestamp"))
-            })
+            DateTime::parse_from_rfc3339(v)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|_| format!("{field} must be an RFC 3339 timestamp"))
         })
         .transpose()
 }
 
-fn cursor_for(feature: &str, body: &[u8]) -> Result<Cursor, Response> {
+/// Errors are the message of a 400 answer.
+fn cursor_for(feature: &str, body: &[u8]) -> Result<Cursor, String> {
     let request: EventRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        EventRequest { cursor: None, limit: None, start_time: None, end_time: None }
+        EventRequest {
+            cursor: None,
+            limit: None,
+            start_time: None,
+            end_time: None,
+        }
     } else {
-        serde_json::from_slice(body)
-            .map_err(|e| error(StatusCode::BAD_REQUEST, &format!("invalid request body: {e}")))?
+        serde_json::from_slice(body).map_err(|e| format!("invalid request body: {e}"))?
     };
     if let Some(text) = request.cursor {
         return Cursor::decode(&text)
             .filter(|c| c.feature == feature)
-            .ok_or_else(|| error(StatusCode::BAD_REQUEST, "invalid cursor"));
+            .ok_or_else(|| "invalid cursor".to_owned());
     }
     let limit = match request.limit {
         None => DEFAULT_LIMIT,
         Some(l) if (1..=MAX_LIMIT as i64).contains(&l) => l as usize,
         Some(l) => {
-            return Err(error(StatusCode::BAD_REQUEST, &format!("limit must be between 1 and {MAX_LIMIT}, got {l}")));
+            return Err(format!("limit must be between 1 and {MAX_LIMIT}, got {l}"));
         }
     };
     Ok(Cursor {
@@ -110,7 +116,11 @@ fn cursor_for(feature: &str, body: &[u8]) -> Result<Cursor, Response> {
 }
 
 /// One page of `events` after the cursor; the returned cursor continues after it.
-fn page<T: Serialize>(cursor: Cursor, events: &[T], timestamp: impl Fn(&T) -> DateTime<Utc>) -> Value {
+fn page<T: Serialize>(
+    cursor: Cursor,
+    events: &[T],
+    timestamp: impl Fn(&T) -> DateTime<Utc>,
+) -> Value {
     let in_window =
         |t: DateTime<Utc>| cursor.start.is_none_or(|s| t >= s) && cursor.end.is_none_or(|e| t < e);
     let mut items = Vec::new();
@@ -128,22 +138,28 @@ fn page<T: Serialize>(cursor: Cursor, events: &[T], timestamp: impl Fn(&T) -> Da
 
 async fn sign_in_attempts(State(state): State<SimState>, body: Bytes) -> Response {
     match cursor_for("signinattempts", &body) {
-        Ok(cursor) => axum::Json(state.with_sign_ins(|events| page(cursor, events, |e| e.timestamp))).into_response(),
-        Err(response) => response,
+        Ok(cursor) => {
+            axum::Json(state.with_sign_ins(|events| page(cursor, events, |e| e.timestamp)))
+                .into_response()
+        }
+        Err(message) => error(StatusCode::BAD_REQUEST, &message),
     }
 }
 
 async fn audit_events(State(state): State<SimState>, body: Bytes) -> Response {
     match cursor_for("auditevents", &body) {
-        Ok(cursor) => axum::Json(state.with_audit_events(|events| page(cursor, events, |e| e.timestamp))).into_response(),
-        Err(response) => response,
+        Ok(cursor) => {
+            axum::Json(state.with_audit_events(|events| page(cursor, events, |e| e.timestamp)))
+                .into_response()
+        }
+        Err(message) => error(StatusCode::BAD_REQUEST, &message),
     }
 }
 
 async fn item_usages(body: Bytes) -> Response {
     match cursor_for("itemusages", &body) {
         Ok(cursor) => axum::Json(page::<Value>(cursor, &[], |_| Utc::now())).into_response(),
-        Err(response) => response,
+        Err(message) => error(StatusCode::BAD_REQUEST, &message),
     }
 }
 
@@ -157,5 +173,6 @@ pub fn router(state: &SimState) -> Router<SimState> {
     let router = Router::new()
         .route("/api/v2/auth/introspect", get(introspect))
         .route("/api/auth/introspect", get(introspect));
-    versioned(versioned(router, "v1"), "v2").route_layer(middleware::from_fn_with_state(state.clone(), require_token))
+    versioned(versioned(router, "v1"), "v2")
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
 }

@@ -32,7 +32,9 @@ use std::net::SocketAddr;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-pub use config::{ConflictMode, CreateStatus, ProtectedGroupError, SimConfig, SuspendedEmailChange};
+pub use config::{
+    ConflictMode, CreateStatus, ProtectedGroupError, SimConfig, SuspendedEmailChange,
+};
 pub use error::SimError;
 pub use faults::{ActiveFault, FaultAction, FaultRule};
 pub use model::*;
@@ -42,7 +44,10 @@ pub use state::SimState;
 #[derive(Debug, thiserror::Error)]
 pub enum SpawnError {
     #[error("cannot bind {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// A simulator serving HTTP. Dropping it stops the server too.
@@ -88,8 +93,12 @@ impl Drop for RunningSim {
 
 /// Binds `addr` (port 0 picks a free port) and serves the simulator on the current runtime.
 pub async fn spawn(config: SimConfig, addr: SocketAddr) -> Result<RunningSim, SpawnError> {
-    let listener = TcpListener::bind(addr).await.map_err(|source| SpawnError::Bind { addr, source })?;
-    let bound = listener.local_addr().map_err(|source| SpawnError::Bind { addr, source })?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| SpawnError::Bind { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| SpawnError::Bind { addr, source })?;
     let state = SimState::new(config);
     let app = server::app(&state);
     let shutdown_state = state.clone();
@@ -102,5 +111,9 @@ pub async fn spawn(config: SimConfig, addr: SocketAddr) -> Result<RunningSim, Sp
             tracing::error!(error = %e, "op-sim server stopped with an error");
         }
     });
-    Ok(RunningSim { addr: bound, state, task: Some(task) })
+    Ok(RunningSim {
+        addr: bound,
+        state,
+        task: Some(task),
+    })
 }

@@ -25,16 +25,25 @@ pub enum AccountState {
 impl AccountState {
     /// The only thing SCIM reveals: invited, pending and active all read `active: true`.
     pub fn scim_active(self) -> bool {
-        matches!(self, AccountState::Invited | AccountState::Pending | AccountState::Active)
+        matches!(
+            self,
+            AccountState::Invited | AccountState::Pending | AccountState::Active
+        )
     }
 
     /// Whether a person has accepted and owns a real account (suspending it locks them out).
     pub fn is_accepted(self) -> bool {
-        matches!(self, AccountState::Pending | AccountState::Active | AccountState::Suspended)
+        matches!(
+            self,
+            AccountState::Pending | AccountState::Active | AccountState::Suspended
+        )
     }
 
     pub fn is_suspended(self) -> bool {
-        matches!(self, AccountState::Suspended | AccountState::InviteSuspended)
+        matches!(
+            self,
+            AccountState::Suspended | AccountState::InviteSuspended
+        )
     }
 }
 
@@ -179,7 +188,6 @@ pub enum Via {
     Patch,
     Put,
     Delete,
-    Control,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -296,7 +304,11 @@ pub struct SeedUser {
 
 impl SeedUser {
     pub fn new(user_name: impl Into<String>, state: SeedState) -> Self {
-        SeedUser { user_name: user_name.into(), state: Some(state), ..SeedUser::default() }
+        SeedUser {
+            user_name: user_name.into(),
+            state: Some(state),
+            ..SeedUser::default()
+        }
     }
 }
 

@@ -32,11 +32,18 @@ pub struct KillableStream {
 }
 
 fn killed_error() -> io::Error {
-    io::Error::new(io::ErrorKind::ConnectionReset, "connection dropped by fault injection")
+    io::Error::new(
+        io::ErrorKind::ConnectionReset,
+        "connection dropped by fault injection",
+    )
 }
 
 impl AsyncRead for KillableStream {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         if this.killed.load(Ordering::Acquire) {
             return Poll::Ready(Ok(()));
@@ -46,7 +53,11 @@ impl AsyncRead for KillableStream {
 }
 
 impl AsyncWrite for KillableStream {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         if this.killed.load(Ordering::Acquire) {
             return Poll::Ready(Err(killed_error()));
@@ -108,7 +119,10 @@ impl Listener for SimListener {
                     let _ = stream.set_nodelay(true);
                     let killed = Arc::new(AtomicBool::new(false));
                     return (
-                        KillableStream { inner: stream, killed: killed.clone() },
+                        KillableStream {
+                            inner: stream,
+                            killed: killed.clone(),
+                        },
                         ConnHandle { remote, killed },
                     );
                 }
@@ -119,7 +133,10 @@ impl Listener for SimListener {
     }
 
     fn local_addr(&self) -> io::Result<Self::Addr> {
-        Ok(ConnHandle { remote: self.inner.local_addr()?, killed: Arc::new(AtomicBool::new(false)) })
+        Ok(ConnHandle {
+            remote: self.inner.local_addr()?,
+            killed: Arc::new(AtomicBool::new(false)),
+        })
     }
 }
 
@@ -149,7 +166,10 @@ async fn observe(
             state.log_finish(seq, Some(response.status().as_u16()));
             response
         }
-        Some(FaultAction::Status { status, retry_after }) => {
+        Some(FaultAction::Status {
+            status,
+            retry_after,
+        }) => {
             state.log_finish(seq, Some(status));
             fault_response(&path, status, retry_after)
         }
@@ -168,7 +188,9 @@ async fn observe(
 /// Never reaches the client: the connection is killed before hyper writes it.
 fn dropped() -> Response {
     let mut response = StatusCode::INTERNAL_SERVER_ERROR.into_response();
-    response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
     response
 }
 
@@ -181,7 +203,9 @@ fn fault_response(path: &str, status: u16, retry_after: Option<u64>) -> Response
         ScimError::new(status, None, detail).into_response()
     };
     if let Some(seconds) = retry_after {
-        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     }
     response
 }

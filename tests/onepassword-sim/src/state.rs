@@ -18,6 +18,9 @@ use crate::ids;
 use crate::model::*;
 use crate::oplog::{OpLog, Operation};
 
+/// A user with the managed groups it belongs to, as (id, displayName).
+pub type UserWithGroups = (User, Vec<(String, String)>);
+
 /// One change to a user, as PATCH/PUT requests decompose into.
 #[derive(Debug, Clone, PartialEq)]
 pub enum UserChange {
@@ -33,7 +36,10 @@ pub enum UserChange {
     AddEmails(Vec<Email>),
     /// `emails[type eq "work"].value` style: set the value of the matching e-mails (adding one
     /// of that type when none matches).
-    SetEmailValue { selector: EmailSelector, value: String },
+    SetEmailValue {
+        selector: EmailSelector,
+        value: String,
+    },
     RemoveEmails(EmailSelector),
 }
 
@@ -49,7 +55,10 @@ impl EmailSelector {
     fn selects(&self, email: &Email) -> bool {
         match self {
             EmailSelector::All => true,
-            EmailSelector::Type(t) => email.kind.as_deref().is_some_and(|k| k.eq_ignore_ascii_case(t)),
+            EmailSelector::Type(t) => email
+                .kind
+                .as_deref()
+                .is_some_and(|k| k.eq_ignore_ascii_case(t)),
             EmailSelector::Primary => email.primary == Some(true),
             EmailSelector::Value(v) => email.value.eq_ignore_ascii_case(v),
         }
@@ -114,6 +123,9 @@ struct Store {
 
 struct Inner {
     config: SimConfig,
+    /// The bridge's bearer token; starts as `config.scim_token`, changes on rotation
+    /// ("Regenerate Credentials" invalidates the old token at once).
+    scim_token: RwLock<String>,
     clock: SimClock,
     store: RwLock<Store>,
     log: Mutex<OpLog>,
@@ -133,7 +145,9 @@ pub struct SimState {
 
 impl std::fmt::Debug for SimState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SimState").field("now", &self.now()).finish_non_exhaustive()
+        f.debug_struct("SimState")
+            .field("now", &self.now())
+            .finish_non_exhaustive()
     }
 }
 
@@ -148,6 +162,7 @@ impl SimState {
         let log = OpLog::new(config.op_log_capacity);
         let state = SimState {
             inner: Arc::new(Inner {
+                scim_token: RwLock::new(config.scim_token.clone()),
                 config,
                 clock,
                 store: RwLock::new(Store::default()),
@@ -160,6 +175,16 @@ impl SimState {
         };
         state.reset();
         state
+    }
+
+    /// The bearer token the SCIM bridge accepts now.
+    pub fn scim_token(&self) -> String {
+        self.inner.scim_token.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Regenerates the bridge credentials: the old token stops working immediately.
+    pub fn rotate_scim_token(&self, new_token: impl Into<String>) {
+        *self.inner.scim_token.write().unwrap_or_else(|p| p.into_inner()) = new_token.into();
     }
 
     pub fn config(&self) -> &SimConfig {
@@ -208,7 +233,10 @@ impl SimState {
         let now = self.now();
         let mut store = self.write();
         *store = Store::default();
-        for name in BUILT_IN_PROTECTED_GROUPS.iter().chain(BUILT_IN_UNMANAGED_GROUPS.iter()) {
+        for name in BUILT_IN_PROTECTED_GROUPS
+            .iter()
+            .chain(BUILT_IN_UNMANAGED_GROUPS.iter())
+        {
             insert_group(&mut store, ids::new_group_id(), name, None, false, now);
         }
         for name in &self.inner.config.extra_protected_groups {
@@ -230,11 +258,15 @@ impl SimState {
         for s in seed.users {
             let user_name = s.user_name.trim().to_owned();
             if user_name.is_empty() {
-                return Err(SimError::InvalidValue("seeded user without userName".into()));
+                return Err(SimError::InvalidValue(
+                    "seeded user without userName".into(),
+                ));
             }
             let key = user_name.to_lowercase();
             if store.by_user_name.contains_key(&key) {
-                return Err(SimError::Uniqueness(format!("userName {user_name} already exists")));
+                return Err(SimError::Uniqueness(format!(
+                    "userName {user_name} already exists"
+                )));
             }
             let id = s.id.unwrap_or_else(ids::new_user_id);
             if store.users.contains_key(&id) {
@@ -242,9 +274,9 @@ impl SimState {
             }
             let state = s.state.unwrap_or(SeedState::Active);
             let invited_at = match state {
-                SeedState::InvitationExpired => {
-                    s.invited_at.unwrap_or(now - ttl - chrono::TimeDelta::seconds(1))
-                }
+                SeedState::InvitationExpired => s
+                    .invited_at
+                    .unwrap_or(now - ttl - chrono::TimeDelta::seconds(1)),
                 _ => s.invited_at.unwrap_or(now),
             };
             let (account_state, invitation) = match state {
@@ -259,15 +291,24 @@ impl SimState {
                 (None, None, Some(d)) => split_name(d),
                 _ => (s.given_name.clone(), s.family_name.clone()),
             };
-            let formatted = s.display_name.clone().or_else(|| join_name(&given, &family));
+            let formatted = s
+                .display_name
+                .clone()
+                .or_else(|| join_name(&given, &family));
             let user = User {
                 id: id.clone(),
-                external_id: s.external_id.filter(|_| self.inner.config.store_external_id),
+                external_id: s
+                    .external_id
+                    .filter(|_| self.inner.config.store_external_id),
                 given_name: given,
                 family_name: family,
                 display_name: formatted.clone(),
                 formatted,
-                emails: vec![Email { value: user_name.clone(), primary: Some(true), kind: None }],
+                emails: vec![Email {
+                    value: user_name.clone(),
+                    primary: Some(true),
+                    kind: None,
+                }],
                 user_name,
                 preferred_language: Some("en".into()),
                 state: account_state,
@@ -276,7 +317,11 @@ impl SimState {
                 invitation_sent_at: invitation,
                 invitation_expires_at: invitation.map(|at| at + ttl),
                 invitations_sent: u32::from(invitation.is_some()),
-                accepted_at: if account_state.is_accepted() { Some(now) } else { None },
+                accepted_at: if account_state.is_accepted() {
+                    Some(now)
+                } else {
+                    None
+                },
                 confirms_at: None,
                 group_ids: BTreeSet::new(),
             };
@@ -289,13 +334,19 @@ impl SimState {
             let members = g
                 .members
                 .iter()
-                .map(|m| resolve_user(&store, m).ok_or_else(|| SimError::NotFound(format!("user {m}"))))
+                .map(|m| {
+                    resolve_user(&store, m).ok_or_else(|| SimError::NotFound(format!("user {m}")))
+                })
                 .collect::<Result<Vec<_>, _>>()?;
             let managed = g.managed.unwrap_or(true);
             let id = match find_group_by_name(&store, &g.display_name) {
                 Some(existing) => {
-                    let group = store.groups.get_mut(&existing).expect("indexed group exists");
-                    group.managed |= managed && !self.inner.config.is_protected_group(&g.display_name);
+                    let group = store
+                        .groups
+                        .get_mut(&existing)
+                        .expect("indexed group exists");
+                    group.managed |=
+                        managed && !self.inner.config.is_protected_group(&g.display_name);
                     if g.external_id.is_some() {
                         group.external_id = g.external_id.clone();
                     }
@@ -304,9 +355,18 @@ impl SimState {
                 None => {
                     let id = g.id.clone().unwrap_or_else(ids::new_group_id);
                     if store.groups.contains_key(&id) {
-                        return Err(SimError::Uniqueness(format!("group id {id} already exists")));
+                        return Err(SimError::Uniqueness(format!(
+                            "group id {id} already exists"
+                        )));
                     }
-                    insert_group(&mut store, id.clone(), &g.display_name, g.external_id.clone(), managed, now);
+                    insert_group(
+                        &mut store,
+                        id.clone(),
+                        &g.display_name,
+                        g.external_id.clone(),
+                        managed,
+                        now,
+                    );
                     id
                 }
             };
@@ -330,25 +390,33 @@ impl SimState {
         let mut store = self.write();
         if let Some(existing) = store.by_user_name.get(&user_name.to_lowercase()) {
             return match config.conflict {
-                ConflictMode::Reject409 => {
-                    Err(SimError::Uniqueness(format!("a user with userName {user_name} already exists")))
-                }
+                ConflictMode::Reject409 => Err(SimError::Uniqueness(format!(
+                    "a user with userName {user_name} already exists"
+                ))),
                 ConflictMode::LinkExisting => Ok((store.users[existing].clone(), false)),
             };
         }
         let (mut given, mut family) = (new.given_name, new.family_name);
-        if given.is_none() && family.is_none()
+        if given.is_none()
+            && family.is_none()
             && let Some(d) = new.display_name.as_deref().or(new.formatted.as_deref())
         {
             (given, family) = split_name(d);
         }
         let joined = join_name(&given, &family);
-        let display_name = new.display_name.or_else(|| new.formatted.clone()).or_else(|| joined.clone());
+        let display_name = new
+            .display_name
+            .or_else(|| new.formatted.clone())
+            .or_else(|| joined.clone());
         let formatted = new.formatted.or(joined).or_else(|| display_name.clone());
         let mut emails = new.emails;
         normalise_primary(&mut emails, None);
         if emails.is_empty() {
-            emails.push(Email { value: user_name.clone(), primary: Some(true), kind: None });
+            emails.push(Email {
+                value: user_name.clone(),
+                primary: Some(true),
+                kind: None,
+            });
         }
         let ttl = to_delta(config.invite_ttl);
         let invite = new.active != Some(false);
@@ -362,7 +430,11 @@ impl SimState {
             display_name,
             emails,
             preferred_language: new.preferred_language.or_else(|| Some("en".into())),
-            state: if invite { AccountState::Invited } else { AccountState::InviteSuspended },
+            state: if invite {
+                AccountState::Invited
+            } else {
+                AccountState::InviteSuspended
+            },
             created_at: now,
             last_modified: now,
             invitation_sent_at: invite.then_some(now),
@@ -389,13 +461,23 @@ impl SimState {
     /// Users in creation order, optionally narrowed by a predicate.
     pub fn users_where(&self, mut keep: impl FnMut(&User) -> bool) -> Vec<User> {
         let store = self.read();
-        store.user_order.iter().filter_map(|id| store.users.get(id)).filter(|u| keep(u)).cloned().collect()
+        store
+            .user_order
+            .iter()
+            .filter_map(|id| store.users.get(id))
+            .filter(|u| keep(u))
+            .cloned()
+            .collect()
     }
 
     /// O(1) lookup by userName (case-insensitive).
     pub fn user_by_user_name(&self, user_name: &str) -> Option<User> {
         let store = self.read();
-        store.by_user_name.get(&user_name.to_lowercase()).and_then(|id| store.users.get(id)).cloned()
+        store
+            .by_user_name
+            .get(&user_name.to_lowercase())
+            .and_then(|id| store.users.get(id))
+            .cloned()
     }
 
     /// Lookup by externalId (case-exact), through the index.
@@ -404,7 +486,12 @@ impl SimState {
         store
             .by_external_id
             .get(external_id)
-            .map(|ids| ids.iter().filter_map(|id| store.users.get(id)).cloned().collect())
+            .map(|ids| {
+                ids.iter()
+                    .filter_map(|id| store.users.get(id))
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -415,7 +502,7 @@ impl SimState {
         keep: impl Fn(&User) -> bool,
         offset: usize,
         limit: usize,
-    ) -> (usize, Vec<(User, Vec<(String, String)>)>) {
+    ) -> (usize, Vec<UserWithGroups>) {
         let store = self.read();
         let mut total = 0;
         let mut page = Vec::new();
@@ -432,7 +519,7 @@ impl SimState {
     }
 
     /// The users behind a list of ids (index hits), with their managed groups.
-    pub fn users_with_groups(&self, ids: &[String]) -> Vec<(User, Vec<(String, String)>)> {
+    pub fn users_with_groups(&self, ids: &[String]) -> Vec<UserWithGroups> {
         let store = self.read();
         ids.iter()
             .filter_map(|id| store.users.get(id))
@@ -442,11 +529,20 @@ impl SimState {
 
     /// Ids found through the userName / externalId indexes.
     pub fn user_ids_by_user_name(&self, user_name: &str) -> Vec<String> {
-        self.read().by_user_name.get(&user_name.to_lowercase()).cloned().into_iter().collect()
+        self.read()
+            .by_user_name
+            .get(&user_name.to_lowercase())
+            .cloned()
+            .into_iter()
+            .collect()
     }
 
     pub fn user_ids_by_external_id(&self, external_id: &str) -> Vec<String> {
-        self.read().by_external_id.get(external_id).cloned().unwrap_or_default()
+        self.read()
+            .by_external_id
+            .get(external_id)
+            .cloned()
+            .unwrap_or_default()
     }
 
     pub fn user_count(&self) -> usize {
@@ -459,11 +555,20 @@ impl SimState {
     }
 
     /// Applies changes atomically (all or nothing) and records their side effects.
-    pub fn change_user(&self, id: &str, changes: Vec<UserChange>, via: Via) -> Result<User, SimError> {
+    pub fn change_user(
+        &self,
+        id: &str,
+        changes: Vec<UserChange>,
+        via: Via,
+    ) -> Result<User, SimError> {
         let config = &self.inner.config;
         let now = self.now();
         let mut store = self.write();
-        let original = store.users.get(id).cloned().ok_or_else(|| SimError::NotFound(format!("user {id}")))?;
+        let original = store
+            .users
+            .get(id)
+            .cloned()
+            .ok_or_else(|| SimError::NotFound(format!("user {id}")))?;
         let mut user = original.clone();
         let mut effects = Vec::new();
         for change in changes {
@@ -483,7 +588,10 @@ impl SimState {
                     });
                     return Err(SimError::SuspendedEmailChange(original.user_name));
                 }
-                effects.push(Effect::Violation { old: name_before, new: user.user_name.clone() });
+                effects.push(Effect::Violation {
+                    old: name_before,
+                    new: user.user_name.clone(),
+                });
             }
         }
         if user.user_name.trim().is_empty() {
@@ -491,9 +599,15 @@ impl SimState {
         }
         let new_key = user.user_name.to_lowercase();
         if new_key != original.user_name.to_lowercase()
-            && store.by_user_name.get(&new_key).is_some_and(|other| other != id)
+            && store
+                .by_user_name
+                .get(&new_key)
+                .is_some_and(|other| other != id)
         {
-            return Err(SimError::Uniqueness(format!("a user with userName {} already exists", user.user_name)));
+            return Err(SimError::Uniqueness(format!(
+                "a user with userName {} already exists",
+                user.user_name
+            )));
         }
         user.last_modified = now;
         unindex_user(&mut store, &original);
@@ -550,7 +664,11 @@ impl SimState {
                     Some(primary) => primary.value = name.clone(),
                     None => match user.emails.first_mut() {
                         Some(first) => first.value = name.clone(),
-                        None => user.emails.push(Email { value: name.clone(), primary: Some(true), kind: None }),
+                        None => user.emails.push(Email {
+                            value: name.clone(),
+                            primary: Some(true),
+                            kind: None,
+                        }),
                     },
                 }
                 user.user_name = name;
@@ -590,9 +708,17 @@ impl SimState {
                 follow_primary_email(user);
             }
             UserChange::AddEmails(added) => {
-                let new_primary = added.iter().rev().find(|e| e.primary == Some(true)).map(|e| e.value.clone());
+                let new_primary = added
+                    .iter()
+                    .rev()
+                    .find(|e| e.primary == Some(true))
+                    .map(|e| e.value.clone());
                 for email in added {
-                    match user.emails.iter_mut().find(|e| e.value.eq_ignore_ascii_case(&email.value)) {
+                    match user
+                        .emails
+                        .iter_mut()
+                        .find(|e| e.value.eq_ignore_ascii_case(&email.value))
+                    {
                         Some(existing) => *existing = email,
                         None => user.emails.push(email),
                     }
@@ -612,7 +738,11 @@ impl SimState {
                         _ => None,
                     };
                     let primary = user.emails.is_empty() || selector == EmailSelector::Primary;
-                    user.emails.push(Email { value, primary: Some(primary), kind });
+                    user.emails.push(Email {
+                        value,
+                        primary: Some(primary),
+                        kind,
+                    });
                     normalise_primary(&mut user.emails, None);
                 }
                 follow_primary_email(user);
@@ -626,7 +756,13 @@ impl SimState {
         Ok(())
     }
 
-    fn set_active(&self, user: &mut User, active: bool, now: DateTime<Utc>, effects: &mut Vec<Effect>) {
+    fn set_active(
+        &self,
+        user: &mut User,
+        active: bool,
+        now: DateTime<Utc>,
+        effects: &mut Vec<Effect>,
+    ) {
         let state = user.effective_state(now);
         user.state = state;
         match (state, active) {
@@ -659,7 +795,13 @@ impl SimState {
         }
     }
 
-    fn send_invitation(&self, store: &mut Store, user: &User, kind: InvitationKind, now: DateTime<Utc>) {
+    fn send_invitation(
+        &self,
+        store: &mut Store,
+        user: &User,
+        kind: InvitationKind,
+        now: DateTime<Utc>,
+    ) {
         store.outbox.push(InvitationMail {
             user_id: user.id.clone(),
             email: user.primary_email().unwrap_or(&user.user_name).to_owned(),
@@ -669,7 +811,14 @@ impl SimState {
         });
     }
 
-    fn audit(&self, store: &mut Store, action: &str, object_type: &str, user: &User, now: DateTime<Utc>) {
+    fn audit(
+        &self,
+        store: &mut Store,
+        action: &str,
+        object_type: &str,
+        user: &User,
+        now: DateTime<Utc>,
+    ) {
         store.audit.push(AuditEvent {
             uuid: ids::new_uuid(),
             timestamp: now,
@@ -683,7 +832,14 @@ impl SimState {
         });
     }
 
-    fn audit_group(&self, store: &mut Store, action: &str, group_id: &str, aux: Option<String>, now: DateTime<Utc>) {
+    fn audit_group(
+        &self,
+        store: &mut Store,
+        action: &str,
+        group_id: &str,
+        aux: Option<String>,
+        now: DateTime<Utc>,
+    ) {
         store.audit.push(AuditEvent {
             uuid: ids::new_uuid(),
             timestamp: now,
@@ -702,7 +858,9 @@ impl SimState {
     /// Resolves a user by id or userName.
     pub fn find_user(&self, id_or_user_name: &str) -> Option<User> {
         let store = self.read();
-        resolve_user(&store, id_or_user_name).and_then(|id| store.users.get(&id)).cloned()
+        resolve_user(&store, id_or_user_name)
+            .and_then(|id| store.users.get(&id))
+            .cloned()
     }
 
     /// The invitee accepts: the account becomes real (pending, then active once confirmed) and
@@ -720,7 +878,10 @@ impl SimState {
             }
             AccountState::Invited => {}
             other => {
-                return Err(SimError::NotInvited { user: id, reason: format!("the account is {other:?}") });
+                return Err(SimError::NotInvited {
+                    user: id,
+                    reason: format!("the account is {other:?}"),
+                });
             }
         }
         user.accepted_at = Some(now);
@@ -734,7 +895,9 @@ impl SimState {
         user.invitation_expires_at = None;
         user.last_modified = now;
         let user = user.clone();
-        store.sign_ins.push(sign_in(&user, "success", "credentials_ok", now));
+        store
+            .sign_ins
+            .push(sign_in(&user, "success", "credentials_ok", now));
         self.audit(&mut store, "join", "user", &user, now);
         Ok(view_user(&store, &user, now))
     }
@@ -746,8 +909,14 @@ impl SimState {
         let id = resolve_user(&store, id_or_user_name)
             .ok_or_else(|| SimError::NotFound(format!("user {id_or_user_name}")))?;
         let user = store.users.get_mut(&id).expect("resolved user exists");
-        if !matches!(user.state, AccountState::Invited | AccountState::InviteSuspended) {
-            return Err(SimError::NotInvited { user: id, reason: format!("the account is {:?}", user.state) });
+        if !matches!(
+            user.state,
+            AccountState::Invited | AccountState::InviteSuspended
+        ) {
+            return Err(SimError::NotInvited {
+                user: id,
+                reason: format!("the account is {:?}", user.state),
+            });
         }
         user.invitation_expires_at = Some(now);
         let user = user.clone();
@@ -760,7 +929,12 @@ impl SimState {
         let mut store = self.write();
         let id = resolve_user(&store, id_or_user_name)
             .ok_or_else(|| SimError::NotFound(format!("user {id_or_user_name}")))?;
-        let attempt = sign_in(&store.users[&id], "credentials_failed", "password_secret_bad", now);
+        let attempt = sign_in(
+            &store.users[&id],
+            "credentials_failed",
+            "password_secret_bad",
+            now,
+        );
         store.sign_ins.push(attempt);
         Ok(())
     }
@@ -781,7 +955,9 @@ impl SimState {
         let members = check_members(&store, &new.members)?;
         let id = match find_group_by_name(&store, &name) {
             Some(existing) if store.groups[&existing].managed => {
-                return Err(SimError::Uniqueness(format!("a group named {name} already exists")));
+                return Err(SimError::Uniqueness(format!(
+                    "a group named {name} already exists"
+                )));
             }
             // An existing 1Password group is matched by name and becomes managed.
             Some(existing) => {
@@ -813,13 +989,22 @@ impl SimState {
     /// Managed groups in creation order.
     pub fn managed_groups(&self) -> Vec<Group> {
         let store = self.read();
-        store.group_order.iter().filter_map(|id| store.groups.get(id)).filter(|g| g.managed).cloned().collect()
+        store
+            .group_order
+            .iter()
+            .filter_map(|id| store.groups.get(id))
+            .filter(|g| g.managed)
+            .cloned()
+            .collect()
     }
 
     /// Finds the group a SCIM request wants to change: protected groups refuse, unmanaged ones
     /// do not exist as far as SCIM is concerned.
     fn changeable_group<'s>(&self, store: &'s Store, id: &str) -> Result<&'s Group, SimError> {
-        let group = store.groups.get(id).ok_or_else(|| SimError::NotFound(format!("group {id}")))?;
+        let group = store
+            .groups
+            .get(id)
+            .ok_or_else(|| SimError::NotFound(format!("group {id}")))?;
         if self.inner.config.is_protected_group(&group.display_name) {
             return Err(SimError::ProtectedGroup(group.display_name.clone()));
         }
@@ -839,13 +1024,17 @@ impl SimState {
                 GroupChange::DisplayName(name) => {
                     let name = name.trim().to_owned();
                     if name.is_empty() {
-                        return Err(SimError::InvalidValue("displayName must not be empty".into()));
+                        return Err(SimError::InvalidValue(
+                            "displayName must not be empty".into(),
+                        ));
                     }
                     if config.is_protected_group(&name) {
                         return Err(SimError::ProtectedGroup(name));
                     }
                     if find_group_by_name(&store, &name).is_some_and(|other| other != id) {
-                        return Err(SimError::Uniqueness(format!("a group named {name} already exists")));
+                        return Err(SimError::Uniqueness(format!(
+                            "a group named {name} already exists"
+                        )));
                     }
                     group.display_name = name;
                 }
@@ -854,7 +1043,9 @@ impl SimState {
                         group.external_id = external_id;
                     }
                 }
-                GroupChange::AddMembers(members) => group.members.extend(check_members(&store, &members)?),
+                GroupChange::AddMembers(members) => {
+                    group.members.extend(check_members(&store, &members)?)
+                }
                 GroupChange::RemoveMembers(members) => {
                     for m in members {
                         group.members.remove(&m);
@@ -978,7 +1169,9 @@ impl SimState {
     // ----- faults -------------------------------------------------------------------------
 
     pub fn add_fault(&self, rule: FaultRule) -> Result<u64, SimError> {
-        lock(&self.inner.faults).add(rule).map_err(SimError::InvalidValue)
+        lock(&self.inner.faults)
+            .add(rule)
+            .map_err(SimError::InvalidValue)
     }
 
     pub fn remove_fault(&self, id: u64) -> bool {
@@ -1005,9 +1198,15 @@ impl SimState {
 // ----- helpers over the store ------------------------------------------------------------------
 
 fn index_user(store: &mut Store, user: &User) {
-    store.by_user_name.insert(user.user_name.to_lowercase(), user.id.clone());
+    store
+        .by_user_name
+        .insert(user.user_name.to_lowercase(), user.id.clone());
     if let Some(ext) = &user.external_id {
-        store.by_external_id.entry(ext.clone()).or_default().push(user.id.clone());
+        store
+            .by_external_id
+            .entry(ext.clone())
+            .or_default()
+            .push(user.id.clone());
     }
 }
 
@@ -1039,7 +1238,10 @@ fn resolve_user(store: &Store, id_or_user_name: &str) -> Option<String> {
     if store.users.contains_key(id_or_user_name) {
         return Some(id_or_user_name.to_owned());
     }
-    store.by_user_name.get(&id_or_user_name.to_lowercase()).cloned()
+    store
+        .by_user_name
+        .get(&id_or_user_name.to_lowercase())
+        .cloned()
 }
 
 fn find_group_by_name(store: &Store, name: &str) -> Option<String> {
@@ -1047,7 +1249,12 @@ fn find_group_by_name(store: &Store, name: &str) -> Option<String> {
     store
         .group_order
         .iter()
-        .find(|id| store.groups.get(*id).is_some_and(|g| g.display_name.eq_ignore_ascii_case(name)))
+        .find(|id| {
+            store
+                .groups
+                .get(*id)
+                .is_some_and(|g| g.display_name.eq_ignore_ascii_case(name))
+        })
         .cloned()
 }
 
@@ -1082,15 +1289,25 @@ fn check_members(store: &Store, members: &[String]) -> Result<Vec<String>, SimEr
             if store.users.contains_key(m) {
                 Ok(m.clone())
             } else {
-                Err(SimError::InvalidValue(format!("member {m} is not a user of this account")))
+                Err(SimError::InvalidValue(format!(
+                    "member {m} is not a user of this account"
+                )))
             }
         })
         .collect()
 }
 
 /// Sets a group's members and keeps every user's `group_ids` in step.
-fn set_members(store: &mut Store, group_id: &str, wanted: BTreeSet<String>, now: DateTime<Utc>, audit: bool) {
-    let Some(group) = store.groups.get_mut(group_id) else { return };
+fn set_members(
+    store: &mut Store,
+    group_id: &str,
+    wanted: BTreeSet<String>,
+    now: DateTime<Utc>,
+    audit: bool,
+) {
+    let Some(group) = store.groups.get_mut(group_id) else {
+        return;
+    };
     let current = std::mem::take(&mut group.members);
     let added: Vec<String> = wanted.difference(&current).cloned().collect();
     let removed: Vec<String> = current.difference(&wanted).cloned().collect();
@@ -1152,7 +1369,11 @@ fn view_user(store: &Store, u: &User, now: DateTime<Utc>) -> UserView {
 }
 
 fn event_user(u: &User) -> EventUser {
-    EventUser { uuid: u.id.clone(), name: u.full_name(), email: u.user_name.clone() }
+    EventUser {
+        uuid: u.id.clone(),
+        name: u.full_name(),
+        email: u.user_name.clone(),
+    }
 }
 
 fn sign_in(user: &User, category: &str, kind: &str, now: DateTime<Utc>) -> SignInAttempt {

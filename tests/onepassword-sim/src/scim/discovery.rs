@@ -56,11 +56,27 @@ fn attribute(name: &str, kind: &str, required: bool, returned: &str, extra: Valu
 
 fn reference_sub_attributes(mutability: &str) -> Value {
     json!([
-        attribute("value", "string", false, "default", json!({"mutability": mutability})),
-        attribute("$ref", "reference", false, "default",
-            json!({"mutability": mutability, "referenceTypes": ["User", "Group"]})),
-        attribute("type", "string", false, "default",
-            json!({"mutability": mutability, "canonicalValues": ["User", "Group"]})),
+        attribute(
+            "value",
+            "string",
+            false,
+            "default",
+            json!({"mutability": mutability})
+        ),
+        attribute(
+            "$ref",
+            "reference",
+            false,
+            "default",
+            json!({"mutability": mutability, "referenceTypes": ["User", "Group"]})
+        ),
+        attribute(
+            "type",
+            "string",
+            false,
+            "default",
+            json!({"mutability": mutability, "canonicalValues": ["User", "Group"]})
+        ),
     ])
 }
 
@@ -115,7 +131,13 @@ fn schemas(quirks: bool) -> Vec<Value> {
         "meta": {"resourceType": "Schema", "location": format!("/scim/v2/Schemas/{GROUP_SCHEMA}")},
     });
     if !quirks && let Some(attributes) = user["attributes"].as_array_mut() {
-        attributes.push(attribute("displayName", "string", false, "default", json!({})));
+        attributes.push(attribute(
+            "displayName",
+            "string",
+            false,
+            "default",
+            json!({}),
+        ));
         attributes.push(attribute("active", "boolean", false, "default", json!({})));
     }
     vec![user, group]
@@ -133,7 +155,10 @@ pub async fn list_schemas(State(state): State<SimState>) -> Response {
     scim_response(StatusCode::OK, &body)
 }
 
-pub async fn get_schema(State(state): State<SimState>, Path(id): Path<String>) -> Result<Response, ScimError> {
+pub async fn get_schema(
+    State(state): State<SimState>,
+    Path(id): Path<String>,
+) -> Result<Response, ScimError> {
     schemas(state.config().observed_discovery_quirks)
         .into_iter()
         .find(|s| s["id"].as_str() == Some(id.as_str()))
@@ -142,7 +167,11 @@ pub async fn get_schema(State(state): State<SimState>, Path(id): Path<String>) -
 }
 
 fn resource_types(quirks: bool) -> Vec<Value> {
-    let (users, groups) = if quirks { ("/scim/v2/User", "/scim/v2/Groups") } else { ("/Users", "/Groups") };
+    let (users, groups) = if quirks {
+        ("/scim/v2/User", "/scim/v2/Groups")
+    } else {
+        ("/Users", "/Groups")
+    };
     vec![
         json!({
             "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ResourceType"],
@@ -172,7 +201,10 @@ pub async fn list_resource_types(State(state): State<SimState>) -> Response {
     scim_response(StatusCode::OK, &body)
 }
 
-pub async fn get_resource_type(State(state): State<SimState>, Path(id): Path<String>) -> Result<Response, ScimError> {
+pub async fn get_resource_type(
+    State(state): State<SimState>,
+    Path(id): Path<String>,
+) -> Result<Response, ScimError> {
     resource_types(state.config().observed_discovery_quirks)
         .into_iter()
         .find(|r| r["id"].as_str() == Some(id.as_str()))

@@ -27,8 +27,14 @@ pub enum CompareOp {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Filter {
     /// `path` is lower-cased, with any core-schema URN prefix removed.
-    Compare { path: String, op: CompareOp, value: Literal },
-    Present { path: String },
+    Compare {
+        path: String,
+        op: CompareOp,
+        value: Literal,
+    },
+    Present {
+        path: String,
+    },
     And(Box<Filter>, Box<Filter>),
     Or(Box<Filter>, Box<Filter>),
     Not(Box<Filter>),
@@ -47,7 +53,10 @@ impl Filter {
         let mut parser = Parser { tokens, pos: 0 };
         let filter = parser.parse_or()?;
         if parser.pos != parser.tokens.len() {
-            return Err(format!("unexpected {:?} in filter", parser.tokens[parser.pos]));
+            return Err(format!(
+                "unexpected {:?} in filter",
+                parser.tokens[parser.pos]
+            ));
         }
         Ok(filter)
     }
@@ -69,9 +78,9 @@ impl Filter {
     pub fn matches<'a>(&self, attr: &dyn Fn(&str) -> Vec<AttrValue<'a>>) -> bool {
         match self {
             Filter::Present { path } => !attr(path).is_empty(),
-            Filter::Compare { path, op, value } => {
-                attr(path).iter().any(|candidate| compare(candidate, *op, value))
-            }
+            Filter::Compare { path, op, value } => attr(path)
+                .iter()
+                .any(|candidate| compare(candidate, *op, value)),
             Filter::And(a, b) => a.matches(attr) && b.matches(attr),
             Filter::Or(a, b) => a.matches(attr) || b.matches(attr),
             Filter::Not(inner) => !inner.matches(attr),
@@ -86,7 +95,13 @@ fn compare(candidate: &AttrValue<'_>, op: CompareOp, value: &Literal) -> bool {
             CompareOp::Ne => b != v,
             _ => false,
         },
-        (AttrValue::Str { value: s, case_exact }, Literal::Str(v)) => {
+        (
+            AttrValue::Str {
+                value: s,
+                case_exact,
+            },
+            Literal::Str(v),
+        ) => {
             let (s, v) = if *case_exact {
                 (s.to_string(), v.clone())
             } else {
@@ -225,7 +240,11 @@ impl Parser {
                 let path = normalise_path(&path);
                 let op = match self.tokens.get(self.pos) {
                     Some(Token::Word(op)) => op.to_ascii_lowercase(),
-                    other => return Err(format!("expected an operator after {path}, found {other:?}")),
+                    other => {
+                        return Err(format!(
+                            "expected an operator after {path}, found {other:?}"
+                        ));
+                    }
                 };
                 self.pos += 1;
                 if op == "pr" {
@@ -248,9 +267,10 @@ impl Parser {
                     Some(Token::Word(w)) if w.eq_ignore_ascii_case("true") => Literal::Bool(true),
                     Some(Token::Word(w)) if w.eq_ignore_ascii_case("false") => Literal::Bool(false),
                     Some(Token::Word(w)) if w.eq_ignore_ascii_case("null") => Literal::Null,
-                    Some(Token::Word(w)) => {
-                        Literal::Num(w.parse().map_err(|_| format!("invalid value {w:?} in filter"))?)
-                    }
+                    Some(Token::Word(w)) => Literal::Num(
+                        w.parse()
+                            .map_err(|_| format!("invalid value {w:?} in filter"))?,
+                    ),
                     other => return Err(format!("expected a value, found {other:?}")),
                 };
                 self.pos += 1;
@@ -278,7 +298,11 @@ pub fn normalise_path(path: &str) -> String {
 /// The filter is exactly `path eq "value"`.
 pub fn as_simple_eq<'f>(filter: &'f Filter, wanted_path: &str) -> Option<&'f str> {
     match filter {
-        Filter::Compare { path, op: CompareOp::Eq, value: Literal::Str(v) } if path == wanted_path => Some(v),
+        Filter::Compare {
+            path,
+            op: CompareOp::Eq,
+            value: Literal::Str(v),
+        } if path == wanted_path => Some(v),
         _ => None,
     }
 }
@@ -299,7 +323,13 @@ mod tests {
 
     #[test]
     fn rejects_malformed_filters() {
-        for bad in ["userName eq", r#"userName xx "a""#, r#"userName eq "open"#, "(userName pr", ""] {
+        for bad in [
+            "userName eq",
+            r#"userName xx "a""#,
+            r#"userName eq "open"#,
+            "(userName pr",
+            "",
+        ] {
             assert!(Filter::parse(bad).is_err(), "{bad:?} should not parse");
         }
     }
@@ -307,9 +337,19 @@ mod tests {
     #[test]
     fn case_insensitive_unless_case_exact() {
         let f = Filter::parse(r#"userName eq "JANE@example.com""#).unwrap();
-        let attr = |_: &str| vec![AttrValue::Str { value: "jane@EXAMPLE.com", case_exact: false }];
+        let attr = |_: &str| {
+            vec![AttrValue::Str {
+                value: "jane@EXAMPLE.com",
+                case_exact: false,
+            }]
+        };
         assert!(f.matches(&attr));
-        let exact = |_: &str| vec![AttrValue::Str { value: "jane@EXAMPLE.com", case_exact: true }];
+        let exact = |_: &str| {
+            vec![AttrValue::Str {
+                value: "jane@EXAMPLE.com",
+                case_exact: true,
+            }]
+        };
         assert!(!f.matches(&exact));
     }
 }

@@ -12,21 +12,41 @@ use super::{ListParams, parse_json, patch};
 use crate::model::Group;
 use crate::state::SimState;
 
-const FILTERABLE: &[&str] = &["id", "displayname", "externalid", "members", "members.value"];
+const FILTERABLE: &[&str] = &[
+    "id",
+    "displayname",
+    "externalid",
+    "members",
+    "members.value",
+];
 
 fn group_attr<'a>(group: &'a Group, path: &str) -> Vec<AttrValue<'a>> {
     match path {
-        "id" => vec![AttrValue::Str { value: &group.id, case_exact: true }],
-        "displayname" => vec![AttrValue::Str { value: &group.display_name, case_exact: false }],
+        "id" => vec![AttrValue::Str {
+            value: &group.id,
+            case_exact: true,
+        }],
+        "displayname" => vec![AttrValue::Str {
+            value: &group.display_name,
+            case_exact: false,
+        }],
         "externalid" => group
             .external_id
             .as_deref()
-            .map(|value| AttrValue::Str { value, case_exact: true })
+            .map(|value| AttrValue::Str {
+                value,
+                case_exact: true,
+            })
             .into_iter()
             .collect(),
-        "members" | "members.value" => {
-            group.members.iter().map(|value| AttrValue::Str { value, case_exact: true }).collect()
-        }
+        "members" | "members.value" => group
+            .members
+            .iter()
+            .map(|value| AttrValue::Str {
+                value,
+                case_exact: true,
+            })
+            .collect(),
         _ => Vec::new(),
     }
 }
@@ -46,14 +66,21 @@ fn sim_error(state: &SimState) -> impl Fn(crate::error::SimError) -> ScimError +
     move |e| ScimError::from_sim(e, state.config())
 }
 
-pub async fn list(State(state): State<SimState>, RawQuery(query): RawQuery) -> Result<Response, ScimError> {
+pub async fn list(
+    State(state): State<SimState>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ScimError> {
     let params = ListParams::parse(query.as_deref(), state.config())?;
     let projection = params.projection();
     let filter = params.filter(state.config(), FILTERABLE)?;
     let groups: Vec<Group> = state
         .managed_groups()
         .into_iter()
-        .filter(|g| filter.as_ref().is_none_or(|f| f.matches(&|p: &str| group_attr(g, p))))
+        .filter(|g| {
+            filter
+                .as_ref()
+                .is_none_or(|f| f.matches(&|p: &str| group_attr(g, p)))
+        })
         .collect();
     let total = groups.len();
     let resources = groups
@@ -62,14 +89,21 @@ pub async fn list(State(state): State<SimState>, RawQuery(query): RawQuery) -> R
         .take(params.limit)
         .map(|g| render(&state, g, &projection))
         .collect();
-    Ok(scim_response(StatusCode::OK, &list_response(total, params.start_index, resources)))
+    Ok(scim_response(
+        StatusCode::OK,
+        &list_response(total, params.start_index, resources),
+    ))
 }
 
 pub async fn create(State(state): State<SimState>, body: Bytes) -> Result<Response, ScimError> {
     let new = patch::new_group(&parse_json(&body)?)?;
     let group = state.create_group(new).map_err(sim_error(&state))?;
-    let status = StatusCode::from_u16(state.config().create_status.code()).unwrap_or(StatusCode::OK);
-    Ok(scim_response(status, &render(&state, &group, &Projection::default())))
+    let status =
+        StatusCode::from_u16(state.config().create_status.code()).unwrap_or(StatusCode::OK);
+    Ok(scim_response(
+        status,
+        &render(&state, &group, &Projection::default()),
+    ))
 }
 
 pub async fn get(
@@ -78,8 +112,13 @@ pub async fn get(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ScimError> {
     let params = ListParams::parse(query.as_deref(), state.config())?;
-    let group = state.group(&id).ok_or_else(|| ScimError::not_found(format!("group {id} not found")))?;
-    Ok(scim_response(StatusCode::OK, &render(&state, &group, &params.projection())))
+    let group = state
+        .group(&id)
+        .ok_or_else(|| ScimError::not_found(format!("group {id} not found")))?;
+    Ok(scim_response(
+        StatusCode::OK,
+        &render(&state, &group, &params.projection()),
+    ))
 }
 
 pub async fn patch(
@@ -88,8 +127,13 @@ pub async fn patch(
     body: Bytes,
 ) -> Result<Response, ScimError> {
     let changes = patch::group_patch(&parse_json(&body)?)?;
-    let group = state.change_group(&id, changes).map_err(sim_error(&state))?;
-    Ok(scim_response(StatusCode::OK, &render(&state, &group, &Projection::default())))
+    let group = state
+        .change_group(&id, changes)
+        .map_err(sim_error(&state))?;
+    Ok(scim_response(
+        StatusCode::OK,
+        &render(&state, &group, &Projection::default()),
+    ))
 }
 
 pub async fn put(
@@ -101,11 +145,19 @@ pub async fn put(
         return Err(ScimError::new(405, None, "PUT is not supported; use PATCH"));
     }
     let changes = patch::group_replacement(&parse_json(&body)?)?;
-    let group = state.change_group(&id, changes).map_err(sim_error(&state))?;
-    Ok(scim_response(StatusCode::OK, &render(&state, &group, &Projection::default())))
+    let group = state
+        .change_group(&id, changes)
+        .map_err(sim_error(&state))?;
+    Ok(scim_response(
+        StatusCode::OK,
+        &render(&state, &group, &Projection::default()),
+    ))
 }
 
-pub async fn delete(State(state): State<SimState>, Path(id): Path<String>) -> Result<StatusCode, ScimError> {
+pub async fn delete(
+    State(state): State<SimState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ScimError> {
     state.delete_group(&id).map_err(sim_error(&state))?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -46,7 +46,10 @@ pub fn user_json(user: &User, active: bool, groups: &[(String, String)], locatio
         name.insert("givenName".into(), json!(g));
     }
     obj.insert("name".into(), Value::Object(name));
-    obj.insert("emails".into(), serde_json::to_value(&user.emails).unwrap_or(Value::Array(vec![])));
+    obj.insert(
+        "emails".into(),
+        serde_json::to_value(&user.emails).unwrap_or(Value::Array(vec![])),
+    );
     obj.insert("active".into(), json!(active));
     if let Some(lang) = &user.preferred_language {
         obj.insert("preferredLanguage".into(), json!(lang));
@@ -136,7 +139,10 @@ impl Projection {
             })
             .unwrap_or_default()
         };
-        Projection { attributes: split(attributes), excluded: split(excluded) }
+        Projection {
+            attributes: split(attributes),
+            excluded: split(excluded),
+        }
     }
 
     pub fn is_identity(&self) -> bool {
@@ -159,7 +165,7 @@ impl Projection {
                         _ => None,
                     })
                     .collect();
-                if self.attributes.iter().any(|a| *a == key_lc) {
+                if self.attributes.contains(&key_lc) {
                     return true;
                 }
                 if subs.is_empty() {
@@ -172,7 +178,9 @@ impl Projection {
         for excluded in &self.excluded {
             match excluded.split_once('.') {
                 Some((top, sub)) if !always.contains(&top) => {
-                    if let Some((_, child)) = obj.iter_mut().find(|(k, _)| k.eq_ignore_ascii_case(top)) {
+                    if let Some((_, child)) =
+                        obj.iter_mut().find(|(k, _)| k.eq_ignore_ascii_case(top))
+                    {
                         retain_sub_attributes(child, |s| s != sub);
                     }
                 }
@@ -188,7 +196,10 @@ fn retain_sub_attributes(value: &mut Value, keep: impl Fn(&str) -> bool) {
     let keep_in = |obj: &mut Map<String, Value>| obj.retain(|k, _| keep(&k.to_ascii_lowercase()));
     match value {
         Value::Object(obj) => keep_in(obj),
-        Value::Array(items) => items.iter_mut().filter_map(Value::as_object_mut).for_each(keep_in),
+        Value::Array(items) => items
+            .iter_mut()
+            .filter_map(Value::as_object_mut)
+            .for_each(keep_in),
         _ => {}
     }
 }
@@ -208,7 +219,8 @@ mod tests {
 
         let mut v = json!({"id": "1", "externalId": "x", "preferredLanguage": "en",
                            "name": {"givenName": "A", "familyName": "B"}});
-        Projection::parse(None, Some("preferredLanguage,name.givenName")).apply(&mut v, GROUP_ALWAYS);
+        Projection::parse(None, Some("preferredLanguage,name.givenName"))
+            .apply(&mut v, GROUP_ALWAYS);
         assert!(v.get("preferredLanguage").is_none());
         assert_eq!(v["name"], json!({"familyName": "B"}));
     }

@@ -1,0 +1,72 @@
+//! invite-retry wired to the same simulator and in-memory ledger as a [`WorkerHarness`], so
+//! tests run joiners (and leavers) through the real worker and then invite-retry over the
+//! same ledger, with the simulator's clock as invite-retry's "now".
+
+use onepassword_sim::{Operation, RunningSim, SimConfig};
+use provisioning::config::Env;
+use provisioning::invites::{InviteRetryApp, InviteRetryConfig, RunSummary};
+use provisioning::ledger::Ledger;
+use provisioning::notify::Notifier;
+use provisioning::secrets::SecretSource;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::worker_harness::WorkerHarness;
+
+/// invite-retry's copy of the worker secret (the worker's own has no Events API).
+pub const RETRY_SECRET_ID: &str = "invite-retry-secret";
+
+/// The worker secret as invite-retry reads it: bridge, optional Events API and Slack.
+pub fn retry_secret(sim: &RunningSim, events: bool, slack_webhook_url: Option<&str>) -> String {
+    let defaults = SimConfig::default();
+    let mut secret = serde_json::json!({ "bridge_url": sim.scim_url(), "bridge_token": sim.state().config().scim_token.clone() });
+    if events {
+        secret["events_api_url"] = sim.base_url().into();
+        secret["events_api_token"] =
+            sim.state().config().events_token.clone().or(defaults.events_token).unwrap_or_default().into();
+    }
+    if let Some(url) = slack_webhook_url {
+        secret["slack_webhook_url"] = url.into();
+    }
+    secret.to_string()
+}
+
+/// Builds invite-retry over `h`'s simulator and ledger. `tweak` adjusts what the
+/// environment cannot (e.g. the Events API page size).
+pub async fn retry_app(
+    h: &WorkerHarness,
+    env: &[(&str, &str)],
+    secret: String,
+    notifier: Option<Arc<dyn Notifier>>,
+    tweak: impl FnOnce(&mut InviteRetryConfig),
+) -> InviteRetryApp {
+    h.secrets.set(RETRY_SECRET_ID, secret);
+    let mut pairs = vec![
+        ("WORKER_SECRET_ID", RETRY_SECRET_ID),
+        ("LEDGER_TABLE", "unused-in-memory"),
+        ("ALLOW_HTTP_BRIDGE", "true"),
+    ];
+    pairs.extend_from_slice(env);
+    let mut config = InviteRetryConfig::from_env(&Env::from_pairs(pairs)).expect("invite-retry config");
+    tweak(&mut config);
+    let state = h.sim.state();
+    InviteRetryApp::with_adapters(config, h.secrets.clone() as Arc<dyn SecretSource>, h.ledger.clone() as Arc<dyn Ledger>, notifier)
+        .await
+        .expect("invite-retry starts")
+        .with_clock(Arc::new(move || state.now()))
+}
+
+/// One run with a comfortable deadline.
+pub async fn run(app: &InviteRetryApp) -> RunSummary {
+    app.handle(Instant::now() + Duration::from_secs(120)).await
+}
+
+/// Moves the simulator's clock (and so invite-retry's) past the default 120-hour TTL.
+pub fn pass_ttl(h: &WorkerHarness) {
+    h.sim.state().advance_clock(Duration::from_secs(121 * 3600));
+}
+
+/// `PATCH /Users/{id}` requests in the simulator's operations log.
+pub fn patches_of(operations: &[Operation], user_id: &str) -> usize {
+    operations.iter().filter(|op| op.method == "PATCH" && op.path.ends_with(&format!("/Users/{user_id}"))).count()
+}

@@ -178,11 +178,18 @@ impl Applier {
             return Ok(Outcome::Skipped { reason, notes: vec![] });
         }
 
-        if event.kind != EventKind::Leaver && !event.attributes.is_complete_for_invite() {
-            match self.enricher.fetch(&event.person).await? {
-                Some(current) => event.attributes.fill_from(&current),
-                None if event.kind == EventKind::Mover => {}
-                None => return Err(ApplyError::NotInSource),
+        let thin = !event.attributes.is_complete_for_invite() || !self.rules.can_decide(&event.attributes);
+        if event.kind != EventKind::Leaver && thin {
+            match self.enricher.fetch(&event.person).await {
+                Ok(Some(current)) => event.attributes.fill_from(&current),
+                Ok(None) if event.kind == EventKind::Mover => {}
+                Ok(None) => return Err(ApplyError::NotInSource),
+                // No source API configured for this connection (a generic sender, say):
+                // go on with what the webhook said; groups are then only added.
+                Err(EnrichError::UnknownConnection { .. }) => {
+                    tracing::info!(person = %event.person, "no source API configured; using the webhook's attributes only");
+                }
+                Err(error) => return Err(error.into()),
             }
         }
 
@@ -196,6 +203,7 @@ impl Applier {
         let desired = Desired {
             groups: if event.kind == EventKind::Leaver { BTreeSet::new() } else { self.rules.desired_groups(&event.attributes) },
             managed: self.rules.managed_groups(),
+            complete: event.kind == EventKind::Leaver || self.rules.can_decide(&event.attributes),
         };
         let actual = Actual {
             member_of: user.as_ref().map(|u| membership(u, &groups)).unwrap_or_default(),

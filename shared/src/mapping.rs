@@ -126,6 +126,12 @@ impl MappingRules {
             .collect()
     }
 
+    /// True when every attribute some rule looks at is known: only then can the worker
+    /// tell that a person no longer belongs in a group.
+    pub fn can_decide(&self, attributes: &Attributes) -> bool {
+        self.rules.iter().flat_map(|rule| rule.when.keys()).all(|attribute| attribute.value_in(attributes).is_some())
+    }
+
     /// The groups this person should be in.
     pub fn desired_groups(&self, attributes: &Attributes) -> BTreeSet<String> {
         let matching = self.rules.iter().filter(|rule| {
@@ -181,6 +187,15 @@ mod tests {
         for (attributes, expected) in cases {
             assert_eq!(rules.desired_groups(&attributes), expected, "{attributes:?}");
         }
+    }
+
+    #[test]
+    fn decisions_need_every_attribute_a_rule_reads() {
+        let rules = MappingRules::from_json(RULES).unwrap();
+        assert!(rules.can_decide(&attrs("Finance", "Paris", "Full-Time")));
+        let no_location = Attributes { location: None, ..attrs("Finance", "Paris", "Full-Time") };
+        assert!(!rules.can_decide(&no_location));
+        assert!(MappingRules::default().can_decide(&Attributes::default()));
     }
 
     #[test]

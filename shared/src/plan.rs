@@ -32,11 +32,14 @@ impl PlanPolicy {
 }
 
 /// What the mapping rules say the person should have.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Desired {
     pub groups: BTreeSet<String>,
     /// Every group the rules manage; only these are ever added or removed.
     pub managed: BTreeSet<String>,
+    /// False when an attribute the rules read is unknown (a thin webhook whose source API
+    /// could not fill it): groups are then only added, never removed on a guess.
+    pub complete: bool,
 }
 
 /// The last event applied for a person, from the ledger.
@@ -147,8 +150,8 @@ pub enum Refusal {
     ProtectedGroup { group: String },
     #[error("cannot invite without a work e-mail")]
     MissingEmail,
-    /// The 1Password account with this e-mail was provisioned for a different person (an
-    /// address reused after a leaver, say). Adopting it would hand one person another's
+    /// The 1Password account with this e-mail was provisioned, from the same connection, for
+    /// a different person (an address reused after a leaver, say). Adopting it would hand one person another's
     /// account and vault, so a human decides.
     #[error("the 1Password account with this e-mail belongs to another person (externalId {external_id}); nothing was changed")]
     AccountOfAnotherPerson { external_id: String },
@@ -165,7 +168,10 @@ pub fn plan(
     }
 
     if let Some(external_id) = actual.user.as_ref().and_then(|u| u.external_id.as_deref()) {
-        if external_id != event.person.to_string() {
+        // Same connection, different id: the address was reused for someone else. (Another
+        // connection's id is the same human seen by another system, e.g. HR and Okta.)
+        let same_connection = external_id.split_once(':').map(|(source, _)| source) == Some(event.person.source.as_str());
+        if same_connection && external_id != event.person.to_string() {
             return Err(Refusal::AccountOfAnotherPerson { external_id: external_id.to_owned() });
         }
     }
@@ -199,7 +205,7 @@ pub fn plan(
                 notes.push(Note::AlreadySuspended);
             }
             if policy.leaver_removes_groups {
-                let leaving = Desired { groups: BTreeSet::new(), managed: desired.managed.clone() };
+                let leaving = Desired { groups: BTreeSet::new(), managed: desired.managed.clone(), complete: true };
                 group_changes(&leaving, &actual.member_of, &actual.existing_groups, &mut operations);
             }
             if policy.allow_delete {
@@ -307,7 +313,7 @@ fn group_changes(
             operations.push(Operation::AddToGroup(group.clone()));
         }
     }
-    for group in member_of {
+    for group in member_of.iter().filter(|_| desired.complete) {
         if has(&desired.managed, group) && !has(&desired.groups, group) {
             operations.push(Operation::RemoveFromGroup(group.clone()));
         }

@@ -159,13 +159,31 @@ impl WorkerApp {
         secrets: Arc<dyn SecretSource>,
         ledger: Arc<dyn Ledger>,
     ) -> Result<Self, StartupError> {
+        Self::with_all_adapters(config, secrets, ledger, None, None).await
+    }
+
+    /// As [`Self::with_adapters`], with the source APIs and the notifier replaced (the local
+    /// stack's stand-in HR directory, tests' recording notifier). `None` builds the real
+    /// ones from the secret.
+    pub async fn with_all_adapters(
+        config: WorkerConfig,
+        secrets: Arc<dyn SecretSource>,
+        ledger: Arc<dyn Ledger>,
+        enricher: Option<Arc<dyn Enricher>>,
+        notifier: Option<Arc<dyn Notifier>>,
+    ) -> Result<Self, StartupError> {
         let secret = Arc::new(CachedSecret::<WorkerSecret>::new(secrets, config.secret_id.clone(), config.secret_ttl));
         let initial = secret.get().await?;
-        let enricher: Arc<dyn Enricher> = Arc::new(SourceApis::new(&initial.sources)?);
-        let notifier: Option<Arc<dyn Notifier>> = initial
-            .slack_webhook_url
-            .as_ref()
-            .map(|url| Arc::new(SlackNotifier::new(url.clone())) as Arc<dyn Notifier>);
+        let enricher: Arc<dyn Enricher> = match enricher {
+            Some(enricher) => enricher,
+            None => Arc::new(SourceApis::new(&initial.sources)?),
+        };
+        let notifier: Option<Arc<dyn Notifier>> = notifier.or_else(|| {
+            initial
+                .slack_webhook_url
+                .as_ref()
+                .map(|url| Arc::new(SlackNotifier::new(url.clone())) as Arc<dyn Notifier>)
+        });
         let scim = ScimClient::new(
             Arc::new(SecretCredentials::new(secret)),
             ScimClientConfig {

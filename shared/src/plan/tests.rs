@@ -54,6 +54,7 @@ fn desired_for(department: &str) -> Desired {
     Desired {
         groups: set(&["Employees", department]),
         managed: set(&["Employees", "Engineering", "Finance"]),
+        complete: true,
     }
 }
 
@@ -171,7 +172,7 @@ fn suspended_email_change_is_reported() {
 #[test]
 fn missing_groups_are_created_before_members_are_added() {
     let e = event(EventKind::Joiner, Some(ADA), "Research");
-    let desired = Desired { groups: set(&["Employees", "Research"]), managed: set(&["Employees", "Research"]) };
+    let desired = Desired { groups: set(&["Employees", "Research"]), managed: set(&["Employees", "Research"]), complete: true };
     let Ok(Plan::Apply { operations, .. }) = plan(&e, &desired, &actual(None, &[]), &PlanPolicy::default()) else {
         panic!("expected a plan");
     };
@@ -184,7 +185,7 @@ fn missing_groups_are_created_before_members_are_added() {
 fn a_protected_group_refuses_the_whole_plan() {
     let policy = PlanPolicy { protected_groups: set(&["Security"]), ..Default::default() };
     for (protected, member_of) in [("Owners", vec![]), ("administrators", vec![]), ("Security", vec![]), ("Owners", vec!["Owners"])] {
-        let desired = Desired { groups: set(&["Employees", protected]), managed: set(&["Employees", protected]) };
+        let desired = Desired { groups: set(&["Employees", protected]), managed: set(&["Employees", protected]), complete: true };
         let member_of: Vec<&str> = member_of;
         for kind in [EventKind::Joiner, EventKind::Mover] {
             let result = plan(&event(kind, Some(ADA), "x"), &desired, &actual(Some(user(true, ADA)), &member_of), &policy);
@@ -198,7 +199,7 @@ fn a_protected_group_refuses_the_whole_plan() {
     }
     // A leaver whose group removal would touch a protected group is refused too.
     let remove = PlanPolicy { leaver_removes_groups: true, ..Default::default() };
-    let desired = Desired { groups: set(&[]), managed: set(&["Owners"]) };
+    let desired = Desired { groups: set(&[]), managed: set(&["Owners"]), complete: true };
     let result = plan(&event(EventKind::Leaver, Some(ADA), "x"), &desired, &actual(Some(user(true, ADA)), &["Owners"]), &remove);
     assert_eq!(result, Err(Refusal::ProtectedGroup { group: "Owners".into() }));
 }
@@ -255,8 +256,21 @@ fn an_account_provisioned_for_someone_else_is_never_adopted() {
         let e = event(kind, Some(ADA), "Engineering");
         let result = plan(&e, &desired_for("Engineering"), &actual(Some(other.clone()), &[]), &PlanPolicy::default());
         assert_eq!(ops(result), vec!["refused_other_person"], "{kind}");
-        // A member created by hand (no externalId) is matched by e-mail, as 1Password documents.
-        let result = plan(&e, &desired_for("Engineering"), &actual(Some(unlinked.clone()), &["Employees", "Engineering"]), &PlanPolicy::default());
-        assert_ne!(ops(result), vec!["refused_other_person"], "{kind}");
+        // A member created by hand (no externalId) is matched by e-mail, as 1Password documents;
+        // so is one another connection (the IdP, say) provisioned for the same human.
+        let mut from_okta = user(true, ADA);
+        from_okta.external_id = Some("okta-main:00u1".into());
+        for matched in [&unlinked, &from_okta] {
+            let result = plan(&e, &desired_for("Engineering"), &actual(Some(matched.clone()), &["Employees", "Engineering"]), &PlanPolicy::default());
+            assert_ne!(ops(result), vec!["refused_other_person"], "{kind}");
+        }
     }
+}
+
+#[test]
+fn unknown_attributes_never_remove_groups() {
+    let e = event(EventKind::Mover, Some(ADA), "Finance");
+    let guessing = Desired { groups: set(&["Employees"]), complete: false, ..desired_for("Finance") };
+    let result = plan(&e, &guessing, &actual(Some(user(true, ADA)), &["Employees", "Engineering"]), &PlanPolicy::default());
+    assert_eq!(ops(result), vec!["no_change"]);
 }

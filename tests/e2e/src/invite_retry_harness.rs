@@ -70,3 +70,54 @@ pub fn pass_ttl(h: &WorkerHarness) {
 pub fn patches_of(operations: &[Operation], user_id: &str) -> usize {
     operations.iter().filter(|op| op.method == "PATCH" && op.path.ends_with(&format!("/Users/{user_id}"))).count()
 }
+
+/// The real `invite-retry` binary under cargo-lambda's emulator, with moto's Secrets
+/// Manager and DynamoDB and the simulator over HTTP.
+pub struct BinaryStack {
+    pub moto: crate::Moto,
+    pub sim: RunningSim,
+    pub ledger: provisioning::ledger::DynamoLedger,
+    pub job: crate::LambdaFunction,
+}
+
+pub const BINARY_SECRET_ID: &str = "provisioning/invite-retry";
+pub const BINARY_TABLE: &str = "ledger";
+
+impl BinaryStack {
+    /// `events`: whether the secret carries an Events API token.
+    pub async fn start(events: bool, extra_env: &[(&str, &str)]) -> anyhow::Result<Self> {
+        let moto = crate::Moto::start()?;
+        let sdk = moto.sdk_config().await;
+        let sim = onepassword_sim::spawn(SimConfig::default(), "127.0.0.1:0".parse()?).await?;
+        aws_sdk_secretsmanager::Client::new(&sdk)
+            .create_secret()
+            .name(BINARY_SECRET_ID)
+            .secret_string(retry_secret(&sim, events, None))
+            .send()
+            .await?;
+        let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+        provisioning::ledger::DynamoLedger::create_table_for_tests(&dynamo, BINARY_TABLE).await?;
+        let mut env = moto.env();
+        for (k, v) in [("WORKER_SECRET_ID", BINARY_SECRET_ID), ("LEDGER_TABLE", BINARY_TABLE), ("ALLOW_HTTP_BRIDGE", "true")]
+            .iter()
+            .chain(extra_env)
+        {
+            env.push((k.to_string(), v.to_string()));
+        }
+        let job = crate::LambdaFunction::start("invite-retry", &env)?;
+        Ok(BinaryStack { ledger: provisioning::ledger::DynamoLedger::new(dynamo, BINARY_TABLE), moto, sim, job })
+    }
+
+    /// Invokes the function with an EventBridge scheduled event.
+    pub async fn tick(&self) -> anyhow::Result<serde_json::Value> {
+        self.job.invoke(&scheduled_event()).await
+    }
+}
+
+pub fn scheduled_event() -> serde_json::Value {
+    serde_json::json!({
+        "version": "0", "id": "e1", "detail-type": "Scheduled Event", "source": "aws.events",
+        "account": "123456789012", "time": "2026-11-22T06:00:00Z", "region": "us-east-1",
+        "resources": [], "detail": {}
+    })
+}

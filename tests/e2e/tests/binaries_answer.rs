@@ -1,18 +1,15 @@
 //! The real binaries answer real invocations under cargo-lambda's emulator (the worker's
-//! own test, which needs its secret and table, is in worker_moto.rs).
+//! own test, which needs its secret and table, is in worker_moto.rs; invite-retry gets its
+//! secret and table from moto here).
 
 use e2e::LambdaFunction;
-use serde_json::json;
+use e2e::invite_retry_harness::BinaryStack;
 
 #[tokio::test]
 async fn invite_retry_answers_with_a_summary() {
-    let job = LambdaFunction::start("invite-retry", &[]).unwrap();
-    let event = json!({
-        "version": "0", "id": "e1", "detail-type": "Scheduled Event", "source": "aws.events",
-        "account": "123456789012", "time": "2026-11-22T06:00:00Z", "region": "us-east-1",
-        "resources": [], "detail": {}
-    });
-    let answer = job.invoke(&event).await.unwrap();
+    // Its secret and table in moto (without them it exits: see invite_retry_binary.rs).
+    let stack = BinaryStack::start(true, &[]).await.unwrap();
+    let answer = stack.tick().await.unwrap();
     for field in ["checked", "accepted", "reinvited", "escalated", "skipped"] {
         assert!(answer.get(field).is_some(), "summary lacks {field}: {answer}");
     }

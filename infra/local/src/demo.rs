@@ -1,0 +1,197 @@
+//! The scripted story: each step sends a signed webhook (or moves the clock), lets the
+//! worker and invite-retry do their work, and prints what changed in 1Password.
+
+use anyhow::{Result, bail};
+use onepassword_sim::{InvitationKind, Lifecycle, SimState};
+use provisioning::{Attributes, PersonKey};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::senders::{self, Keys, Webhook};
+use crate::stack::Stack;
+
+const DAY: Duration = Duration::from_secs(86_400);
+
+/// One person as the demo expects them at the end.
+struct Expected {
+    email: &'static str,
+    lifecycle: Lifecycle,
+    groups: &'static [&'static str],
+}
+
+const EXPECTED: &[Expected] = &[
+    Expected { email: "grace.hopper@acme.test", lifecycle: Lifecycle::Active, groups: &["Employees", "Engineering"] },
+    Expected { email: "margaret.hamilton@acme.test", lifecycle: Lifecycle::Active, groups: &["Employees", "Finance"] },
+    Expected { email: "ken.thompson@acme.test", lifecycle: Lifecycle::Active, groups: &["Employees", "Support"] },
+    // Re-invited three times, never accepted: the last invitation has expired too.
+    Expected { email: "alan.turing@acme.test", lifecycle: Lifecycle::InvitationExpired, groups: &["Employees", "Engineering"] },
+];
+
+fn person(connection: &str, id: &str, given: &str, family: &str, department: &str) -> (PersonKey, Attributes) {
+    let email = format!("{}.{}@acme.test", given.to_lowercase(), family.to_lowercase());
+    (
+        PersonKey::new(connection, id),
+        Attributes {
+            work_email: Some(email),
+            given_name: Some(given.into()),
+            family_name: Some(family.into()),
+            display_name: Some(format!("{given} {family}")),
+            department: Some(department.into()),
+            employment_status: Some("Active".into()),
+            ..Default::default()
+        },
+    )
+}
+
+struct Timeline<'a> {
+    stack: &'a Stack,
+    sim: SimState,
+    http: reqwest::Client,
+    keys: Keys,
+    rows: Vec<(String, String, String)>,
+}
+
+impl Timeline<'_> {
+    async fn webhook(&mut self, source: &str, what: &str, webhook: Webhook) -> Result<()> {
+        let before = snapshot(&self.sim);
+        let (status, body) = webhook.send(&self.http, &self.stack.ingest_url).await?;
+        if status != 202 {
+            bail!("{source} webhook answered {status}: {body}");
+        }
+        self.stack.drain().await?;
+        self.record(source, what, &before);
+        Ok(())
+    }
+
+    async fn advance(&mut self, days: u64) -> Result<()> {
+        let before = snapshot(&self.sim);
+        self.sim.advance_clock(DAY * days as u32);
+        let summary = self.stack.run_invite_retry().await;
+        let what = format!(
+            "{days} days pass; invite-retry checked {}, re-invited {}, escalated {}",
+            summary.checked, summary.reinvited, summary.escalated
+        );
+        self.record("clock", &what, &before);
+        Ok(())
+    }
+
+    fn record(&mut self, source: &str, what: &str, before: &BTreeMap<String, String>) {
+        let after = snapshot(&self.sim);
+        let mut changes: Vec<String> = after
+            .iter()
+            .filter(|(email, state)| before.get(*email) != Some(*state))
+            .map(|(email, state)| format!("{email}: {state}"))
+            .collect();
+        let mails = self.sim.outbox().len();
+        if changes.is_empty() {
+            changes.push("no change".into());
+        }
+        println!("\n▶ [{source}] {what}");
+        for change in &changes {
+            println!("    1Password → {change}");
+        }
+        println!("    (invitation e-mails sent so far: {mails})");
+        self.rows.push((source.to_owned(), what.to_owned(), changes.join("; ")));
+    }
+}
+
+/// `email → "state, groups, invitations"` for every user.
+fn snapshot(sim: &SimState) -> BTreeMap<String, String> {
+    sim.users()
+        .into_iter()
+        .map(|u| {
+            let mut groups = u.groups.clone();
+            groups.sort();
+            (u.user_name.clone(), format!("{:?} in [{}], {} invitation(s)", u.lifecycle, groups.join(", "), u.invitations_sent))
+        })
+        .collect()
+}
+
+pub async fn run(stack: &Stack, connections: &serde_json::Value) -> Result<bool> {
+    let Some(sim) = &stack.sim else {
+        bail!("the demo needs the simulator's clock and outbox; with --bridge-url use `serve`");
+    };
+    let mut t = Timeline { stack, sim: sim.state(), http: reqwest::Client::new(), keys: Keys::from_connections(connections)?, rows: vec![] };
+    println!("Demo: webhooks go to {}/webhooks/<connection>; 1Password is the simulator at {}", stack.ingest_url, stack.scim_url);
+
+    // 1. BambooHR joiner: a thin event-based webhook; the worker reads her record back.
+    let (grace, grace_attrs) = person("bamboohr-main", "101", "Grace", "Hopper", "Engineering");
+    stack.hr.insert(grace, grace_attrs);
+    t.webhook("bamboohr", "employee.created for Grace Hopper (Engineering)", senders::bamboohr_event(&t.keys, "employee.created", "101")).await?;
+    t.sim.accept_invitation("grace.hopper@acme.test")?;
+    println!("    Grace accepts her invitation.");
+
+    // 2. HiBob joiner, then a mover: department Engineering → Finance.
+    let (margaret, margaret_attrs) = person("hibob-eu", "3001", "Margaret", "Hamilton", "Engineering");
+    stack.hr.insert(margaret.clone(), margaret_attrs.clone());
+    t.webhook("hibob", "employee.joined for Margaret Hamilton (Engineering)", senders::hibob_event(&t.keys, "employee.joined", "3001", &[])).await?;
+    t.sim.accept_invitation("margaret.hamilton@acme.test")?;
+    stack.hr.insert(margaret, Attributes { department: Some("Finance".into()), ..margaret_attrs });
+    t.webhook("hibob", "employee.updated: Margaret moves to Finance", senders::hibob_event(&t.keys, "employee.updated", "3001", &["work.department"])).await?;
+
+    // 3. Okta joiner, then an Okta leaver.
+    let (ken, ken_attrs) = person("okta-main", "00uken0000000001", "Ken", "Thompson", "Support");
+    stack.hr.insert(ken, ken_attrs);
+    let okta = |event: &str| senders::okta_event(&t.keys, event, "00uken0000000001", "ken.thompson@acme.test", "Ken Thompson");
+    let activate = okta("user.lifecycle.activate");
+    t.webhook("okta", "user.lifecycle.activate for Ken Thompson (Support)", activate).await?;
+    t.sim.accept_invitation("ken.thompson@acme.test")?;
+    let deactivate = senders::okta_event(&t.keys, "user.lifecycle.deactivate", "00uken0000000001", "ken.thompson@acme.test", "Ken Thompson");
+    t.webhook("okta", "user.lifecycle.deactivate: Ken leaves", deactivate).await?;
+
+    // 4. A joiner who never accepts: re-invited after each expiry, then escalated.
+    let alan = serde_json::json!({
+        "kind": "joiner", "person": { "source": "hr-generic", "id": "E-2001" }, "source_kind": "generic",
+        "source_event_id": "hired-E-2001", "effective_at": chrono::Utc::now().to_rfc3339(),
+        "attributes": { "work_email": "alan.turing@acme.test", "given_name": "Alan", "family_name": "Turing", "department": "Engineering" }
+    });
+    t.webhook("generic", "joiner Alan Turing (Engineering), who never accepts", senders::generic_event(&t.keys, &alan)?).await?;
+    for _ in 0..4 {
+        t.advance(6).await?;
+    }
+
+    // 5. Rehire: Ken comes back.
+    let reactivate = senders::okta_event(&t.keys, "user.lifecycle.reactivate", "00uken0000000001", "ken.thompson@acme.test", "Ken Thompson");
+    t.webhook("okta", "user.lifecycle.reactivate: Ken is rehired", reactivate).await?;
+
+    println!("\nSummary");
+    println!("{:<10} {:<58} {}", "source", "what came in", "what changed in 1Password");
+    for (source, what, changes) in &t.rows {
+        println!("{source:<10} {what:<58} {changes}");
+    }
+    let escalations = stack.notifications.sent();
+    println!("\nEscalations sent: {}", escalations.len());
+    for text in &escalations {
+        println!("  {text}");
+    }
+    Ok(verify(&t.sim, escalations.len()))
+}
+
+/// True when 1Password ends exactly as the story says it should.
+fn verify(sim: &SimState, escalations: usize) -> bool {
+    let mut ok = true;
+    println!("\nFinal state check");
+    for expected in EXPECTED {
+        let actual = sim.user_view(expected.email);
+        let mut groups = actual.as_ref().map(|u| u.groups.clone()).unwrap_or_default();
+        groups.sort();
+        let good = actual.as_ref().is_some_and(|u| u.lifecycle == expected.lifecycle) && groups == expected.groups;
+        ok &= good;
+        println!(
+            "  {} {:<32} expected {:?} in {:?}, found {}",
+            if good { "✓" } else { "✗" },
+            expected.email,
+            expected.lifecycle,
+            expected.groups,
+            actual.map(|u| format!("{:?} in {:?}", u.lifecycle, groups)).unwrap_or_else(|| "nothing".into())
+        );
+    }
+    let repeats = sim.outbox().iter().filter(|m| m.email == "alan.turing@acme.test" && m.kind == InvitationKind::Repeat).count();
+    let good = repeats == 3 && escalations == 1;
+    ok &= good;
+    println!("  {} Alan re-invited 3 times (found {repeats}), then escalated once (found {escalations})", if good { "✓" } else { "✗" });
+    let users = sim.users().len();
+    ok &= users == EXPECTED.len();
+    println!("  {} {} accounts, no duplicates (found {users})", if users == EXPECTED.len() { "✓" } else { "✗" }, EXPECTED.len());
+    ok
+}

@@ -1,0 +1,74 @@
+//! `local-stack [demo|serve] [--aws] [--port N] [--bridge-url URL --bridge-token TOKEN]`
+//!
+//! demo  plays a scripted story and exits 0 only if 1Password ends as expected;
+//! serve keeps running and prints a signed `curl` for each source.
+
+use anyhow::{Context, Result, bail};
+use local_stack::stack::{Options, Stack};
+use local_stack::{demo, senders};
+use std::time::Duration;
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let flag = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
+    let mode = args.first().filter(|a| !a.starts_with("--")).cloned().unwrap_or_else(|| "demo".into());
+    let aws = args.iter().any(|a| a == "--aws") || std::env::var("LOCAL_STACK_AWS").is_ok_and(|v| v == "1" || v == "true");
+    let bridge_url = flag("--bridge-url").or_else(|| std::env::var("LOCAL_BRIDGE_URL").ok());
+    let bridge_token = flag("--bridge-token").or_else(|| std::env::var("LOCAL_BRIDGE_TOKEN").ok());
+    let bridge = match (bridge_url, bridge_token) {
+        (Some(url), Some(token)) => Some((url, token)),
+        (None, None) => None,
+        _ => bail!("--bridge-url and --bridge-token go together"),
+    };
+    let port = flag("--port").map(|p| p.parse()).transpose().context("--port must be a number")?.unwrap_or(if mode == "demo" { 0 } else { 8787 });
+    let connections_path = concat!(env!("CARGO_MANIFEST_DIR"), "/connections.json");
+    let connections: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(connections_path)?)?;
+
+    let stack = Stack::start(Options { aws, port, bridge, connections: connections.clone() }).await?;
+    match mode.as_str() {
+        "demo" => {
+            let passed = demo::run(&stack, &connections).await?;
+            println!("\n{}", if passed { "Demo passed: 1Password ends in the expected state." } else { "Demo FAILED: see ✗ above." });
+            std::process::exit(if passed { 0 } else { 1 });
+        }
+        "serve" => serve(&stack, &connections).await,
+        other => bail!("unknown mode {other:?}: use demo or serve"),
+    }
+}
+
+async fn serve(stack: &Stack, connections: &serde_json::Value) -> Result<()> {
+    let keys = senders::Keys::from_connections(connections)?;
+    println!("Webhook endpoint: {}/webhooks/<connection>  (1Password: {})", stack.ingest_url, stack.scim_url);
+    println!("Signed requests you can paste (signatures are valid for 5 minutes; restart for fresh ones):\n");
+    let generic = serde_json::json!({"kind":"joiner","person":{"source":"hr-generic","id":"E-1"},"source_kind":"generic",
+        "source_event_id":"hired-E-1","effective_at":chrono::Utc::now().to_rfc3339(),
+        "attributes":{"work_email":"dana.kim@acme.test","given_name":"Dana","family_name":"Kim","department":"Finance"}});
+    for (label, webhook) in [
+        ("BambooHR (thin event; enriched from the stand-in HR directory if known)", senders::bamboohr_event(&keys, "employee.created", "101")),
+        ("HiBob", senders::hibob_event(&keys, "employee.left", "3001", &[])),
+        ("Okta", senders::okta_event(&keys, "user.lifecycle.deactivate", "00uken0000000001", "ken.thompson@acme.test", "Ken Thompson")),
+        ("Generic (Standard Webhooks)", senders::generic_event(&keys, &generic)?),
+    ] {
+        println!("# {label}\n{}\n", webhook.curl(&stack.ingest_url));
+    }
+    println!("The worker drains the queue continuously; invite-retry runs every 10 s, with the simulator's clock advanced 1 day each time. Ctrl-C stops.");
+    let mut worker_tick = tokio::time::interval(Duration::from_millis(200));
+    let mut retry_tick = tokio::time::interval(Duration::from_secs(10));
+    loop {
+        tokio::select! {
+            _ = worker_tick.tick() => {
+                let done = stack.drain().await?;
+                if done > 0 { println!("worker: applied {done} event(s)"); }
+            }
+            _ = retry_tick.tick() => {
+                if let Some(sim) = &stack.sim { sim.state().advance_clock(Duration::from_secs(86_400)); }
+                let summary = stack.run_invite_retry().await;
+                if summary.reinvited + summary.escalated > 0 {
+                    println!("invite-retry: re-invited {}, escalated {}", summary.reinvited, summary.escalated);
+                }
+            }
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        }
+    }
+}

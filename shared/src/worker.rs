@@ -96,6 +96,8 @@ pub struct WorkerConfig {
     pub scim_concurrency: usize,
     /// Retries of a failing bridge call (429, 5xx, timeouts) before the message fails back.
     pub scim_max_retries: u32,
+    /// One bridge request's timeout; a timed-out call is retried like a 5xx.
+    pub scim_timeout: Duration,
     pub allow_http_bridge: bool,
     /// Message groups processed at once within a batch.
     pub group_concurrency: usize,
@@ -123,6 +125,7 @@ impl WorkerConfig {
             dry_run: env.flag("DRY_RUN", false)?,
             scim_concurrency: env.parsed_or("SCIM_CONCURRENCY", 2)?,
             scim_max_retries: env.parsed_or("SCIM_MAX_RETRIES", 5)?,
+            scim_timeout: Duration::from_millis(env.parsed_or("SCIM_TIMEOUT_MS", 10_000)?),
             allow_http_bridge: env.flag("ALLOW_HTTP_BRIDGE", false)?,
             group_concurrency: env.parsed_or("GROUP_CONCURRENCY", 10)?,
         })
@@ -189,6 +192,7 @@ impl WorkerApp {
             ScimClientConfig {
                 concurrency: config.scim_concurrency,
                 max_retries: config.scim_max_retries,
+                request_timeout: config.scim_timeout,
                 allow_http: config.allow_http_bridge,
                 ..Default::default()
             },

@@ -64,8 +64,8 @@ async fn bench() {
             .await
             .expect("ledger");
     }
-    for n in EXPIRED..EXPIRED + ACCEPTED {
-        state.accept_invitation(&ids[n]).expect("accept");
+    for id in &ids[EXPIRED..EXPIRED + ACCEPTED] {
+        state.accept_invitation(id).expect("accept");
     }
 
     let secrets = Arc::new(InMemorySecretSource::new());

@@ -28,7 +28,7 @@ fn user_id(h: &WorkerHarness, email: &str) -> String {
 
 async fn join(h: &WorkerHarness, id: &str, email: &str) -> provisioning::PersonKey {
     let joiner = event(Joiner, id, email, "Engineering", 0);
-    assert!(h.deliver(&[joiner.clone()]).await.is_empty(), "joiner applied");
+    assert!(h.deliver(std::slice::from_ref(&joiner)).await.is_empty(), "joiner applied");
     joiner.person
 }
 

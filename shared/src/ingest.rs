@@ -122,19 +122,18 @@ impl IngestApp {
         IngestApp { inner: Arc::new(Inner::Ready(Ready { settings, queue, connections, clock })) }
     }
 
-    /// The Lambda's configuration: settings from the environment, SQS and Secrets Manager
-    /// through the default AWS configuration chain.
+    /// The Lambda's configuration: settings from the environment (checked now, so a bad
+    /// variable shows at cold start), SQS and Secrets Manager through the default AWS
+    /// configuration chain. Loading that chain costs a few milliseconds (the HTTPS client
+    /// reads the system's root certificates), so it starts in the background and the
+    /// runtime begins polling for the first request meanwhile; the first request waits for
+    /// whatever is left of it.
     pub async fn from_env() -> Result<Self, ConfigError> {
         let env = Env::from_process();
         let settings = IngestSettings::from_env(&env)?;
         let queue_url = env.required("QUEUE_URL")?;
-        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        Ok(Self::new(
-            settings,
-            Arc::new(SqsEventQueue::from_sdk_config(&sdk, queue_url)),
-            Arc::new(AwsSecretSource::from_sdk_config(&sdk)),
-            Arc::new(SystemClock),
-        ))
+        let aws = Arc::new(DeferredAws::start(queue_url));
+        Ok(Self::new(settings, aws.clone(), aws, Arc::new(SystemClock)))
     }
 
     /// An app that routes but cannot serve webhooks; `reason` goes to the logs.
@@ -161,6 +160,48 @@ impl IngestApp {
                 error_response(500, "ingest is misconfigured; see the function's logs")
             }
         }
+    }
+}
+
+type SdkConfigFuture = futures::future::Shared<futures::future::BoxFuture<'static, aws_config::SdkConfig>>;
+
+/// The AWS clients, built once the SDK configuration (loading in the background since
+/// cold start) is ready.
+struct DeferredAws {
+    sdk: SdkConfigFuture,
+    queue_url: String,
+    clients: tokio::sync::OnceCell<(SqsEventQueue, AwsSecretSource)>,
+}
+
+impl DeferredAws {
+    fn start(queue_url: String) -> Self {
+        use futures::FutureExt;
+        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).boxed().shared();
+        tokio::spawn(sdk.clone());
+        DeferredAws { sdk, queue_url, clients: tokio::sync::OnceCell::new() }
+    }
+
+    async fn clients(&self) -> &(SqsEventQueue, AwsSecretSource) {
+        self.clients
+            .get_or_init(|| async {
+                let sdk = self.sdk.clone().await;
+                (SqsEventQueue::from_sdk_config(&sdk, self.queue_url.clone()), AwsSecretSource::from_sdk_config(&sdk))
+            })
+            .await
+    }
+}
+
+#[async_trait::async_trait]
+impl EventQueue for DeferredAws {
+    async fn send(&self, events: &[crate::LifecycleEvent]) -> Result<(), crate::queue::QueueError> {
+        self.clients().await.0.send(events).await
+    }
+}
+
+#[async_trait::async_trait]
+impl SecretSource for DeferredAws {
+    async fn secret_string(&self, id: &str) -> Result<String, crate::secrets::SecretsError> {
+        self.clients().await.1.secret_string(id).await
     }
 }
 

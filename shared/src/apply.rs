@@ -178,6 +178,9 @@ impl Applier {
             return Ok(Outcome::Skipped { reason, notes: vec![] });
         }
 
+        if event.kind == EventKind::Leaver && event.attributes.employment_status.is_none() {
+            self.confirm_leaver(&mut event).await?;
+        }
         let thin = !event.attributes.is_complete_for_invite() || !self.rules.can_decide(&event.attributes);
         if event.kind != EventKind::Leaver && thin {
             match self.enricher.fetch(&event.person).await {
@@ -233,6 +236,27 @@ impl Applier {
         self.record(&event, Some(executed.user_id.clone()), now).await?;
         self.track_invitation(&event, &executed, now).await?;
         Ok(Outcome::Applied { operations: executed.names, notes })
+    }
+
+    /// A leaver that does not say why (BambooHR reports terminations and reactivations
+    /// alike as a thin "status changed") is checked against the source's record first: a
+    /// wrong suspension locks someone out. When the source says the person is active, the
+    /// event is a reactivation and is treated as a rehire.
+    async fn confirm_leaver(&self, event: &mut LifecycleEvent) -> Result<(), ApplyError> {
+        match self.enricher.fetch(&event.person).await {
+            Ok(Some(current)) => {
+                event.attributes.fill_from(&current);
+                if current.employment_status.as_deref().is_some_and(|s| s.trim().eq_ignore_ascii_case("active")) {
+                    tracing::warn!(person = %event.person, event_id = %event.source_event_id,
+                        "leaver event, but the source says the person is active: treated as a rehire");
+                    event.kind = EventKind::Rehire;
+                }
+                Ok(())
+            }
+            // Gone from the source, or a source without an API: the leaver stands.
+            Ok(None) | Err(EnrichError::UnknownConnection { .. }) => Ok(()),
+            Err(error) => Err(error.into()),
+        }
     }
 
     async fn find_user(

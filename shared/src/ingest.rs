@@ -3,7 +3,6 @@
 //! payload into [`LifecycleEvent`](crate::LifecycleEvent)s and queues them; see
 //! docs/ingest.md and docs/openapi.yaml.
 
-use chrono::{DateTime, Utc};
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;
 use std::sync::Arc;
@@ -18,37 +17,7 @@ use crate::sources::{self, Connections, Context, InboundRequest, Normalized, Out
 /// How many event ids one log line lists; a BambooHR batch can hold hundreds.
 const LOGGED_IDS: usize = 20;
 
-/// The time, injectable so timestamp checks can be tested.
-pub trait Clock: Send + Sync {
-    fn now(&self) -> DateTime<Utc>;
-}
-
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> DateTime<Utc> {
-        Utc::now()
-    }
-}
-
-/// A clock that says what it is told.
-pub struct FixedClock(std::sync::Mutex<DateTime<Utc>>);
-
-impl FixedClock {
-    pub fn new(now: DateTime<Utc>) -> Self {
-        FixedClock(std::sync::Mutex::new(now))
-    }
-
-    pub fn set(&self, now: DateTime<Utc>) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = now;
-    }
-}
-
-impl Clock for FixedClock {
-    fn now(&self) -> DateTime<Utc> {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
+pub use crate::clock::{Clock, FixedClock, SystemClock};
 
 /// `ingest`'s settings; the variable names are the ones template.yaml sets.
 #[derive(Debug, Clone, PartialEq, Eq)]

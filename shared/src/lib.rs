@@ -5,6 +5,7 @@
 //! wrappers around [`ingest`], [`worker`] and [`invites`].
 
 pub mod apply;
+pub mod clock;
 pub mod config;
 pub mod enrich;
 pub mod event;

@@ -131,11 +131,13 @@ pub async fn run(stack: &Stack, connections: &serde_json::Value) -> Result<bool>
 
     // 3. Okta joiner, then an Okta leaver.
     let (ken, ken_attrs) = person("okta-main", "00uken0000000001", "Ken", "Thompson", "Support");
-    stack.hr.insert(ken, ken_attrs);
+    stack.hr.insert(ken.clone(), ken_attrs.clone());
     let okta = |event: &str| senders::okta_event(&t.keys, event, "00uken0000000001", "ken.thompson@acme.test", "Ken Thompson");
     let activate = okta("user.lifecycle.activate");
     t.webhook("okta", "user.lifecycle.activate for Ken Thompson (Support)", activate).await?;
     t.sim.accept_invitation("ken.thompson@acme.test")?;
+    // Okta's record now says DEPROVISIONED: the worker checks before suspending.
+    stack.hr.insert(ken.clone(), Attributes { employment_status: Some("DEPROVISIONED".into()), ..ken_attrs.clone() });
     let deactivate = senders::okta_event(&t.keys, "user.lifecycle.deactivate", "00uken0000000001", "ken.thompson@acme.test", "Ken Thompson");
     t.webhook("okta", "user.lifecycle.deactivate: Ken leaves", deactivate).await?;
 
@@ -151,6 +153,7 @@ pub async fn run(stack: &Stack, connections: &serde_json::Value) -> Result<bool>
     }
 
     // 5. Rehire: Ken comes back.
+    stack.hr.insert(ken, ken_attrs);
     let reactivate = senders::okta_event(&t.keys, "user.lifecycle.reactivate", "00uken0000000001", "ken.thompson@acme.test", "Ken Thompson");
     t.webhook("okta", "user.lifecycle.reactivate: Ken is rehired", reactivate).await?;
 

@@ -6,7 +6,7 @@ use crate::queue::{InMemoryEventQueue, deduplication_id};
 use crate::secrets::InMemorySecretSource;
 use crate::sources::{bamboohr, generic, hibob};
 use base64::Engine;
-use chrono::TimeZone;
+use chrono::{DateTime, TimeZone, Utc};
 use std::collections::BTreeSet;
 
 const SECRET_ID: &str = "ingest/connections";

@@ -43,24 +43,7 @@ use crate::worker::{SecretCredentials, WorkerSecret};
 /// Expired invitations fetched from the ledger at a time.
 const LEDGER_PAGE: usize = 200;
 
-/// Where "now" comes from: the system clock in Lambda, the simulator's clock in tests.
-pub trait Clock: Send + Sync {
-    fn now(&self) -> DateTime<Utc>;
-}
-
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> DateTime<Utc> {
-        Utc::now()
-    }
-}
-
-impl<F: Fn() -> DateTime<Utc> + Send + Sync> Clock for F {
-    fn now(&self) -> DateTime<Utc> {
-        self()
-    }
-}
+pub use crate::clock::{Clock, SystemClock};
 
 /// Why an expired invitation was left alone this run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]

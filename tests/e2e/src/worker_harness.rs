@@ -5,6 +5,7 @@ use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use chrono::{DateTime, Duration as ChronoDuration, TimeZone, Utc};
 use onepassword_sim::{RunningSim, SimConfig};
 use provisioning::config::Env;
+use provisioning::enrich::{Enricher, InMemoryEnricher};
 use provisioning::ledger::{InMemoryLedger, Ledger};
 use provisioning::secrets::{InMemorySecretSource, SecretSource};
 use provisioning::worker::{WorkerApp, WorkerConfig};
@@ -38,6 +39,15 @@ impl WorkerHarness {
     }
 
     pub async fn start_with(sim_config: SimConfig, env: &[(&str, &str)]) -> Self {
+        Self::start_full(sim_config, env, None).await
+    }
+
+    /// With a stand-in source API (the HR record the worker reads back).
+    pub async fn start_with_source(env: &[(&str, &str)], source: Arc<InMemoryEnricher>) -> Self {
+        Self::start_full(SimConfig::default(), env, Some(source)).await
+    }
+
+    async fn start_full(sim_config: SimConfig, env: &[(&str, &str)], source: Option<Arc<InMemoryEnricher>>) -> Self {
         let token = sim_config.scim_token.clone();
         let sim = onepassword_sim::spawn(sim_config, "127.0.0.1:0".parse().expect("addr"))
             .await
@@ -53,10 +63,12 @@ impl WorkerHarness {
         ];
         pairs.extend_from_slice(env);
         let config = WorkerConfig::from_env(&Env::from_pairs(pairs)).expect("worker config");
-        let app = WorkerApp::with_adapters(
+        let app = WorkerApp::with_all_adapters(
             config,
             secrets.clone() as Arc<dyn SecretSource>,
             ledger.clone() as Arc<dyn Ledger>,
+            source.map(|s| s as Arc<dyn Enricher>),
+            None,
         )
         .await
         .expect("worker starts");

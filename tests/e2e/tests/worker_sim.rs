@@ -258,3 +258,26 @@ async fn dry_run_writes_nothing() {
     assert!(h.sim.state().users().is_empty());
     assert!(h.sim.state().outbox().is_empty());
 }
+
+#[tokio::test]
+async fn a_thin_status_leaver_is_confirmed_with_the_source_before_suspending() {
+    let hr = Arc::new(InMemoryEnricher::new());
+    let h = WorkerHarness::start_with_source(&[], hr.clone()).await;
+    let joiner = event(Joiner, "1", "ada.lovelace@example.com", "Engineering", 0);
+    let record = joiner.attributes.clone();
+    h.deliver(&[joiner.clone()]).await;
+    let thin_leaver = |minutes: i64| {
+        let mut e = event(Leaver, "1", "ada.lovelace@example.com", "Engineering", minutes);
+        e.attributes = Default::default();
+        e
+    };
+
+    // BambooHR said "status changed", and the record says Active: a reactivation, not a leaver.
+    hr.insert(joiner.person.clone(), provisioning::Attributes { employment_status: Some("Active".into()), ..record.clone() });
+    assert!(h.deliver(&[thin_leaver(5)]).await.is_empty());
+    assert!(user_view(&h, "ada.lovelace@example.com").scim_active, "an active employee is never suspended");
+
+    hr.insert(joiner.person.clone(), provisioning::Attributes { employment_status: Some("Terminated".into()), ..record });
+    assert!(h.deliver(&[thin_leaver(10)]).await.is_empty());
+    assert!(!user_view(&h, "ada.lovelace@example.com").scim_active, "a confirmed termination suspends");
+}

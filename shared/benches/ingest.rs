@@ -6,7 +6,8 @@
 //! `cargo bench -p provisioning --bench ingest`
 
 use chrono::{DateTime, Utc};
-use criterion::{Criterion, black_box};
+use criterion::Criterion;
+use std::hint::black_box;
 use provisioning::sources::{self, Connections, Context, InboundRequest, Outcome, bamboohr, generic, hibob};
 use std::time::{Duration, Instant};
 

@@ -120,7 +120,8 @@ impl Moto {
     }
 }
 
-/// Builds the three function binaries once per test process and returns their directory.
+/// Makes sure the three function binaries are built (once per test process) and returns
+/// their directory.
 pub fn function_binaries() -> Result<PathBuf> {
     static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     BUILT
@@ -128,7 +129,9 @@ pub fn function_binaries() -> Result<PathBuf> {
             let root = workspace_root();
             let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
                 .current_dir(&root)
-                .args(["build", "--quiet", "-p", "ingest", "-p", "worker", "-p", "invite-retry"])
+                // The same selection as `cargo test --workspace` (all targets, so the same
+                // features): a no-op after scripts/test's build, not a second build.
+                .args(["build", "--quiet", "--workspace", "--all-targets"])
                 .status()
                 .map_err(|e| format!("running cargo build: {e}"))?;
             if !status.success() {

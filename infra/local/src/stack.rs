@@ -6,6 +6,7 @@
 
 use anyhow::{Context, Result};
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use e2e::worker_harness::sqs_message;
 use onepassword_sim::{RunningSim, SimConfig};
 use provisioning::config::Env;
 use provisioning::enrich::{Enricher, InMemoryEnricher};
@@ -193,7 +194,7 @@ impl Stack {
                 let records = batch
                     .iter()
                     .zip(&ids)
-                    .map(|((queued, _), id)| sqs_message(id, &queued.group_id, &serde_json::to_string(&queued.event)?))
+                    .map(|((queued, _), id)| Ok(sqs_message(id, &queued.group_id, &serde_json::to_string(&queued.event)?)))
                     .collect::<Result<Vec<_>>>()?;
                 let failed = self.invoke_worker(records).await;
                 let mut again = redeliver.lock().unwrap_or_else(|p| p.into_inner());
@@ -237,12 +238,4 @@ impl Stack {
     pub async fn run_invite_retry(&self) -> RunSummary {
         self.invites.handle(Instant::now() + Duration::from_secs(60)).await
     }
-}
-
-fn sqs_message(id: &str, group: &str, body: &str) -> Result<SqsMessage> {
-    let mut message = SqsMessage::default();
-    message.message_id = Some(id.to_owned());
-    message.body = Some(body.to_owned());
-    message.attributes.insert("MessageGroupId".into(), group.to_owned());
-    Ok(message)
 }

@@ -10,7 +10,7 @@ use super::filter::AttrValue;
 use super::render::{GROUP_ALWAYS, Projection, group_json, list_response};
 use super::{ListParams, parse_json, patch};
 use crate::model::Group;
-use crate::state::SimState;
+use crate::state::{GroupChange, SimState};
 
 const FILTERABLE: &[&str] = &[
     "id",
@@ -127,13 +127,7 @@ pub async fn patch(
     body: Bytes,
 ) -> Result<Response, ScimError> {
     let changes = patch::group_patch(&parse_json(&body)?)?;
-    let group = state
-        .change_group(&id, changes)
-        .map_err(sim_error(&state))?;
-    Ok(scim_response(
-        StatusCode::OK,
-        &render(&state, &group, &Projection::default()),
-    ))
+    change_and_render(&state, &id, changes)
 }
 
 pub async fn put(
@@ -145,13 +139,13 @@ pub async fn put(
         return Err(ScimError::new(405, None, "PUT is not supported; use PATCH"));
     }
     let changes = patch::group_replacement(&parse_json(&body)?)?;
-    let group = state
-        .change_group(&id, changes)
-        .map_err(sim_error(&state))?;
-    Ok(scim_response(
-        StatusCode::OK,
-        &render(&state, &group, &Projection::default()),
-    ))
+    change_and_render(&state, &id, changes)
+}
+
+/// PATCH and PUT alike: apply the changes all-or-nothing, answer with the group.
+fn change_and_render(state: &SimState, id: &str, changes: Vec<GroupChange>) -> Result<Response, ScimError> {
+    let group = state.change_group(id, changes).map_err(sim_error(state))?;
+    Ok(scim_response(StatusCode::OK, &render(state, &group, &Projection::default())))
 }
 
 pub async fn delete(

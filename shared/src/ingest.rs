@@ -93,15 +93,16 @@ impl IngestApp {
 
     /// The Lambda's configuration: settings from the environment (checked now, so a bad
     /// variable shows at cold start), SQS and Secrets Manager through the default AWS
-    /// configuration chain. Loading that chain costs a few milliseconds (the HTTPS client
-    /// reads the system's root certificates), so it starts in the background and the
-    /// runtime begins polling for the first request meanwhile; the first request waits for
-    /// whatever is left of it.
+    /// configuration chain. Loading that chain costs milliseconds (the HTTPS client parses
+    /// the system's root certificates), and every request that gets past routing needs it,
+    /// so it loads on the first such request instead of during init: a cold start caused by
+    /// a webhook does the same work in the same order, and init -- which on a small Lambda
+    /// shares one slice of CPU with anything running beside it -- stays short.
     pub async fn from_env() -> Result<Self, ConfigError> {
         let env = Env::from_process();
         let settings = IngestSettings::from_env(&env)?;
         let queue_url = env.required("QUEUE_URL")?;
-        let aws = Arc::new(DeferredAws::start(queue_url));
+        let aws = Arc::new(LazyAws::new(queue_url));
         Ok(Self::new(settings, aws.clone(), aws, Arc::new(SystemClock)))
     }
 
@@ -132,28 +133,21 @@ impl IngestApp {
     }
 }
 
-type SdkConfigFuture = futures::future::Shared<futures::future::BoxFuture<'static, aws_config::SdkConfig>>;
-
-/// The AWS clients, built once the SDK configuration (loading in the background since
-/// cold start) is ready.
-struct DeferredAws {
-    sdk: SdkConfigFuture,
+/// The AWS clients, built by the first request that needs them.
+struct LazyAws {
     queue_url: String,
     clients: tokio::sync::OnceCell<(SqsEventQueue, AwsSecretSource)>,
 }
 
-impl DeferredAws {
-    fn start(queue_url: String) -> Self {
-        use futures::FutureExt;
-        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).boxed().shared();
-        tokio::spawn(sdk.clone());
-        DeferredAws { sdk, queue_url, clients: tokio::sync::OnceCell::new() }
+impl LazyAws {
+    fn new(queue_url: String) -> Self {
+        LazyAws { queue_url, clients: tokio::sync::OnceCell::new() }
     }
 
     async fn clients(&self) -> &(SqsEventQueue, AwsSecretSource) {
         self.clients
             .get_or_init(|| async {
-                let sdk = self.sdk.clone().await;
+                let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
                 (SqsEventQueue::from_sdk_config(&sdk, self.queue_url.clone()), AwsSecretSource::from_sdk_config(&sdk))
             })
             .await
@@ -161,14 +155,14 @@ impl DeferredAws {
 }
 
 #[async_trait::async_trait]
-impl EventQueue for DeferredAws {
+impl EventQueue for LazyAws {
     async fn send(&self, events: &[crate::LifecycleEvent]) -> Result<(), crate::queue::QueueError> {
         self.clients().await.0.send(events).await
     }
 }
 
 #[async_trait::async_trait]
-impl SecretSource for DeferredAws {
+impl SecretSource for LazyAws {
     async fn secret_string(&self, id: &str) -> Result<String, crate::secrets::SecretsError> {
         self.clients().await.1.secret_string(id).await
     }

@@ -88,6 +88,13 @@ pub trait Ledger: Send + Sync {
         status: InvitationStatus,
     ) -> Result<(), LedgerError>;
 
+    /// Moves the person's invitation from pending to `status` (accepted, cleared,
+    /// escalated) and out of the pending index. Conditional on it still being pending:
+    /// returns false and changes nothing when it is not (say the worker cleared it for a
+    /// leaver meanwhile), so a decision taken on a pending invitation never overwrites a
+    /// newer one.
+    async fn settle_invitation(&self, person: &PersonKey, status: InvitationStatus) -> Result<bool, LedgerError>;
+
     /// Records a re-issue: `last_sent_at = at`, `reissues += 1`. Conditional on the
     /// invitation still being pending with the `expected_reissues` count, so two runs never
     /// both count the same re-issue. Returns false when the condition failed.

@@ -124,7 +124,10 @@ impl SignInFeed {
                 if let Some(index) = self.index.as_mut() {
                     for attempt in &page.items {
                         if let Some(invitation) = index.take_match(attempt) {
-                            self.ledger.set_invitation_status(&invitation.person, InvitationStatus::Accepted).await?;
+                            // Not pending any more: the worker cleared it (a leaver) since the index was read.
+                            if !self.ledger.settle_invitation(&invitation.person, InvitationStatus::Accepted).await? {
+                                continue;
+                            }
                             tracing::info!(person = %invitation.person, email = %mask_email(&invitation.email),
                                 user_id = %invitation.user_id, "invitation accepted (successful sign-in)");
                             metrics::counter!("invitations", "outcome" => "accepted").increment(1);

@@ -481,7 +481,7 @@ impl Run<'_> {
             }
             Ok(None) => {
                 tracing::info!(%person, %email, user_id = %current.user_id, "user no longer in 1Password; invitation cleared");
-                if let Err(error) = ledger.set_invitation_status(person, InvitationStatus::Cleared).await {
+                if let Err(error) = ledger.settle_invitation(person, InvitationStatus::Cleared).await {
                     tracing::error!(%person, %error, "cannot clear the invitation");
                 }
                 return Outcome::Skipped(SkipReason::UserGone);
@@ -575,9 +575,13 @@ impl Run<'_> {
 
     async fn escalate(&self, current: Invitation) -> Outcome {
         let person = &current.person;
-        if let Err(error) = self.app.ledger.set_invitation_status(person, InvitationStatus::Escalated).await {
-            tracing::error!(%person, %error, "cannot mark the invitation escalated; next run retries");
-            return Outcome::Skipped(SkipReason::LedgerError);
+        match self.app.ledger.settle_invitation(person, InvitationStatus::Escalated).await {
+            Ok(true) => {}
+            Ok(false) => return Outcome::Skipped(SkipReason::NoLongerPending),
+            Err(error) => {
+                tracing::error!(%person, %error, "cannot mark the invitation escalated; next run retries");
+                return Outcome::Skipped(SkipReason::LedgerError);
+            }
         }
         tracing::error!(%person, email = %mask_email(&current.email), user_id = %current.user_id,
             reissues = current.reissues, invitations_sent = current.reissues + 1,
@@ -590,9 +594,13 @@ impl Run<'_> {
     /// Report-only: tell a human once (the invitation leaves the pending index as escalated).
     async fn report(&self, current: Invitation) -> Outcome {
         let person = &current.person;
-        if let Err(error) = self.app.ledger.set_invitation_status(person, InvitationStatus::Escalated).await {
-            tracing::error!(%person, %error, "cannot mark the invitation reported; next run retries");
-            return Outcome::Skipped(SkipReason::LedgerError);
+        match self.app.ledger.settle_invitation(person, InvitationStatus::Escalated).await {
+            Ok(true) => {}
+            Ok(false) => return Outcome::Skipped(SkipReason::NoLongerPending),
+            Err(error) => {
+                tracing::error!(%person, %error, "cannot mark the invitation reported; next run retries");
+                return Outcome::Skipped(SkipReason::LedgerError);
+            }
         }
         tracing::error!(%person, email = %mask_email(&current.email), user_id = %current.user_id,
             last_sent = %current.last_sent_at.format("%Y-%m-%d"), first_invited = %current.invited_at.format("%Y-%m-%d"),

@@ -16,13 +16,15 @@ fn t0() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2026-03-02T09:00:00Z").unwrap().with_timezone(&Utc)
 }
 
-/// Users by id; records every PATCH; `on_deactivate` runs inside the deactivating call.
+/// Users by id; records every PATCH; `on_deactivate` runs inside the deactivating call,
+/// `on_get_user` inside every user read.
 #[derive(Default)]
 struct FakeDirectory {
     users: std::sync::Mutex<HashMap<String, ScimUser>>,
     patches: std::sync::Mutex<Vec<(String, bool)>>,
     fail_reactivation: bool,
     on_deactivate: Option<Box<dyn Fn() + Send + Sync>>,
+    on_get_user: Option<Box<dyn Fn() + Send + Sync>>,
 }
 
 impl FakeDirectory {
@@ -57,6 +59,9 @@ impl Directory for FakeDirectory {
         unreachable!("invite-retry looks users up by id only")
     }
     async fn get_user(&self, id: &str) -> Result<Option<ScimUser>, ScimError> {
+        if let Some(hook) = &self.on_get_user {
+            hook();
+        }
         Ok(self.users.lock().unwrap().get(id).cloned())
     }
     async fn create_user(&self, _: &NewUser) -> Result<CreateOutcome, ScimError> {
@@ -213,6 +218,54 @@ async fn the_cap_escalates_once_and_names_the_person_without_their_address() {
     let again = f.app.handle(deadline()).await;
     assert_eq!((again.checked, again.escalated), (0, 0));
     assert_eq!(f.notifier.sent().len(), 1, "escalated once");
+}
+
+#[tokio::test]
+async fn a_leaver_cleared_while_escalating_stays_cleared_and_nobody_is_told() {
+    let now = t0() + chrono::Duration::days(30);
+    let ledger_slot: Arc<std::sync::Mutex<Option<Arc<InMemoryLedger>>>> = Arc::default();
+    let slot = ledger_slot.clone();
+    let directory = Arc::new(FakeDirectory {
+        on_get_user: Some(Box::new(move || {
+            // The worker applies a leaver between the run's re-read and its decision.
+            let ledger = slot.lock().unwrap().clone().unwrap();
+            futures::executor::block_on(ledger.set_invitation_status(&PersonKey::new("hr", "1"), InvitationStatus::Cleared))
+                .unwrap();
+        })),
+        ..FakeDirectory::default()
+    }
+    .with_user("U1", true));
+    let events: Arc<dyn SignInEvents> = Arc::new(InMemorySignInEvents::new());
+    let f = fixture(&[("MAX_INVITE_ATTEMPTS", "2")], bridge_only(), directory.clone(), Some(events), now).await;
+    *ledger_slot.lock().unwrap() = Some(f.ledger.clone());
+    let ada = invite(&f.ledger, "1", "U1", "ada@example.com", t0(), 2).await;
+
+    let summary = f.app.handle(deadline()).await;
+    assert_eq!(summary.escalated, 0, "{summary:?}");
+    assert_eq!(summary.skipped_reasons.get(&SkipReason::NoLongerPending), Some(&1), "{summary:?}");
+    assert_eq!(f.ledger.invitation(&ada).await.unwrap().unwrap().status, InvitationStatus::Cleared);
+    assert!(f.notifier.sent().is_empty(), "{:?}", f.notifier.sent());
+}
+
+#[tokio::test]
+async fn a_sign_in_after_the_worker_cleared_the_invitation_is_not_an_acceptance() {
+    let ledger = Arc::new(InMemoryLedger::new());
+    let ada = invite(&ledger, "1", "U1", "ada@example.com", t0(), 0).await;
+    invite(&ledger, "2", "U2", "alan@example.com", t0(), 0).await;
+    let events = Arc::new(InMemorySignInEvents::new());
+    events.push(success("U2", "alan@example.com", t0() + chrono::Duration::hours(1)));
+    let mut feed = SignInFeed::new(events.clone(), ledger.clone(), 100);
+    let now = t0() + chrono::Duration::days(1);
+
+    let (accepted, _) = feed.catch_up(now, deadline()).await.unwrap();
+    assert_eq!(accepted.len(), 1, "the index of pending invitations is now built");
+    // Ada leaves; the feed's index still holds her as pending when her sign-in arrives.
+    ledger.set_invitation_status(&ada, InvitationStatus::Cleared).await.unwrap();
+    events.push(success("U1", "ada@example.com", t0() + chrono::Duration::hours(2)));
+
+    let (accepted, _) = feed.catch_up(now, deadline()).await.unwrap();
+    assert!(accepted.is_empty(), "{accepted:?}");
+    assert_eq!(ledger.invitation(&ada).await.unwrap().unwrap().status, InvitationStatus::Cleared);
 }
 
 #[tokio::test]

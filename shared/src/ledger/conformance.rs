@@ -34,6 +34,9 @@ pub const CASES: &[(&str, Case)] = &[
     ("pending again re-enters the index", |l| {
         Box::pin(pending_again_reenters_index(l))
     }),
+    ("settle_invitation moves only a pending invitation", |l| {
+        Box::pin(settle_invitation_moves_only_pending(l))
+    }),
     ("record_reissue is conditional", |l| {
         Box::pin(record_reissue_is_conditional(l))
     }),
@@ -336,6 +339,61 @@ async fn pending_again_reenters_index(ledger: &dyn Ledger) -> CaseResult {
         pending,
         vec![invitation(&person, 3)],
         "pending again, same send time"
+    );
+    Ok(())
+}
+
+async fn settle_invitation_moves_only_pending(ledger: &dyn Ledger) -> CaseResult {
+    let person = PersonKey::new("hibob-main", "77");
+    ledger
+        .start_invitation(&invitation(&person, 5))
+        .await
+        .map_err(ledger_err)?;
+    ensure!(
+        ledger
+            .settle_invitation(&person, InvitationStatus::Escalated)
+            .await
+            .map_err(ledger_err)?,
+        "pending invitation not settled"
+    );
+    ensure_eq!(
+        ledger.all_pending_invitations().await.map_err(ledger_err)?.len(),
+        0,
+        "pending after settling"
+    );
+
+    // A worker clears it for a leaver; a second decision taken on the old, pending copy
+    // must not overwrite that.
+    ledger
+        .set_invitation_status(&person, InvitationStatus::Cleared)
+        .await
+        .map_err(ledger_err)?;
+    ensure!(
+        !ledger
+            .settle_invitation(&person, InvitationStatus::Escalated)
+            .await
+            .map_err(ledger_err)?,
+        "settled an invitation that was no longer pending"
+    );
+    let stored = ledger
+        .invitation(&person)
+        .await
+        .map_err(ledger_err)?
+        .ok_or("invitation vanished")?;
+    ensure_eq!(stored.status, InvitationStatus::Cleared, "status after refused settle");
+
+    let nobody = PersonKey::new("hibob-main", "none");
+    ensure!(
+        !ledger
+            .settle_invitation(&nobody, InvitationStatus::Accepted)
+            .await
+            .map_err(ledger_err)?,
+        "settled an absent invitation"
+    );
+    ensure_eq!(
+        ledger.invitation(&nobody).await.map_err(ledger_err)?,
+        None,
+        "settle created an invitation"
     );
     Ok(())
 }

@@ -448,6 +448,21 @@ impl Ledger for DynamoLedger {
         condition_outcome(update.send().await).map(|_| ())
     }
 
+    async fn settle_invitation(&self, person: &PersonKey, status: InvitationStatus) -> Result<bool, LedgerError> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(person_pk(person)))
+            .key("sk", s(INVITE_SK))
+            .update_expression("SET #status = :status REMOVE gsi1pk, gsi1sk")
+            .condition_expression("#status = :pending")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":status", s(status_word(status)))
+            .expression_attribute_values(":pending", s(status_word(InvitationStatus::Pending)));
+        condition_outcome(update.send().await)
+    }
+
     async fn record_reissue(
         &self,
         person: &PersonKey,

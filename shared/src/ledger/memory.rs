@@ -97,6 +97,16 @@ impl Ledger for InMemoryLedger {
         Ok(())
     }
 
+    async fn settle_invitation(&self, person: &PersonKey, status: InvitationStatus) -> Result<bool, LedgerError> {
+        match self.state()?.invitations.get_mut(person) {
+            Some(invitation) if invitation.status == InvitationStatus::Pending => {
+                invitation.status = status;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     async fn record_reissue(
         &self,
         person: &PersonKey,

@@ -99,10 +99,10 @@ struct GroupCatalog {
 impl GroupCatalog {
     async fn groups(&self, directory: &dyn Directory) -> Result<Vec<ScimGroup>, ScimError> {
         let mut cached = self.cached.lock().await;
-        if let Some((at, groups)) = cached.as_ref() {
-            if at.elapsed() < self.ttl {
-                return Ok(groups.clone());
-            }
+        if let Some((at, groups)) = cached.as_ref()
+            && at.elapsed() < self.ttl
+        {
+            return Ok(groups.clone());
         }
         let groups = directory.list_groups().await?;
         *cached = Some((Instant::now(), groups.clone()));
@@ -265,10 +265,10 @@ impl Applier {
         event: &LifecycleEvent,
         known_user_id: Option<&str>,
     ) -> Result<Option<ScimUser>, ScimError> {
-        if let Some(id) = known_user_id {
-            if let Some(user) = directory.get_user(id).await? {
-                return Ok(Some(user));
-            }
+        if let Some(id) = known_user_id
+            && let Some(user) = directory.get_user(id).await?
+        {
+            return Ok(Some(user));
         }
         let email = event.attributes.work_email.as_deref().map(str::trim);
         directory.find_user(&event.person.to_string(), email).await

@@ -16,8 +16,10 @@ pub enum ConfigError {
 /// Where variables come from: the process environment in Lambda, a map in tests (so tests
 /// never mutate global state).
 pub struct Env {
-    lookup: Box<dyn Fn(&str) -> Option<String> + Send + Sync>,
+    lookup: Lookup,
 }
+
+type Lookup = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
 impl Env {
     pub fn from_process() -> Self {

@@ -49,6 +49,7 @@ pub struct IngestApp {
     inner: Arc<Inner>,
 }
 
+#[expect(clippy::large_enum_variant, reason = "one per process, behind an Arc")]
 enum Inner {
     Ready(Ready),
     /// Started without a usable configuration: webhook routes answer 500 (the logs name the
@@ -259,18 +260,18 @@ impl Ready {
             .take(LOGGED_IDS)
             .map(|i| format!("{} ({})", i.source_event_id.as_deref().unwrap_or("-"), i.reason))
             .collect();
-        if !events.is_empty() {
-            if let Err(error) = self.queue.send(&events).await {
-                tracing::error!(
-                    connection = report.connection,
-                    source = report.source,
-                    %error,
-                    events = events.len(),
-                    event_ids = ?event_ids,
-                    "could not queue; answering 503 so the sender retries"
-                );
-                return report.answer(503, "queue_unavailable", error_response(503, "the queue is unavailable; retry later"));
-            }
+        if !events.is_empty()
+            && let Err(error) = self.queue.send(&events).await
+        {
+            tracing::error!(
+                connection = report.connection,
+                source = report.source,
+                %error,
+                events = events.len(),
+                event_ids = ?event_ids,
+                "could not queue; answering 503 so the sender retries"
+            );
+            return report.answer(503, "queue_unavailable", error_response(503, "the queue is unavailable; retry later"));
         }
         metrics::counter!("events_accepted", "source" => report.source).increment(events.len() as u64);
         metrics::counter!("events_ignored", "source" => report.source).increment(ignored.len() as u64);

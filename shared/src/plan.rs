@@ -285,13 +285,13 @@ fn profile_changes(
             operations.push(Operation::UpdateName { given_name, family_name, display_name });
         }
     }
-    if let Some(email) = email(event) {
-        if !email.eq_ignore_ascii_case(&user.user_name) {
-            if email_change_allowed {
-                operations.push(Operation::UpdateEmail { email });
-            } else {
-                notes.push(Note::EmailChangeSkippedSuspended);
-            }
+    if let Some(email) = email(event)
+        && !email.eq_ignore_ascii_case(&user.user_name)
+    {
+        if email_change_allowed {
+            operations.push(Operation::UpdateEmail { email });
+        } else {
+            notes.push(Note::EmailChangeSkippedSuspended);
         }
     }
 }

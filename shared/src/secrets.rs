@@ -202,10 +202,10 @@ impl<T: DeserializeOwned + Send + Sync> CachedSecret<T> {
             return Ok(self.current.read().await.as_ref().map(|c| Arc::clone(&c.value)));
         }
         let now = Instant::now();
-        if let Some(last) = reading.last_requested_refresh {
-            if now.duration_since(last) < self.ttl {
-                return Ok(None);
-            }
+        if let Some(last) = reading.last_requested_refresh
+            && now.duration_since(last) < self.ttl
+        {
+            return Ok(None);
         }
         reading.last_requested_refresh = Some(now);
         self.read().await.map(Some)
@@ -216,10 +216,10 @@ impl<T: DeserializeOwned + Send + Sync> CachedSecret<T> {
     pub async fn force_refresh(&self) -> Result<Arc<T>, SecretsError> {
         let seen = self.generation();
         let _reading = self.reading.lock().await;
-        if self.generation() != seen {
-            if let Some(cached) = self.current.read().await.as_ref() {
-                return Ok(Arc::clone(&cached.value));
-            }
+        if self.generation() != seen
+            && let Some(cached) = self.current.read().await.as_ref()
+        {
+            return Ok(Arc::clone(&cached.value));
         }
         self.read().await
     }

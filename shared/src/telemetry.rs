@@ -52,10 +52,10 @@ fn init_metrics(function: &str) {
 /// the Lambda log agent turns them into CloudWatch metrics. Call at the end of each
 /// invocation.
 pub fn flush_metrics() {
-    if let Some(Some(collector)) = METRICS.get() {
-        if let Err(error) = collector.flush(std::io::stdout()) {
-            tracing::warn!(%error, "could not write metrics");
-        }
+    if let Some(Some(collector)) = METRICS.get()
+        && let Err(error) = collector.flush(std::io::stdout())
+    {
+        tracing::warn!(%error, "could not write metrics");
     }
 }
 

@@ -158,7 +158,7 @@ pub async fn run(stack: &Stack, connections: &serde_json::Value) -> Result<bool>
     t.webhook("okta", "user.lifecycle.reactivate: Ken is rehired", reactivate).await?;
 
     println!("\nSummary");
-    println!("{:<10} {:<58} {}", "source", "what came in", "what changed in 1Password");
+    println!("{:<10} {:<58} what changed in 1Password", "source", "what came in");
     for (source, what, changes) in &t.rows {
         println!("{source:<10} {what:<58} {changes}");
     }

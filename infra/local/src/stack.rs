@@ -42,6 +42,9 @@ pub struct Options {
     pub connections: serde_json::Value,
 }
 
+/// What the stack runs on: in-memory adapters or moto's.
+type Adapters = (Arc<dyn SecretSource>, Arc<dyn Ledger>, Queue, Arc<dyn EventQueue>);
+
 enum Queue {
     Memory { queue: Arc<InMemoryEventQueue>, redeliver: Mutex<VecDeque<(QueuedEvent, u32)>> },
     Moto { queues: e2e::FifoQueues, _moto: e2e::Moto },
@@ -79,7 +82,7 @@ impl Stack {
             worker_secret["events_api_token"] = SimConfig::default().events_token.into();
         }
 
-        let (secrets, ledger, queue, event_queue): (Arc<dyn SecretSource>, Arc<dyn Ledger>, Queue, Arc<dyn EventQueue>) =
+        let (secrets, ledger, queue, event_queue): Adapters =
             if options.aws {
                 let moto = e2e::Moto::start().context("starting moto (run scripts/setup first)")?;
                 let sdk = moto.sdk_config().await;

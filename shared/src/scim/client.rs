@@ -238,10 +238,10 @@ impl ScimClient {
                 return Err(ScimError::RetriesExhausted { attempts: attempt, last: problem });
             }
             let delay = retry_after.unwrap_or_else(|| self.backoff(attempt));
-            if let Some(deadline) = self.deadline {
-                if Instant::now() + delay + DEADLINE_MARGIN >= deadline {
-                    return Err(ScimError::DeadlineExceeded { last: problem });
-                }
+            if let Some(deadline) = self.deadline
+                && Instant::now() + delay + DEADLINE_MARGIN >= deadline
+            {
+                return Err(ScimError::DeadlineExceeded { last: problem });
             }
             metrics::counter!("scim_retries").increment(1);
             tracing::info!(operation, attempt, delay_ms = delay.as_millis() as u64, problem, "retrying bridge call");

@@ -256,7 +256,7 @@ fn describe_data_error(error: &serde_json::Error) -> String {
     if text.starts_with("missing field") || text.starts_with("unknown field") || text.starts_with("invalid type") {
         // "invalid type: string \"abc\", expected ..." quotes the value: drop the quote.
         match text.split_once(':') {
-            Some((head, rest)) if head == "invalid type" => {
+            Some(("invalid type", rest)) => {
                 let expected = rest.split(", expected ").nth(1).unwrap_or("another type");
                 format!("a value has the wrong type (expected {expected})")
             }

@@ -115,11 +115,11 @@ pub fn parse(body: &[u8], context: &Context<'_>) -> Result<Normalized, SourceErr
             continue;
         };
         // A failed action did not change anything.
-        if let Some(result) = event.outcome.and_then(|o| o.result) {
-            if !result.eq_ignore_ascii_case("SUCCESS") {
-                normalized.ignored.push(ignore(format!("outcome {result}")));
-                continue;
-            }
+        if let Some(result) = event.outcome.and_then(|o| o.result)
+            && !result.eq_ignore_ascii_case("SUCCESS")
+        {
+            normalized.ignored.push(ignore(format!("outcome {result}")));
+            continue;
         }
         let user = event
             .target

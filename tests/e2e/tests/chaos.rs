@@ -29,7 +29,7 @@ fn story(person: usize) -> Vec<(serde_json::Value, &'static str, bool)> {
             "attributes": { "work_email": email, "given_name": "Person", "family_name": format!("N{person}"), "department": dept(step) }
         })
     };
-    let leaves = person % 3 == 0;
+    let leaves = person.is_multiple_of(3);
     vec![
         (event(0, "joiner"), dept(0), true),
         (event(1, "mover"), dept(1), true),
@@ -80,8 +80,8 @@ async fn chaos_ends_in_the_expected_state_with_nothing_lost() {
     let stories: Vec<_> = (0..PEOPLE).map(story).collect();
     let (mut sent, mut duplicates, mut accepted) = (0, 0, 0);
     for step in 0..4 {
-        for person in 0..PEOPLE {
-            let body = stories[person][step].0.to_string();
+        for (person, story) in stories.iter().enumerate() {
+            let body = story[step].0.to_string();
             let id = format!("msg_{person}_{step}");
             let ts = chrono::Utc::now().timestamp().to_string();
             let signature = sign(&key, &id, &ts, body.as_bytes());

@@ -35,7 +35,7 @@ fn writes(calls: &[onepassword_sim::Operation]) -> usize {
 async fn joiner_is_invited_once_with_the_mapped_groups() {
     let h = WorkerHarness::start(&[]).await;
     let ada = event(Joiner, "1", "ada.lovelace@example.com", "Engineering", 0);
-    assert!(h.deliver(&[ada.clone()]).await.is_empty());
+    assert!(h.deliver(std::slice::from_ref(&ada)).await.is_empty());
 
     let outbox = h.sim.state().outbox();
     assert_eq!(outbox.len(), 1);
@@ -265,7 +265,7 @@ async fn a_thin_status_leaver_is_confirmed_with_the_source_before_suspending() {
     let h = WorkerHarness::start_with_source(&[], hr.clone()).await;
     let joiner = event(Joiner, "1", "ada.lovelace@example.com", "Engineering", 0);
     let record = joiner.attributes.clone();
-    h.deliver(&[joiner.clone()]).await;
+    h.deliver(std::slice::from_ref(&joiner)).await;
     let thin_leaver = |minutes: i64| {
         let mut e = event(Leaver, "1", "ada.lovelace@example.com", "Engineering", minutes);
         e.attributes = Default::default();

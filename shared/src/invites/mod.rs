@@ -575,13 +575,8 @@ impl Run<'_> {
 
     async fn escalate(&self, current: Invitation) -> Outcome {
         let person = &current.person;
-        match self.app.ledger.settle_invitation(person, InvitationStatus::Escalated).await {
-            Ok(true) => {}
-            Ok(false) => return Outcome::Skipped(SkipReason::NoLongerPending),
-            Err(error) => {
-                tracing::error!(%person, %error, "cannot mark the invitation escalated; next run retries");
-                return Outcome::Skipped(SkipReason::LedgerError);
-            }
+        if let Err(skipped) = self.settle_escalated(person, "escalated").await {
+            return skipped;
         }
         tracing::error!(%person, email = %mask_email(&current.email), user_id = %current.user_id,
             reissues = current.reissues, invitations_sent = current.reissues + 1,
@@ -591,16 +586,24 @@ impl Run<'_> {
         Outcome::Escalated(current)
     }
 
+    /// Marks the invitation escalated (a human takes it from here), unless the ledger no
+    /// longer holds it as pending; `what` names the decision in the log.
+    async fn settle_escalated(&self, person: &crate::event::PersonKey, what: &str) -> Result<(), Outcome> {
+        match self.app.ledger.settle_invitation(person, InvitationStatus::Escalated).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Outcome::Skipped(SkipReason::NoLongerPending)),
+            Err(error) => {
+                tracing::error!(%person, %error, "cannot mark the invitation {}; next run retries", what);
+                Err(Outcome::Skipped(SkipReason::LedgerError))
+            }
+        }
+    }
+
     /// Report-only: tell a human once (the invitation leaves the pending index as escalated).
     async fn report(&self, current: Invitation) -> Outcome {
         let person = &current.person;
-        match self.app.ledger.settle_invitation(person, InvitationStatus::Escalated).await {
-            Ok(true) => {}
-            Ok(false) => return Outcome::Skipped(SkipReason::NoLongerPending),
-            Err(error) => {
-                tracing::error!(%person, %error, "cannot mark the invitation reported; next run retries");
-                return Outcome::Skipped(SkipReason::LedgerError);
-            }
+        if let Err(skipped) = self.settle_escalated(person, "reported").await {
+            return skipped;
         }
         tracing::error!(%person, email = %mask_email(&current.email), user_id = %current.user_id,
             last_sent = %current.last_sent_at.format("%Y-%m-%d"), first_invited = %current.invited_at.format("%Y-%m-%d"),

@@ -170,6 +170,20 @@ fn success(user_id: &str, email: &str, at: DateTime<Utc>) -> SignInAttempt {
     }
 }
 
+/// The fixture's ledger, for a directory hook built before the fixture exists.
+type LedgerSlot = Arc<std::sync::Mutex<Option<Arc<InMemoryLedger>>>>;
+
+/// A directory hook that plays the worker applying a leaver for person `hr/{id}` at that
+/// moment: it clears the pending invitation.
+fn worker_clears_invitation(slot: &LedgerSlot, id: &'static str) -> Box<dyn Fn() + Send + Sync> {
+    let slot = slot.clone();
+    Box::new(move || {
+        let ledger = slot.lock().unwrap().clone().expect("the fixture's ledger is in the slot");
+        futures::executor::block_on(ledger.set_invitation_status(&PersonKey::new("hr", id), InvitationStatus::Cleared))
+            .unwrap();
+    })
+}
+
 fn deadline() -> Instant {
     Instant::now() + Duration::from_secs(60)
 }
@@ -223,15 +237,10 @@ async fn the_cap_escalates_once_and_names_the_person_without_their_address() {
 #[tokio::test]
 async fn a_leaver_cleared_while_escalating_stays_cleared_and_nobody_is_told() {
     let now = t0() + chrono::Duration::days(30);
-    let ledger_slot: Arc<std::sync::Mutex<Option<Arc<InMemoryLedger>>>> = Arc::default();
-    let slot = ledger_slot.clone();
+    let ledger_slot = LedgerSlot::default();
     let directory = Arc::new(FakeDirectory {
-        on_get_user: Some(Box::new(move || {
-            // The worker applies a leaver between the run's re-read and its decision.
-            let ledger = slot.lock().unwrap().clone().unwrap();
-            futures::executor::block_on(ledger.set_invitation_status(&PersonKey::new("hr", "1"), InvitationStatus::Cleared))
-                .unwrap();
-        })),
+        // The worker applies a leaver between the run's re-read and its decision.
+        on_get_user: Some(worker_clears_invitation(&ledger_slot, "1")),
         ..FakeDirectory::default()
     }
     .with_user("U1", true));
@@ -286,15 +295,10 @@ async fn unreadable_sign_ins_mean_no_reissue_and_an_error() {
 #[tokio::test]
 async fn a_leaver_arriving_mid_reissue_is_not_reactivated() {
     let now = t0() + chrono::Duration::days(6);
-    let ledger_slot: Arc<std::sync::Mutex<Option<Arc<InMemoryLedger>>>> = Arc::default();
-    let slot = ledger_slot.clone();
+    let ledger_slot = LedgerSlot::default();
     let directory = Arc::new(FakeDirectory {
-        on_deactivate: Some(Box::new(move || {
-            // The worker applies a leaver right now: it clears the pending invitation.
-            let ledger = slot.lock().unwrap().clone().unwrap();
-            futures::executor::block_on(ledger.set_invitation_status(&PersonKey::new("hr", "1"), InvitationStatus::Cleared))
-                .unwrap();
-        })),
+        // The worker applies a leaver right now: it clears the pending invitation.
+        on_deactivate: Some(worker_clears_invitation(&ledger_slot, "1")),
         ..FakeDirectory::default()
     }
     .with_user("U1", true));

@@ -21,6 +21,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
@@ -70,6 +71,15 @@ impl DynamoLedger {
     pub fn with_query_page_size(mut self, page_size: i32) -> Self {
         self.query_page_size = page_size.max(1);
         self
+    }
+
+    /// An UpdateItem on the person's invitation item.
+    fn update_invitation(&self, person: &PersonKey) -> UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(person_pk(person)))
+            .key("sk", s(INVITE_SK))
     }
 
     pub fn table_name(&self) -> &str {
@@ -416,11 +426,7 @@ impl Ledger for DynamoLedger {
         status: InvitationStatus,
     ) -> Result<(), LedgerError> {
         let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(person_pk(person)))
-            .key("sk", s(INVITE_SK))
+            .update_invitation(person)
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":status", s(status_word(status)));
         let update = if status == InvitationStatus::Pending {
@@ -450,11 +456,7 @@ impl Ledger for DynamoLedger {
 
     async fn settle_invitation(&self, person: &PersonKey, status: InvitationStatus) -> Result<bool, LedgerError> {
         let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(person_pk(person)))
-            .key("sk", s(INVITE_SK))
+            .update_invitation(person)
             .update_expression("SET #status = :status REMOVE gsi1pk, gsi1sk")
             .condition_expression("#status = :pending")
             .expression_attribute_names("#status", "status")
@@ -470,11 +472,7 @@ impl Ledger for DynamoLedger {
         at: DateTime<Utc>,
     ) -> Result<bool, LedgerError> {
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(person_pk(person)))
-            .key("sk", s(INVITE_SK))
+            .update_invitation(person)
             .update_expression("SET last_sent_at = :at, gsi1sk = :sort, reissues = reissues + :one")
             .condition_expression("#status = :pending AND reissues = :expected")
             .expression_attribute_names("#status", "status")

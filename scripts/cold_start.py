@@ -76,6 +76,11 @@ class Run:
         self.answer_at = None
         self.answer = None
 
+    def record(self, answer):
+        self.answer_at = time.perf_counter_ns()
+        self.answer = answer
+        self.answered.set()
+
 
 class StandIn(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -97,16 +102,9 @@ class StandIn(BaseHTTPRequestHandler):
 
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("content-length", 0)))
-        if "/runtime/invocation/" in self.path and self.path.endswith("/response"):
-            run = self.server.run
-            run.answer_at = time.perf_counter_ns()
-            run.answer = json.loads(body)
-            run.answered.set()
-            return self.reply(202, b"{}")
-        if "/runtime/" in self.path:  # an init or invocation error
-            run = self.server.run
-            run.answer_at, run.answer = time.perf_counter_ns(), {"runtime_error": body.decode(errors="replace")}
-            run.answered.set()
+        if "/runtime/" in self.path:  # the invocation's response, or an init or invocation error
+            answered = self.path.endswith("/response")
+            self.server.run.record(json.loads(body) if answered else {"runtime_error": body.decode(errors="replace")})
             return self.reply(202, b"{}")
         target = self.headers.get("x-amz-target", "")
         if target == "secretsmanager.GetSecretValue":

@@ -7,8 +7,8 @@
 
 use chrono::{DateTime, Utc};
 use criterion::Criterion;
-use std::hint::black_box;
 use provisioning::sources::{self, Connections, Context, InboundRequest, Outcome, bamboohr, generic, hibob};
+use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 const BAMBOO_KEY: &str = "5f2c9a0d7e31b4c8a6e9d2f10b7c3a48";
@@ -61,7 +61,11 @@ fn cases() -> Vec<Case> {
     vec![
         bamboo_case("bamboohr event-based", fixture("bamboohr/event-based-updated.json"), 1),
         bamboo_case("bamboohr field-based", fixture("bamboohr/field-based-termination.json"), 1),
-        bamboo_case("bamboohr field-based x100", serde_json::to_vec(&serde_json::json!({"employees": batch})).unwrap(), 100),
+        bamboo_case(
+            "bamboohr field-based x100",
+            serde_json::to_vec(&serde_json::json!({"employees": batch})).unwrap(),
+            100,
+        ),
         Case {
             name: "hibob",
             connection: "hibob-main",

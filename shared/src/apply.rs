@@ -39,10 +39,18 @@ impl Brake {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    Applied { operations: Vec<&'static str>, notes: Vec<Note> },
-    Skipped { reason: Skip, notes: Vec<Note> },
+    Applied {
+        operations: Vec<&'static str>,
+        notes: Vec<Note>,
+    },
+    Skipped {
+        reason: Skip,
+        notes: Vec<Note>,
+    },
     /// Dry run: the plan was logged, nothing changed.
-    Planned { operations: Vec<&'static str> },
+    Planned {
+        operations: Vec<&'static str>,
+    },
 }
 
 impl Outcome {
@@ -59,7 +67,9 @@ impl Outcome {
 pub enum ApplyError {
     #[error("refused: {0}")]
     Refused(#[from] Refusal),
-    #[error("mass-leaver brake engaged: {limit} suspensions already in this window; raise MASS_LEAVER_LIMIT to let more through")]
+    #[error(
+        "mass-leaver brake engaged: {limit} suspensions already in this window; raise MASS_LEAVER_LIMIT to let more through"
+    )]
     BrakeEngaged { limit: u32 },
     #[error("bridge: {0}")]
     Scim(#[from] ScimError),
@@ -169,10 +179,9 @@ impl Applier {
         now: DateTime<Utc>,
     ) -> Result<Outcome, ApplyError> {
         let record = self.ledger.person(&event.person).await?;
-        let last_applied = record.as_ref().map(|r| LastApplied {
-            event_id: r.last_event_id.clone(),
-            effective_at: r.last_effective_at,
-        });
+        let last_applied = record
+            .as_ref()
+            .map(|r| LastApplied { event_id: r.last_event_id.clone(), effective_at: r.last_effective_at });
         // Redeliveries and late events stop here, before any bridge call.
         if let Some(reason) = plan::already_handled(&event, last_applied.as_ref()) {
             return Ok(Outcome::Skipped { reason, notes: vec![] });
@@ -204,7 +213,11 @@ impl Applier {
             Some(_) => self.groups.fresh(directory).await?,
         };
         let desired = Desired {
-            groups: if event.kind == EventKind::Leaver { BTreeSet::new() } else { self.rules.desired_groups(&event.attributes) },
+            groups: if event.kind == EventKind::Leaver {
+                BTreeSet::new()
+            } else {
+                self.rules.desired_groups(&event.attributes)
+            },
             managed: self.rules.managed_groups(),
             complete: event.kind == EventKind::Leaver || self.rules.can_decide(&event.attributes),
         };
@@ -327,10 +340,14 @@ impl Applier {
                     CreateOutcome::Conflict => {
                         // Someone has this e-mail already: adopt them and plan again from
                         // what is really there.
-                        let existing = directory
-                            .find_user_by_user_name(&new_user.user_name)
-                            .await?
-                            .ok_or_else(|| ScimError::Status { status: 409, scim_type: Some("uniqueness".into()), detail: Some("conflict, but no user with that userName is listed".into()) })?;
+                        let existing =
+                            directory.find_user_by_user_name(&new_user.user_name).await?.ok_or_else(|| {
+                                ScimError::Status {
+                                    status: 409,
+                                    scim_type: Some("uniqueness".into()),
+                                    detail: Some("conflict, but no user with that userName is listed".into()),
+                                }
+                            })?;
                         tracing::info!(person = %event.person, user_id = %existing.id, "create answered 409: adopting the existing user");
                         let member_of = membership(&existing, &self.groups.fresh(directory).await?);
                         user_id = Some(existing.id.clone());
@@ -372,8 +389,12 @@ impl Applier {
     ) -> Result<(), ApplyError> {
         match operation {
             Operation::CreateUser(_) => unreachable!("execute() handles creation itself"),
-            Operation::Reactivate => directory.patch_user(user_id, vec![PatchOperation::replace("active", true.into())]).await?,
-            Operation::Suspend => directory.patch_user(user_id, vec![PatchOperation::replace("active", false.into())]).await?,
+            Operation::Reactivate => {
+                directory.patch_user(user_id, vec![PatchOperation::replace("active", true.into())]).await?
+            }
+            Operation::Suspend => {
+                directory.patch_user(user_id, vec![PatchOperation::replace("active", false.into())]).await?
+            }
             Operation::Delete => directory.delete_user(user_id).await?,
             Operation::UpdateName { given_name, family_name, display_name } => {
                 directory
@@ -408,7 +429,12 @@ impl Applier {
                     let groups = self.groups.fresh(directory).await?;
                     let existing = groups.iter().find(|g| g.display_name.eq_ignore_ascii_case(name));
                     let Some(existing) = existing else {
-                        return Err(ScimError::Status { status: 409, scim_type: None, detail: Some(format!("group {name:?} conflicts but is not listed")) }.into());
+                        return Err(ScimError::Status {
+                            status: 409,
+                            scim_type: None,
+                            detail: Some(format!("group {name:?} conflicts but is not listed")),
+                        }
+                        .into());
                     };
                     group_ids.insert(name.to_lowercase(), existing.id.clone());
                 }
@@ -432,12 +458,22 @@ impl Applier {
             None => {
                 // The catalogue was stale (a group deleted by hand): start fresh next time.
                 self.groups.forget().await;
-                Err(ScimError::Status { status: 404, scim_type: None, detail: Some(format!("group {name:?} not found")) }.into())
+                Err(ScimError::Status {
+                    status: 404,
+                    scim_type: None,
+                    detail: Some(format!("group {name:?} not found")),
+                }
+                .into())
             }
         }
     }
 
-    async fn record(&self, event: &LifecycleEvent, user_id: Option<String>, now: DateTime<Utc>) -> Result<(), LedgerError> {
+    async fn record(
+        &self,
+        event: &LifecycleEvent,
+        user_id: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
         let recorded = self
             .ledger
             .record_applied(&PersonRecord {
@@ -456,7 +492,12 @@ impl Applier {
 
     /// Keeps the invitation ledger in step: a new invitation starts tracking, a leaver
     /// clears a pending one, a rehire of someone who never accepted starts afresh.
-    async fn track_invitation(&self, event: &LifecycleEvent, executed: &Executed, now: DateTime<Utc>) -> Result<(), LedgerError> {
+    async fn track_invitation(
+        &self,
+        event: &LifecycleEvent,
+        executed: &Executed,
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
         let person = &event.person;
         let existing = self.ledger.invitation(person).await?;
         let pending = existing.as_ref().is_some_and(|i| i.status == InvitationStatus::Pending);
@@ -505,6 +546,7 @@ fn membership(user: &ScimUser, groups: &[ScimGroup]) -> BTreeSet<String> {
         .iter()
         .filter_map(|r| by_id.get(r.value.as_str()).map(|n| n.to_string()).or_else(|| r.display.clone()))
         .collect();
-    names.extend(groups.iter().filter(|g| g.members.iter().any(|m| m.value == user.id)).map(|g| g.display_name.clone()));
+    names
+        .extend(groups.iter().filter(|g| g.members.iter().any(|m| m.value == user.id)).map(|g| g.display_name.clone()));
     names
 }

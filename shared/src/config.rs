@@ -50,10 +50,9 @@ impl Env {
     {
         self.get(var)
             .map(|raw| {
-                raw.trim().parse::<T>().map_err(|e| ConfigError::Malformed {
-                    var: var.to_owned(),
-                    reason: format!("{e} (got {raw:?})"),
-                })
+                raw.trim()
+                    .parse::<T>()
+                    .map_err(|e| ConfigError::Malformed { var: var.to_owned(), reason: format!("{e} (got {raw:?})") })
             })
             .transpose()
     }
@@ -87,9 +86,7 @@ impl Env {
     /// A comma-separated list; blanks are dropped.
     pub fn list(&self, var: &str) -> Vec<String> {
         self.get(var)
-            .map(|raw| {
-                raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
-            })
+            .map(|raw| raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())
             .unwrap_or_default()
     }
 }

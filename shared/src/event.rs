@@ -182,10 +182,7 @@ mod tests {
 
     #[test]
     fn fill_from_keeps_present_fields_and_fills_missing_ones() {
-        let mut event_attrs = Attributes {
-            department: Some("Finance".into()),
-            ..Default::default()
-        };
+        let mut event_attrs = Attributes { department: Some("Finance".into()), ..Default::default() };
         let api_attrs = Attributes {
             department: Some("Sales".into()),
             work_email: Some("a@example.com".into()),
@@ -209,8 +206,7 @@ mod tests {
             "source_kind":"okta","source_event_id":"uuid-1","effective_at":"2026-03-02T09:15:00Z",
             "received_at":"2026-03-02T09:15:01Z","attributes":{"work_email":"dana@example.com"}}"#;
         let event: LifecycleEvent = serde_json::from_str(json).unwrap();
-        let again: LifecycleEvent =
-            serde_json::from_str(&serde_json::to_string(&event).unwrap()).unwrap();
+        let again: LifecycleEvent = serde_json::from_str(&serde_json::to_string(&event).unwrap()).unwrap();
         assert_eq!(event, again);
         assert_eq!(event.kind, EventKind::Leaver);
     }

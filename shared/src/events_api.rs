@@ -248,7 +248,8 @@ impl HttpSignInEvents {
                         Ok(bytes) => bytes,
                         Err(e) => {
                             metrics::counter!("events_api_calls", "status" => "transport").increment(1);
-                            self.retry_or_fail(&mut attempt, format!("{operation}: {}", describe(&e)), None, deadline).await?;
+                            self.retry_or_fail(&mut attempt, format!("{operation}: {}", describe(&e)), None, deadline)
+                                .await?;
                             continue;
                         }
                     };
@@ -391,7 +392,8 @@ impl SignInEvents for InMemorySignInEvents {
         }
         let has_more = attempts[position..].iter().any(in_window);
         let next = MemoryCursor { position, ..cursor };
-        let encoded = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&next).map_err(|e| EventsApiError::Decode(e.to_string()))?);
+        let encoded =
+            URL_SAFE_NO_PAD.encode(serde_json::to_vec(&next).map_err(|e| EventsApiError::Decode(e.to_string()))?);
         Ok(SignInPage { cursor: encoded, has_more, items })
     }
 
@@ -462,16 +464,21 @@ mod tests {
 
     #[test]
     fn debug_output_hides_the_token() {
-        let client =
-            HttpSignInEvents::new(reqwest::Client::new(), "https://events.1password.com", "ev-secret-77", EventsClientConfig::default())
-                .unwrap();
+        let client = HttpSignInEvents::new(
+            reqwest::Client::new(),
+            "https://events.1password.com",
+            "ev-secret-77",
+            EventsClientConfig::default(),
+        )
+        .unwrap();
         assert!(!format!("{client:?}").contains("ev-secret-77"));
     }
 
     #[test]
     fn builds_urls_under_a_base_with_or_without_a_trailing_slash() {
         for base in ["https://events.1password.com", "https://events.1password.com/", "https://h/prefix/"] {
-            let client = HttpSignInEvents::new(reqwest::Client::new(), base, "t", EventsClientConfig::default()).unwrap();
+            let client =
+                HttpSignInEvents::new(reqwest::Client::new(), base, "t", EventsClientConfig::default()).unwrap();
             let url = client.url(&["api", "v2", "signinattempts"]);
             assert!(url.as_str().ends_with("/api/v2/signinattempts"), "{url}");
             assert!(!url.as_str().contains("//api"), "{url}");
@@ -512,7 +519,10 @@ mod tests {
         }
         let start = attempt(2, "success").timestamp;
         let page = events
-            .sign_in_attempts(&PageRequest::Reset { limit: 10, start_time: Some(start) }, Instant::now() + Duration::from_secs(5))
+            .sign_in_attempts(
+                &PageRequest::Reset { limit: 10, start_time: Some(start) },
+                Instant::now() + Duration::from_secs(5),
+            )
             .await
             .unwrap();
         assert_eq!(page.items.iter().map(|a| a.uuid.as_str()).collect::<Vec<_>>(), ["a2", "a3"]);

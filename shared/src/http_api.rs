@@ -11,11 +11,8 @@ pub fn json_response(status: u16, body: &impl Serialize) -> Response<Body> {
         Err(_) => (500, r#"{"error":"internal error"}"#.to_owned()),
     };
     let mut response = Response::new(Body::Text(text));
-    *response.status_mut() =
-        http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
-    response
-        .headers_mut()
-        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    *response.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    response.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
     response
 }
 

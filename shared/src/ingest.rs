@@ -87,8 +87,7 @@ impl IngestApp {
         secrets: Arc<dyn SecretSource>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        let connections =
-            CachedSecret::new(secrets, settings.connections_secret_id.clone(), settings.secret_cache_ttl);
+        let connections = CachedSecret::new(secrets, settings.connections_secret_id.clone(), settings.secret_cache_ttl);
         IngestApp { inner: Arc::new(Inner::Ready(Ready { settings, queue, connections, clock })) }
     }
 
@@ -204,15 +203,15 @@ impl Ready {
             Ok(connections) => connections,
             Err(error) => {
                 tracing::error!(%error, connection, "cannot read the connections secret");
-                return report.answer(503, "secrets_unavailable", error_response(503, "temporarily unavailable; retry later"));
+                return report.answer(
+                    503,
+                    "secrets_unavailable",
+                    error_response(503, "temporarily unavailable; retry later"),
+                );
             }
         };
         let inbound = InboundRequest { method: request.method(), headers: request.headers(), body };
-        let context = Context {
-            connection,
-            now: self.clock.now(),
-            tolerance: self.settings.timestamp_tolerance,
-        };
+        let context = Context { connection, now: self.clock.now(), tolerance: self.settings.timestamp_tolerance };
 
         let mut result = run(&connections, connection, &inbound, &context);
         // An unknown connection or a failed verification may mean the secret changed
@@ -243,10 +242,7 @@ impl Ready {
                 report.answer(415, "unsupported_media_type", error_response(415, &message))
             }
             Err(SourceError::MethodNotAllowed) => {
-                let allow = connections
-                    .get(connection)
-                    .map(sources::allowed_methods)
-                    .unwrap_or("POST");
+                let allow = connections.get(connection).map(sources::allowed_methods).unwrap_or("POST");
                 report.answer(405, "method_not_allowed", method_not_allowed(allow))
             }
         }
@@ -271,7 +267,11 @@ impl Ready {
                 event_ids = ?event_ids,
                 "could not queue; answering 503 so the sender retries"
             );
-            return report.answer(503, "queue_unavailable", error_response(503, "the queue is unavailable; retry later"));
+            return report.answer(
+                503,
+                "queue_unavailable",
+                error_response(503, "the queue is unavailable; retry later"),
+            );
         }
         metrics::counter!("events_accepted", "source" => report.source).increment(events.len() as u64);
         metrics::counter!("events_ignored", "source" => report.source).increment(ignored.len() as u64);

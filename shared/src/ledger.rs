@@ -82,11 +82,7 @@ pub trait Ledger: Send + Sync {
 
     /// Sets the status of the person's invitation (accepted, cleared, escalated); a
     /// non-pending status removes it from the pending index. No-op when there is none.
-    async fn set_invitation_status(
-        &self,
-        person: &PersonKey,
-        status: InvitationStatus,
-    ) -> Result<(), LedgerError>;
+    async fn set_invitation_status(&self, person: &PersonKey, status: InvitationStatus) -> Result<(), LedgerError>;
 
     /// Moves the person's invitation from pending to `status` (accepted, cleared,
     /// escalated) and out of the pending index. Conditional on it still being pending:

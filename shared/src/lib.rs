@@ -13,14 +13,14 @@ pub mod events_api;
 pub mod http_api;
 pub mod ingest;
 pub mod invites;
-pub mod queue;
-pub mod secrets;
-pub mod sources;
 pub mod ledger;
 pub mod mapping;
 pub mod notify;
 pub mod plan;
+pub mod queue;
 pub mod scim;
+pub mod secrets;
+pub mod sources;
 pub mod telemetry;
 pub mod worker;
 

@@ -136,9 +136,9 @@ impl MappingRules {
     pub fn desired_groups(&self, attributes: &Attributes) -> BTreeSet<String> {
         let matching = self.rules.iter().filter(|rule| {
             rule.when.iter().all(|(attribute, accepted)| {
-                attribute.value_in(attributes).is_some_and(|actual| {
-                    accepted.iter().any(|value| value.trim().eq_ignore_ascii_case(actual.trim()))
-                })
+                attribute
+                    .value_in(attributes)
+                    .is_some_and(|actual| accepted.iter().any(|value| value.trim().eq_ignore_ascii_case(actual.trim())))
             })
         });
         self.default_groups
@@ -201,23 +201,33 @@ mod tests {
     #[test]
     fn managed_groups_are_every_group_named() {
         let rules = MappingRules::from_json(RULES).unwrap();
-        assert_eq!(
-            rules.managed_groups(),
-            set(&["Contractors", "Employees", "Engineering", "London Engineers"])
-        );
+        assert_eq!(rules.managed_groups(), set(&["Contractors", "Employees", "Engineering", "London Engineers"]));
     }
 
     #[test]
     fn validation_errors_name_the_rule() {
         let cases = [
-            (r#"{"rules":[{"name":"a","when":{"department":["x"]},"groups":["G"]},{"name":"a","when":{"title":["y"]},"groups":["H"]}]}"#,
-             MappingError::DuplicateRule { name: "a".into() }),
+            (
+                r#"{"rules":[{"name":"a","when":{"department":["x"]},"groups":["G"]},{"name":"a","when":{"title":["y"]},"groups":["H"]}]}"#,
+                MappingError::DuplicateRule { name: "a".into() },
+            ),
             (r#"{"rules":[{"name":"b","when":{},"groups":["G"]}]}"#, MappingError::EmptyCondition { name: "b".into() }),
-            (r#"{"rules":[{"name":"c","when":{"title":[]},"groups":["G"]}]}"#,
-             MappingError::NoValues { name: "c".into(), attribute: "Title".into() }),
-            (r#"{"rules":[{"name":"d","when":{"title":["x"]},"groups":[]}]}"#, MappingError::NoGroups { name: "d".into() }),
-            (r#"{"rules":[{"name":" ","when":{"title":["x"]},"groups":["G"]}]}"#, MappingError::UnnamedRule { index: 0 }),
-            (r#"{"rules":[{"name":"e","when":{"title":["x"]},"groups":[" "]}]}"#, MappingError::BlankGroup { name: "e".into() }),
+            (
+                r#"{"rules":[{"name":"c","when":{"title":[]},"groups":["G"]}]}"#,
+                MappingError::NoValues { name: "c".into(), attribute: "Title".into() },
+            ),
+            (
+                r#"{"rules":[{"name":"d","when":{"title":["x"]},"groups":[]}]}"#,
+                MappingError::NoGroups { name: "d".into() },
+            ),
+            (
+                r#"{"rules":[{"name":" ","when":{"title":["x"]},"groups":["G"]}]}"#,
+                MappingError::UnnamedRule { index: 0 },
+            ),
+            (
+                r#"{"rules":[{"name":"e","when":{"title":["x"]},"groups":[" "]}]}"#,
+                MappingError::BlankGroup { name: "e".into() },
+            ),
         ];
         for (json, expected) in cases {
             assert_eq!(MappingRules::from_json(json).unwrap_err(), expected, "{json}");

@@ -72,9 +72,15 @@ pub enum Operation {
     Delete,
     /// Given name, family name and display name, always sent together: the bridge
     /// re-splits a display name sent alone and would overwrite the family name.
-    UpdateName { given_name: String, family_name: String, display_name: String },
+    UpdateName {
+        given_name: String,
+        family_name: String,
+        display_name: String,
+    },
     /// userName and primary e-mail; only ever planned for an active user.
-    UpdateEmail { email: String },
+    UpdateEmail {
+        email: String,
+    },
     CreateGroup(String),
     AddToGroup(String),
     RemoveFromGroup(String),
@@ -153,16 +159,13 @@ pub enum Refusal {
     /// The 1Password account with this e-mail was provisioned, from the same connection, for
     /// a different person (an address reused after a leaver, say). Adopting it would hand one person another's
     /// account and vault, so a human decides.
-    #[error("the 1Password account with this e-mail belongs to another person (externalId {external_id}); nothing was changed")]
+    #[error(
+        "the 1Password account with this e-mail belongs to another person (externalId {external_id}); nothing was changed"
+    )]
     AccountOfAnotherPerson { external_id: String },
 }
 
-pub fn plan(
-    event: &LifecycleEvent,
-    desired: &Desired,
-    actual: &Actual,
-    policy: &PlanPolicy,
-) -> Result<Plan, Refusal> {
+pub fn plan(event: &LifecycleEvent, desired: &Desired, actual: &Actual, policy: &PlanPolicy) -> Result<Plan, Refusal> {
     if let Some(reason) = already_handled(event, actual.last_applied.as_ref()) {
         return Ok(Plan::Skip { reason, notes: vec![] });
     }
@@ -170,7 +173,8 @@ pub fn plan(
     if let Some(external_id) = actual.user.as_ref().and_then(|u| u.external_id.as_deref()) {
         // Same connection, different id: the address was reused for someone else. (Another
         // connection's id is the same human seen by another system, e.g. HR and Okta.)
-        let same_connection = external_id.split_once(':').map(|(source, _)| source) == Some(event.person.source.as_str());
+        let same_connection =
+            external_id.split_once(':').map(|(source, _)| source) == Some(event.person.source.as_str());
         if same_connection && external_id != event.person.to_string() {
             return Err(Refusal::AccountOfAnotherPerson { external_id: external_id.to_owned() });
         }

@@ -167,10 +167,8 @@ impl SqsEventQueue {
         let retries = aws_config::retry::RetryConfig::standard()
             .with_max_attempts(3)
             .with_initial_backoff(Duration::from_millis(100));
-        let sqs_config = aws_sdk_sqs::config::Builder::from(config)
-            .timeout_config(timeouts)
-            .retry_config(retries)
-            .build();
+        let sqs_config =
+            aws_sdk_sqs::config::Builder::from(config).timeout_config(timeouts).retry_config(retries).build();
         Self::new(aws_sdk_sqs::Client::from_conf(sqs_config), queue_url)
     }
 }
@@ -200,9 +198,10 @@ impl BatchSender for SqsEventQueue {
         }
         match request.send().await {
             Ok(output) => {
-                let reason = output.failed.first().map(|f| {
-                    format!("{}: {}", f.code, f.message.as_deref().unwrap_or("no message"))
-                });
+                let reason = output
+                    .failed
+                    .first()
+                    .map(|f| format!("{}: {}", f.code, f.message.as_deref().unwrap_or("no message")));
                 BatchOutcome {
                     failed: output.failed.iter().filter_map(|f| f.id.parse().ok()).collect(),
                     reason,
@@ -435,10 +434,7 @@ mod tests {
         let events: Vec<_> = (0..4).map(|i| event(&format!("p{i}"), &format!("e{i}"), 0)).collect();
         let sqs = flaky(&[("e1", 99)]);
         let error = send_all(&sqs, in_send_order(&events).unwrap()).await.unwrap_err();
-        assert_eq!(
-            error,
-            QueueError::Unavailable { failed: 1, total: 4, reason: "InternalError".into() }
-        );
+        assert_eq!(error, QueueError::Unavailable { failed: 1, total: 4, reason: "InternalError".into() });
         assert_eq!(sqs.calls.lock().unwrap().len(), ATTEMPTS);
     }
 }

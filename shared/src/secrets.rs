@@ -38,12 +38,7 @@ impl SecretsError {
             serde_json::error::Category::Data => "data shape",
             serde_json::error::Category::Eof => "unexpected end of input",
         };
-        SecretsError::Malformed {
-            id: id.to_owned(),
-            category,
-            line: error.line(),
-            column: error.column(),
-        }
+        SecretsError::Malformed { id: id.to_owned(), category, line: error.line(), column: error.column() }
     }
 }
 
@@ -73,22 +68,17 @@ impl SecretSource for AwsSecretSource {
     async fn secret_string(&self, id: &str) -> Result<String, SecretsError> {
         use aws_sdk_secretsmanager::error::DisplayErrorContext;
         use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError;
-        let output = self
-            .client
-            .get_secret_value()
-            .secret_id(id)
-            .version_stage("AWSCURRENT")
-            .send()
-            .await
-            .map_err(|error| match error.as_service_error() {
-                Some(GetSecretValueError::ResourceNotFoundException(_)) => {
-                    SecretsError::NotFound { id: id.to_owned() }
+        let output =
+            self.client.get_secret_value().secret_id(id).version_stage("AWSCURRENT").send().await.map_err(|error| {
+                match error.as_service_error() {
+                    Some(GetSecretValueError::ResourceNotFoundException(_)) => {
+                        SecretsError::NotFound { id: id.to_owned() }
+                    }
+                    // An SDK error describes the request and the failure, never the value.
+                    _ => {
+                        SecretsError::Unavailable { id: id.to_owned(), reason: DisplayErrorContext(&error).to_string() }
+                    }
                 }
-                // An SDK error describes the request and the failure, never the value.
-                _ => SecretsError::Unavailable {
-                    id: id.to_owned(),
-                    reason: DisplayErrorContext(&error).to_string(),
-                },
             })?;
         output.secret_string.ok_or_else(|| SecretsError::NotAString { id: id.to_owned() })
     }
@@ -230,20 +220,15 @@ impl<T: DeserializeOwned + Send + Sync> CachedSecret<T> {
 
     async fn fresh(&self) -> Option<Arc<T>> {
         let current = self.current.read().await;
-        current
-            .as_ref()
-            .filter(|cached| cached.read_at.elapsed() < self.ttl)
-            .map(|cached| Arc::clone(&cached.value))
+        current.as_ref().filter(|cached| cached.read_at.elapsed() < self.ttl).map(|cached| Arc::clone(&cached.value))
     }
 
     /// Must be called with `reading` held.
     async fn read(&self) -> Result<Arc<T>, SecretsError> {
         let text = self.source.secret_string(&self.id).await?;
-        let value: T =
-            serde_json::from_str(&text).map_err(|error| SecretsError::malformed(&self.id, &error))?;
+        let value: T = serde_json::from_str(&text).map_err(|error| SecretsError::malformed(&self.id, &error))?;
         let value = Arc::new(value);
-        *self.current.write().await =
-            Some(Cached { value: Arc::clone(&value), read_at: Instant::now() });
+        *self.current.write().await = Some(Cached { value: Arc::clone(&value), read_at: Instant::now() });
         self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Ok(value)
     }

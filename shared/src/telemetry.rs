@@ -11,9 +11,7 @@ static METRICS: OnceLock<Option<&'static metrics_cloudwatch_embedded::Collector>
 /// Installs the JSON log subscriber and the EMF metrics recorder. Safe to call more than
 /// once (tests do); only the first call has effect.
 pub fn init(function: &str) {
-    let filter = EnvFilter::try_from_env("RUST_LOG")
-        .or_else(|_| EnvFilter::try_new("info"))
-        .unwrap_or_default();
+    let filter = EnvFilter::try_from_env("RUST_LOG").or_else(|_| EnvFilter::try_new("info")).unwrap_or_default();
     // A second init (tests) finds a subscriber already set; that is fine.
     let _ = tracing_subscriber::fmt()
         .json()

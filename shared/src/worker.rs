@@ -182,10 +182,7 @@ impl WorkerApp {
             None => Arc::new(SourceApis::new(&initial.sources)?),
         };
         let notifier: Option<Arc<dyn Notifier>> = notifier.or_else(|| {
-            initial
-                .slack_webhook_url
-                .as_ref()
-                .map(|url| Arc::new(SlackNotifier::new(url.clone())) as Arc<dyn Notifier>)
+            initial.slack_webhook_url.as_ref().map(|url| Arc::new(SlackNotifier::new(url.clone())) as Arc<dyn Notifier>)
         });
         let scim = ScimClient::new(
             Arc::new(SecretCredentials::new(secret)),
@@ -197,7 +194,8 @@ impl WorkerApp {
                 ..Default::default()
             },
         )?;
-        let applier = Applier::new(ledger, enricher, notifier, config.rules, config.policy, config.brake, config.dry_run);
+        let applier =
+            Applier::new(ledger, enricher, notifier, config.rules, config.policy, config.brake, config.dry_run);
         Ok(Self::new(Arc::new(applier), scim, config.group_concurrency))
     }
 
@@ -347,10 +345,8 @@ mod tests {
     #[test]
     fn groups_keep_batch_order() {
         let batch = vec![message("1", "a"), message("2", "b"), message("3", "a"), message("4", "b"), message("5", "c")];
-        let ids: Vec<Vec<String>> = group_in_order(batch)
-            .into_iter()
-            .map(|g| g.into_iter().filter_map(|m| m.message_id).collect())
-            .collect();
+        let ids: Vec<Vec<String>> =
+            group_in_order(batch).into_iter().map(|g| g.into_iter().filter_map(|m| m.message_id).collect()).collect();
         assert_eq!(ids, vec![vec!["1", "3"], vec!["2", "4"], vec!["5"]]);
     }
 
@@ -368,7 +364,11 @@ mod tests {
 
     #[test]
     fn config_errors_name_the_variable() {
-        let env = Env::from_pairs([("WORKER_SECRET_ID", "s"), ("LEDGER_TABLE", "t"), ("MAPPING_RULES", r#"{"rules":[{"name":"x","when":{},"groups":["G"]}]}"#)]);
+        let env = Env::from_pairs([
+            ("WORKER_SECRET_ID", "s"),
+            ("LEDGER_TABLE", "t"),
+            ("MAPPING_RULES", r#"{"rules":[{"name":"x","when":{},"groups":["G"]}]}"#),
+        ]);
         let error = WorkerConfig::from_env(&env).unwrap_err().to_string();
         assert!(error.contains("MAPPING_RULES") && error.contains("\"x\""), "{error}");
         let error = WorkerConfig::from_env(&Env::from_pairs([("LEDGER_TABLE", "t")])).unwrap_err().to_string();

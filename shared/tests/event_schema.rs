@@ -7,10 +7,7 @@ use std::path::{Path, PathBuf};
 fn schema() -> jsonschema::Validator {
     let text = include_str!("../schemas/lifecycle-event.v1.json");
     let schema: serde_json::Value = serde_json::from_str(text).expect("schema is JSON");
-    jsonschema::options()
-        .should_validate_formats(true)
-        .build(&schema)
-        .expect("schema compiles")
+    jsonschema::options().should_validate_formats(true).build(&schema).expect("schema compiles")
 }
 
 fn fixtures(dir: &str) -> Vec<(PathBuf, serde_json::Value)> {
@@ -36,8 +33,7 @@ fn every_event_fixture_validates_and_parses() {
     for (path, value) in fixtures("events") {
         let errors: Vec<String> = validator.iter_errors(&value).map(|e| e.to_string()).collect();
         assert!(errors.is_empty(), "{}: {errors:?}", path.display());
-        let event: LifecycleEvent = serde_json::from_value(value)
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let event: LifecycleEvent = serde_json::from_value(value).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let written = serde_json::to_value(&event).expect("serializes");
         assert!(validator.is_valid(&written), "{}: re-serialized form invalid", path.display());
     }
@@ -48,10 +44,6 @@ fn every_invalid_fixture_is_rejected_by_schema_and_type() {
     let validator = schema();
     for (path, value) in fixtures("events-invalid") {
         assert!(!validator.is_valid(&value), "{}: schema accepted it", path.display());
-        assert!(
-            serde_json::from_value::<LifecycleEvent>(value).is_err(),
-            "{}: serde accepted it",
-            path.display()
-        );
+        assert!(serde_json::from_value::<LifecycleEvent>(value).is_err(), "{}: serde accepted it", path.display());
     }
 }

@@ -17,7 +17,9 @@ async fn main() -> Result<(), Error> {
             provisioning::telemetry::flush_metrics();
             // A failed invocation raises InviteRetryErrorsAlarm; the summary is in the log.
             match summary.errors.first() {
-                Some(first) => Err(Error::from(format!("invite-retry run had {} error(s); first: {first}", summary.errors.len()))),
+                Some(first) => {
+                    Err(Error::from(format!("invite-retry run had {} error(s); first: {first}", summary.errors.len())))
+                }
                 None => Ok(summary),
             }
         }

@@ -24,7 +24,11 @@ const EXPECTED: &[Expected] = &[
     Expected { email: "margaret.hamilton@acme.test", lifecycle: Lifecycle::Active, groups: &["Employees", "Finance"] },
     Expected { email: "ken.thompson@acme.test", lifecycle: Lifecycle::Active, groups: &["Employees", "Support"] },
     // Re-invited three times, never accepted: the last invitation has expired too.
-    Expected { email: "alan.turing@acme.test", lifecycle: Lifecycle::InvitationExpired, groups: &["Employees", "Engineering"] },
+    Expected {
+        email: "alan.turing@acme.test",
+        lifecycle: Lifecycle::InvitationExpired,
+        groups: &["Employees", "Engineering"],
+    },
 ];
 
 fn person(connection: &str, id: &str, given: &str, family: &str, department: &str) -> (PersonKey, Attributes) {
@@ -102,7 +106,10 @@ fn snapshot(sim: &SimState) -> BTreeMap<String, String> {
         .map(|u| {
             let mut groups = u.groups.clone();
             groups.sort();
-            (u.user_name.clone(), format!("{:?} in [{}], {} invitation(s)", u.lifecycle, groups.join(", "), u.invitations_sent))
+            (
+                u.user_name.clone(),
+                format!("{:?} in [{}], {} invitation(s)", u.lifecycle, groups.join(", "), u.invitations_sent),
+            )
         })
         .collect()
 }
@@ -111,34 +118,65 @@ pub async fn run(stack: &Stack, connections: &serde_json::Value) -> Result<bool>
     let Some(sim) = &stack.sim else {
         bail!("the demo needs the simulator's clock and outbox; with --bridge-url use `serve`");
     };
-    let mut t = Timeline { stack, sim: sim.state(), http: reqwest::Client::new(), keys: Keys::from_connections(connections)?, rows: vec![] };
-    println!("Demo: webhooks go to {}/webhooks/<connection>; 1Password is the simulator at {}", stack.ingest_url, stack.scim_url);
+    let mut t = Timeline {
+        stack,
+        sim: sim.state(),
+        http: reqwest::Client::new(),
+        keys: Keys::from_connections(connections)?,
+        rows: vec![],
+    };
+    println!(
+        "Demo: webhooks go to {}/webhooks/<connection>; 1Password is the simulator at {}",
+        stack.ingest_url, stack.scim_url
+    );
 
     // 1. BambooHR joiner: a thin event-based webhook; the worker reads her record back.
     let (grace, grace_attrs) = person("bamboohr-main", "101", "Grace", "Hopper", "Engineering");
     stack.hr.insert(grace, grace_attrs);
-    t.webhook("bamboohr", "employee.created for Grace Hopper (Engineering)", senders::bamboohr_event(&t.keys, "employee.created", "101")).await?;
+    t.webhook(
+        "bamboohr",
+        "employee.created for Grace Hopper (Engineering)",
+        senders::bamboohr_event(&t.keys, "employee.created", "101"),
+    )
+    .await?;
     t.sim.accept_invitation("grace.hopper@acme.test")?;
     println!("    Grace accepts her invitation.");
 
     // 2. HiBob joiner, then a mover: department Engineering → Finance.
     let (margaret, margaret_attrs) = person("hibob-eu", "3001", "Margaret", "Hamilton", "Engineering");
     stack.hr.insert(margaret.clone(), margaret_attrs.clone());
-    t.webhook("hibob", "employee.joined for Margaret Hamilton (Engineering)", senders::hibob_event(&t.keys, "employee.joined", "3001", &[])).await?;
+    t.webhook(
+        "hibob",
+        "employee.joined for Margaret Hamilton (Engineering)",
+        senders::hibob_event(&t.keys, "employee.joined", "3001", &[]),
+    )
+    .await?;
     t.sim.accept_invitation("margaret.hamilton@acme.test")?;
     stack.hr.insert(margaret, Attributes { department: Some("Finance".into()), ..margaret_attrs });
-    t.webhook("hibob", "employee.updated: Margaret moves to Finance", senders::hibob_event(&t.keys, "employee.updated", "3001", &["work.department"])).await?;
+    t.webhook(
+        "hibob",
+        "employee.updated: Margaret moves to Finance",
+        senders::hibob_event(&t.keys, "employee.updated", "3001", &["work.department"]),
+    )
+    .await?;
 
     // 3. Okta joiner, then an Okta leaver.
     let (ken, ken_attrs) = person("okta-main", "00uken0000000001", "Ken", "Thompson", "Support");
     stack.hr.insert(ken.clone(), ken_attrs.clone());
-    let okta = |event: &str| senders::okta_event(&t.keys, event, "00uken0000000001", "ken.thompson@acme.test", "Ken Thompson");
+    let okta =
+        |event: &str| senders::okta_event(&t.keys, event, "00uken0000000001", "ken.thompson@acme.test", "Ken Thompson");
     let activate = okta("user.lifecycle.activate");
     t.webhook("okta", "user.lifecycle.activate for Ken Thompson (Support)", activate).await?;
     t.sim.accept_invitation("ken.thompson@acme.test")?;
     // Okta's record now says DEPROVISIONED: the worker checks before suspending.
     stack.hr.insert(ken.clone(), Attributes { employment_status: Some("DEPROVISIONED".into()), ..ken_attrs.clone() });
-    let deactivate = senders::okta_event(&t.keys, "user.lifecycle.deactivate", "00uken0000000001", "ken.thompson@acme.test", "Ken Thompson");
+    let deactivate = senders::okta_event(
+        &t.keys,
+        "user.lifecycle.deactivate",
+        "00uken0000000001",
+        "ken.thompson@acme.test",
+        "Ken Thompson",
+    );
     t.webhook("okta", "user.lifecycle.deactivate: Ken leaves", deactivate).await?;
 
     // 4. A joiner who never accepts: re-invited after each expiry, then escalated.
@@ -147,14 +185,25 @@ pub async fn run(stack: &Stack, connections: &serde_json::Value) -> Result<bool>
         "source_event_id": "hired-E-2001", "effective_at": chrono::Utc::now().to_rfc3339(),
         "attributes": { "work_email": "alan.turing@acme.test", "given_name": "Alan", "family_name": "Turing", "department": "Engineering" }
     });
-    t.webhook("generic", "joiner Alan Turing (Engineering), who never accepts", senders::generic_event(&t.keys, &alan)?).await?;
+    t.webhook(
+        "generic",
+        "joiner Alan Turing (Engineering), who never accepts",
+        senders::generic_event(&t.keys, &alan)?,
+    )
+    .await?;
     for _ in 0..4 {
         t.advance(6).await?;
     }
 
     // 5. Rehire: Ken comes back.
     stack.hr.insert(ken, ken_attrs);
-    let reactivate = senders::okta_event(&t.keys, "user.lifecycle.reactivate", "00uken0000000001", "ken.thompson@acme.test", "Ken Thompson");
+    let reactivate = senders::okta_event(
+        &t.keys,
+        "user.lifecycle.reactivate",
+        "00uken0000000001",
+        "ken.thompson@acme.test",
+        "Ken Thompson",
+    );
     t.webhook("okta", "user.lifecycle.reactivate: Ken is rehired", reactivate).await?;
 
     println!("\nSummary");
@@ -189,12 +238,20 @@ fn verify(sim: &SimState, escalations: usize) -> bool {
             actual.map(|u| format!("{:?} in {:?}", u.lifecycle, groups)).unwrap_or_else(|| "nothing".into())
         );
     }
-    let repeats = sim.outbox().iter().filter(|m| m.email == "alan.turing@acme.test" && m.kind == InvitationKind::Repeat).count();
+    let repeats =
+        sim.outbox().iter().filter(|m| m.email == "alan.turing@acme.test" && m.kind == InvitationKind::Repeat).count();
     let good = repeats == 3 && escalations == 1;
     ok &= good;
-    println!("  {} Alan re-invited 3 times (found {repeats}), then escalated once (found {escalations})", if good { "✓" } else { "✗" });
+    println!(
+        "  {} Alan re-invited 3 times (found {repeats}), then escalated once (found {escalations})",
+        if good { "✓" } else { "✗" }
+    );
     let users = sim.users().len();
     ok &= users == EXPECTED.len();
-    println!("  {} {} accounts, no duplicates (found {users})", if users == EXPECTED.len() { "✓" } else { "✗" }, EXPECTED.len());
+    println!(
+        "  {} {} accounts, no duplicates (found {users})",
+        if users == EXPECTED.len() { "✓" } else { "✗" },
+        EXPECTED.len()
+    );
     ok
 }

@@ -13,7 +13,8 @@ async fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let flag = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
     let mode = args.first().filter(|a| !a.starts_with("--")).cloned().unwrap_or_else(|| "demo".into());
-    let aws = args.iter().any(|a| a == "--aws") || std::env::var("LOCAL_STACK_AWS").is_ok_and(|v| v == "1" || v == "true");
+    let aws =
+        args.iter().any(|a| a == "--aws") || std::env::var("LOCAL_STACK_AWS").is_ok_and(|v| v == "1" || v == "true");
     let bridge_url = flag("--bridge-url").or_else(|| std::env::var("LOCAL_BRIDGE_URL").ok());
     let bridge_token = flag("--bridge-token").or_else(|| std::env::var("LOCAL_BRIDGE_TOKEN").ok());
     let bridge = match (bridge_url, bridge_token) {
@@ -21,7 +22,11 @@ async fn main() -> Result<()> {
         (None, None) => None,
         _ => bail!("--bridge-url and --bridge-token go together"),
     };
-    let port = flag("--port").map(|p| p.parse()).transpose().context("--port must be a number")?.unwrap_or(if mode == "demo" { 0 } else { 8787 });
+    let port = flag("--port")
+        .map(|p| p.parse())
+        .transpose()
+        .context("--port must be a number")?
+        .unwrap_or(if mode == "demo" { 0 } else { 8787 });
     let connections_path = concat!(env!("CARGO_MANIFEST_DIR"), "/connections.json");
     let connections: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(connections_path)?)?;
 
@@ -29,7 +34,14 @@ async fn main() -> Result<()> {
     match mode.as_str() {
         "demo" => {
             let passed = demo::run(&stack, &connections).await?;
-            println!("\n{}", if passed { "Demo passed: 1Password ends in the expected state." } else { "Demo FAILED: see ✗ above." });
+            println!(
+                "\n{}",
+                if passed {
+                    "Demo passed: 1Password ends in the expected state."
+                } else {
+                    "Demo FAILED: see ✗ above."
+                }
+            );
             std::process::exit(if passed { 0 } else { 1 });
         }
         "serve" => serve(&stack, &connections).await,
@@ -45,14 +57,28 @@ async fn serve(stack: &Stack, connections: &serde_json::Value) -> Result<()> {
         "source_event_id":"hired-E-1","effective_at":chrono::Utc::now().to_rfc3339(),
         "attributes":{"work_email":"dana.kim@acme.test","given_name":"Dana","family_name":"Kim","department":"Finance"}});
     for (label, webhook) in [
-        ("BambooHR (thin event; enriched from the stand-in HR directory if known)", senders::bamboohr_event(&keys, "employee.created", "101")),
+        (
+            "BambooHR (thin event; enriched from the stand-in HR directory if known)",
+            senders::bamboohr_event(&keys, "employee.created", "101"),
+        ),
         ("HiBob", senders::hibob_event(&keys, "employee.left", "3001", &[])),
-        ("Okta", senders::okta_event(&keys, "user.lifecycle.deactivate", "00uken0000000001", "ken.thompson@acme.test", "Ken Thompson")),
+        (
+            "Okta",
+            senders::okta_event(
+                &keys,
+                "user.lifecycle.deactivate",
+                "00uken0000000001",
+                "ken.thompson@acme.test",
+                "Ken Thompson",
+            ),
+        ),
         ("Generic (Standard Webhooks)", senders::generic_event(&keys, &generic)?),
     ] {
         println!("# {label}\n{}\n", webhook.curl(&stack.ingest_url));
     }
-    println!("The worker drains the queue continuously; invite-retry runs every 10 s, with the simulator's clock advanced 1 day each time. Ctrl-C stops.");
+    println!(
+        "The worker drains the queue continuously; invite-retry runs every 10 s, with the simulator's clock advanced 1 day each time. Ctrl-C stops."
+    );
     let mut worker_tick = tokio::time::interval(Duration::from_millis(200));
     let mut retry_tick = tokio::time::interval(Duration::from_secs(10));
     loop {

@@ -96,7 +96,11 @@ pub fn generic_event(keys: &Keys, event: &serde_json::Value) -> anyhow::Result<W
     let signature = generic::sign(&key, &id, &ts, body.as_bytes());
     Ok(Webhook {
         connection: "hr-generic",
-        headers: vec![("webhook-id".into(), id), ("webhook-timestamp".into(), ts), ("webhook-signature".into(), signature)],
+        headers: vec![
+            ("webhook-id".into(), id),
+            ("webhook-timestamp".into(), ts),
+            ("webhook-signature".into(), signature),
+        ],
         body,
     })
 }
@@ -127,7 +131,10 @@ impl Webhook {
     /// The same request as a shell command.
     pub fn curl(&self, base_url: &str) -> String {
         let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
-        let mut line = format!("curl -sS -X POST {} -H 'Content-Type: application/json'", quote(&format!("{base_url}/webhooks/{}", self.connection)));
+        let mut line = format!(
+            "curl -sS -X POST {} -H 'Content-Type: application/json'",
+            quote(&format!("{base_url}/webhooks/{}", self.connection))
+        );
         for (name, value) in &self.headers {
             line.push_str(&format!(" -H {}", quote(&format!("{name}: {value}"))));
         }

@@ -82,36 +82,38 @@ impl Stack {
             worker_secret["events_api_token"] = SimConfig::default().events_token.into();
         }
 
-        let (secrets, ledger, queue, event_queue): Adapters =
-            if options.aws {
-                let moto = e2e::Moto::start().context("starting moto (run scripts/setup first)")?;
-                let sdk = moto.sdk_config().await;
-                let sm = aws_sdk_secretsmanager::Client::new(&sdk);
-                for (id, value) in [(CONNECTIONS_SECRET_ID, options.connections.to_string()), (WORKER_SECRET_ID, worker_secret.to_string())] {
-                    sm.create_secret().name(id).secret_string(value).send().await?;
-                }
-                let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
-                DynamoLedger::create_table_for_tests(&dynamo, LEDGER_TABLE).await?;
-                let queues = e2e::FifoQueues::create(&sdk, "local-events", MAX_RECEIVES).await?;
-                let event_queue = Arc::new(SqsEventQueue::from_sdk_config(&sdk, queues.queue_url.clone()));
-                (
-                    Arc::new(AwsSecretSource::from_sdk_config(&sdk)),
-                    Arc::new(DynamoLedger::new(dynamo, LEDGER_TABLE)),
-                    Queue::Moto { queues, _moto: moto },
-                    event_queue,
-                )
-            } else {
-                let secrets = InMemorySecretSource::new();
-                secrets.set(CONNECTIONS_SECRET_ID, options.connections.to_string());
-                secrets.set(WORKER_SECRET_ID, worker_secret.to_string());
-                let queue = Arc::new(InMemoryEventQueue::new());
-                (
-                    Arc::new(secrets),
-                    Arc::new(InMemoryLedger::new()),
-                    Queue::Memory { queue: queue.clone(), redeliver: Mutex::new(VecDeque::new()) },
-                    queue,
-                )
-            };
+        let (secrets, ledger, queue, event_queue): Adapters = if options.aws {
+            let moto = e2e::Moto::start().context("starting moto (run scripts/setup first)")?;
+            let sdk = moto.sdk_config().await;
+            let sm = aws_sdk_secretsmanager::Client::new(&sdk);
+            for (id, value) in [
+                (CONNECTIONS_SECRET_ID, options.connections.to_string()),
+                (WORKER_SECRET_ID, worker_secret.to_string()),
+            ] {
+                sm.create_secret().name(id).secret_string(value).send().await?;
+            }
+            let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+            DynamoLedger::create_table_for_tests(&dynamo, LEDGER_TABLE).await?;
+            let queues = e2e::FifoQueues::create(&sdk, "local-events", MAX_RECEIVES).await?;
+            let event_queue = Arc::new(SqsEventQueue::from_sdk_config(&sdk, queues.queue_url.clone()));
+            (
+                Arc::new(AwsSecretSource::from_sdk_config(&sdk)),
+                Arc::new(DynamoLedger::new(dynamo, LEDGER_TABLE)),
+                Queue::Moto { queues, _moto: moto },
+                event_queue,
+            )
+        } else {
+            let secrets = InMemorySecretSource::new();
+            secrets.set(CONNECTIONS_SECRET_ID, options.connections.to_string());
+            secrets.set(WORKER_SECRET_ID, worker_secret.to_string());
+            let queue = Arc::new(InMemoryEventQueue::new());
+            (
+                Arc::new(secrets),
+                Arc::new(InMemoryLedger::new()),
+                Queue::Memory { queue: queue.clone(), redeliver: Mutex::new(VecDeque::new()) },
+                queue,
+            )
+        };
 
         let allow_http = if scim_url.starts_with("http://") { "true" } else { "false" };
         let env = Env::from_pairs([
@@ -122,7 +124,8 @@ impl Stack {
             ("ALLOW_HTTP_BRIDGE", allow_http),
             ("ALLOW_HTTP", allow_http),
         ]);
-        let ingest = IngestApp::new(IngestSettings::from_env(&env)?, event_queue, secrets.clone(), Arc::new(SystemClock));
+        let ingest =
+            IngestApp::new(IngestSettings::from_env(&env)?, event_queue, secrets.clone(), Arc::new(SystemClock));
         let hr = Arc::new(InMemoryEnricher::new());
         let notifications = Arc::new(InMemoryNotifier::default());
         let worker = WorkerApp::with_all_adapters(
@@ -197,14 +200,19 @@ impl Stack {
                 let records = batch
                     .iter()
                     .zip(&ids)
-                    .map(|((queued, _), id)| Ok(sqs_message(id, &queued.group_id, &serde_json::to_string(&queued.event)?)))
+                    .map(|((queued, _), id)| {
+                        Ok(sqs_message(id, &queued.group_id, &serde_json::to_string(&queued.event)?))
+                    })
                     .collect::<Result<Vec<_>>>()?;
                 let failed = self.invoke_worker(records).await;
                 let mut again = redeliver.lock().unwrap_or_else(|p| p.into_inner());
                 for ((queued, receives), id) in batch.into_iter().zip(&ids) {
                     if failed.contains(id) {
                         if receives + 1 >= MAX_RECEIVES {
-                            self.dead_letters.lock().unwrap_or_else(|p| p.into_inner()).push(format!("{} {}", queued.event.kind, queued.event.person));
+                            self.dead_letters
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .push(format!("{} {}", queued.event.kind, queued.event.person));
                         } else {
                             again.push_back((queued, receives + 1));
                         }

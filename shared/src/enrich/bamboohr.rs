@@ -29,25 +29,15 @@ impl BambooHr {
         base_url: Option<&str>,
     ) -> Result<Self, EnrichError> {
         let company_domain = company_domain.trim();
-        if company_domain.is_empty()
-            || !company_domain
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-')
-        {
+        if company_domain.is_empty() || !company_domain.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
             return Err(EnrichError::Misconfigured {
                 connection: connection.to_owned(),
-                reason: format!(
-                    "company_domain must be the part before .bamboohr.com (got {company_domain:?})"
-                ),
+                reason: format!("company_domain must be the part before .bamboohr.com (got {company_domain:?})"),
             });
         }
         let default_base = format!("https://{company_domain}.bamboohr.com/api/v1");
         let base = parse_base_url(connection, base_url.unwrap_or(&default_base))?;
-        Ok(BambooHr {
-            connection: connection.to_owned(),
-            base,
-            api_key: api_key.clone(),
-        })
+        Ok(BambooHr { connection: connection.to_owned(), base, api_key: api_key.clone() })
     }
 
     pub(super) async fn fetch(
@@ -56,16 +46,12 @@ impl BambooHr {
         employee_id: &str,
     ) -> Result<Option<Attributes>, EnrichError> {
         let mut url = endpoint(&self.base, &["employees", employee_id]);
-        url.query_pairs_mut()
-            .append_pair("fields", FIELDS)
-            .append_pair("onlyCurrent", "true");
+        url.query_pairs_mut().append_pair("fields", FIELDS).append_pair("onlyCurrent", "true");
         let request = http
             .get(url)
             .header(reqwest::header::ACCEPT, "application/json")
             .basic_auth(self.api_key.expose(), Some("x"));
-        Ok(send_json(&self.connection, request)
-            .await?
-            .map(|body| attributes(&body)))
+        Ok(send_json(&self.connection, request).await?.map(|body| attributes(&body)))
     }
 }
 

@@ -70,31 +70,21 @@ impl HiBob {
         let request = http
             .post(url)
             .header(reqwest::header::ACCEPT, "application/json")
-            .basic_auth(
-                &self.service_user_id,
-                Some(self.service_user_token.expose()),
-            )
+            .basic_auth(&self.service_user_id, Some(self.service_user_token.expose()))
             .json(&json!({ "fields": FIELDS, "humanReadable": "REPLACE" }));
-        Ok(send_json(&self.connection, request)
-            .await?
-            .map(|body| attributes(&body)))
+        Ok(send_json(&self.connection, request).await?.map(|body| attributes(&body)))
     }
 }
 
 /// A field by its category path, from the nested form or the slash-notation form.
 fn field(employee: &Value, path: &[&str]) -> Option<String> {
     let nested = format!("/{}", path.join("/"));
-    let slashed = format!(
-        "/{}/value",
-        format!("/{}", path.join("/")).replace('/', "~1")
-    );
-    [nested, slashed]
-        .iter()
-        .find_map(|pointer| match employee.pointer(pointer)? {
-            Value::String(s) => Some(s.trim()).filter(|s| !s.is_empty()).map(str::to_owned),
-            Value::Number(n) => Some(n.to_string()),
-            _ => None,
-        })
+    let slashed = format!("/{}/value", format!("/{}", path.join("/")).replace('/', "~1"));
+    [nested, slashed].iter().find_map(|pointer| match employee.pointer(pointer)? {
+        Value::String(s) => Some(s.trim()).filter(|s| !s.is_empty()).map(str::to_owned),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    })
 }
 
 fn root_field(employee: &Value, name: &str) -> Option<String> {
@@ -106,8 +96,9 @@ fn manager(employee: &Value) -> Option<String> {
     // `reportsTo` is an object (`id`, `email`, `displayName`, …) in the default form; a
     // human-readable rendering may flatten it to a name.
     match employee.pointer("/work/reportsTo") {
-        Some(Value::Object(_)) => field(employee, &["work", "reportsTo", "email"])
-            .or_else(|| field(employee, &["work", "reportsTo", "id"])),
+        Some(Value::Object(_)) => {
+            field(employee, &["work", "reportsTo", "email"]).or_else(|| field(employee, &["work", "reportsTo", "id"]))
+        }
         _ => field(employee, &["work", "reportsTo"]),
     }
 }

@@ -33,21 +33,14 @@ pub trait Enricher: Send + Sync {
 /// request.
 #[derive(Debug, thiserror::Error)]
 pub enum EnrichError {
-    #[error(
-        "no source API is configured for connection {connection:?} (add it to the worker secret's `sources`)"
-    )]
+    #[error("no source API is configured for connection {connection:?} (add it to the worker secret's `sources`)")]
     UnknownConnection { connection: String },
     #[error("source API for {connection} is misconfigured: {reason}")]
     Misconfigured { connection: String, reason: String },
-    #[error(
-        "{connection} rejected the configured credentials (HTTP {status}): check the key and its permissions"
-    )]
+    #[error("{connection} rejected the configured credentials (HTTP {status}): check the key and its permissions")]
     Unauthorized { connection: String, status: u16 },
     #[error("{connection} is throttling us (HTTP 429){}", retry_after_suffix(.retry_after))]
-    Throttled {
-        connection: String,
-        retry_after: Option<Duration>,
-    },
+    Throttled { connection: String, retry_after: Option<Duration> },
     #[error("{connection} is unavailable: {reason}")]
     Unavailable { connection: String, reason: String },
     #[error("{connection} answered unexpectedly: {reason}")]
@@ -55,9 +48,7 @@ pub enum EnrichError {
 }
 
 fn retry_after_suffix(retry_after: &Option<Duration>) -> String {
-    retry_after
-        .map(|d| format!("; retry after {}s", d.as_secs()))
-        .unwrap_or_default()
+    retry_after.map(|d| format!("; retry after {}s", d.as_secs())).unwrap_or_default()
 }
 
 impl EnrichError {
@@ -65,10 +56,7 @@ impl EnrichError {
     /// back to the queue. False for what needs a human (credentials, configuration,
     /// unexpected answers): retrying would only fail again.
     pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            EnrichError::Throttled { .. } | EnrichError::Unavailable { .. }
-        )
+        matches!(self, EnrichError::Throttled { .. } | EnrichError::Unavailable { .. })
     }
 
     /// How long the source asked us to wait, when it said.
@@ -154,9 +142,7 @@ impl fmt::Debug for SourceApis {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut names: Vec<&String> = self.apis.keys().collect();
         names.sort();
-        f.debug_struct("SourceApis")
-            .field("connections", &names)
-            .finish_non_exhaustive()
+        f.debug_struct("SourceApis").field("connections", &names).finish_non_exhaustive()
     }
 }
 
@@ -166,17 +152,11 @@ impl SourceApis {
     }
 
     /// Like [`SourceApis::new`] with a different per-request timeout.
-    pub fn with_timeout(
-        configs: &SourceApiConfigs,
-        timeout: Duration,
-    ) -> Result<Self, EnrichError> {
+    pub fn with_timeout(configs: &SourceApiConfigs, timeout: Duration) -> Result<Self, EnrichError> {
         let http = reqwest::Client::builder()
             .connect_timeout(DEFAULT_CONNECT_TIMEOUT.min(timeout))
             .timeout(timeout)
-            .user_agent(concat!(
-                "onepassword-provisioning/",
-                env!("CARGO_PKG_VERSION")
-            ))
+            .user_agent(concat!("onepassword-provisioning/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| EnrichError::Misconfigured {
                 connection: "*".into(),
@@ -185,26 +165,12 @@ impl SourceApis {
         let mut apis = HashMap::new();
         for (connection, config) in &configs.0 {
             let api = match config {
-                SourceApiConfig::Bamboohr {
-                    company_domain,
-                    api_key,
-                    base_url,
-                } => SourceApi::Bamboohr(bamboohr::BambooHr::new(
-                    connection,
-                    company_domain,
-                    api_key,
-                    base_url.as_deref(),
-                )?),
-                SourceApiConfig::Hibob {
-                    service_user_id,
-                    service_user_token,
-                    base_url,
-                } => SourceApi::Hibob(hibob::HiBob::new(
-                    connection,
-                    service_user_id,
-                    service_user_token,
-                    base_url.as_deref(),
-                )?),
+                SourceApiConfig::Bamboohr { company_domain, api_key, base_url } => SourceApi::Bamboohr(
+                    bamboohr::BambooHr::new(connection, company_domain, api_key, base_url.as_deref())?,
+                ),
+                SourceApiConfig::Hibob { service_user_id, service_user_token, base_url } => SourceApi::Hibob(
+                    hibob::HiBob::new(connection, service_user_id, service_user_token, base_url.as_deref())?,
+                ),
                 SourceApiConfig::Okta { org_url, api_token } => {
                     SourceApi::Okta(okta::Okta::new(connection, org_url, api_token)?)
                 }
@@ -222,9 +188,7 @@ impl Enricher for SourceApis {
             Some(SourceApi::Bamboohr(api)) => api.fetch(&self.http, &person.id).await,
             Some(SourceApi::Hibob(api)) => api.fetch(&self.http, &person.id).await,
             Some(SourceApi::Okta(api)) => api.fetch(&self.http, &person.id).await,
-            None => Err(EnrichError::UnknownConnection {
-                connection: person.source.clone(),
-            }),
+            None => Err(EnrichError::UnknownConnection { connection: person.source.clone() }),
         }
     }
 }
@@ -242,37 +206,24 @@ impl InMemoryEnricher {
 
     /// Adds or replaces a person, as an HR admin editing the record would.
     pub fn insert(&self, person: PersonKey, attributes: Attributes) {
-        self.people
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(person, attributes);
+        self.people.write().unwrap_or_else(|p| p.into_inner()).insert(person, attributes);
     }
 
     pub fn remove(&self, person: &PersonKey) {
-        self.people
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(person);
+        self.people.write().unwrap_or_else(|p| p.into_inner()).remove(person);
     }
 }
 
 impl FromIterator<(PersonKey, Attributes)> for InMemoryEnricher {
     fn from_iter<I: IntoIterator<Item = (PersonKey, Attributes)>>(iter: I) -> Self {
-        InMemoryEnricher {
-            people: std::sync::RwLock::new(iter.into_iter().collect()),
-        }
+        InMemoryEnricher { people: std::sync::RwLock::new(iter.into_iter().collect()) }
     }
 }
 
 #[async_trait]
 impl Enricher for InMemoryEnricher {
     async fn fetch(&self, person: &PersonKey) -> Result<Option<Attributes>, EnrichError> {
-        Ok(self
-            .people
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(person)
-            .cloned())
+        Ok(self.people.read().unwrap_or_else(|p| p.into_inner()).get(person).cloned())
     }
 }
 
@@ -280,11 +231,10 @@ impl Enricher for InMemoryEnricher {
 
 /// Parses and checks a base URL from the secret; the error says which connection.
 fn parse_base_url(connection: &str, raw: &str) -> Result<url::Url, EnrichError> {
-    let url =
-        url::Url::parse(raw.trim_end_matches('/')).map_err(|e| EnrichError::Misconfigured {
-            connection: connection.to_owned(),
-            reason: format!("invalid URL {raw:?}: {e}"),
-        })?;
+    let url = url::Url::parse(raw.trim_end_matches('/')).map_err(|e| EnrichError::Misconfigured {
+        connection: connection.to_owned(),
+        reason: format!("invalid URL {raw:?}: {e}"),
+    })?;
     if !matches!(url.scheme(), "https" | "http") || url.cannot_be_a_base() {
         return Err(EnrichError::Misconfigured {
             connection: connection.to_owned(),
@@ -319,19 +269,13 @@ async fn send_json(
     connection: &str,
     request: reqwest::RequestBuilder,
 ) -> Result<Option<serde_json::Value>, EnrichError> {
-    let response = request
-        .send()
-        .await
-        .map_err(|e| transport_error(connection, e))?;
+    let response = request.send().await.map_err(|e| transport_error(connection, e))?;
     let status = response.status();
     if status == StatusCode::NOT_FOUND {
         return Ok(None);
     }
     if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-        return Err(EnrichError::Unauthorized {
-            connection: connection.to_owned(),
-            status: status.as_u16(),
-        });
+        return Err(EnrichError::Unauthorized { connection: connection.to_owned(), status: status.as_u16() });
     }
     if status == StatusCode::TOO_MANY_REQUESTS {
         let retry_after = response
@@ -340,10 +284,7 @@ async fn send_json(
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        return Err(EnrichError::Throttled {
-            connection: connection.to_owned(),
-            retry_after,
-        });
+        return Err(EnrichError::Throttled { connection: connection.to_owned(), retry_after });
     }
     if status.is_server_error() {
         return Err(EnrichError::Unavailable {
@@ -357,16 +298,11 @@ async fn send_json(
             reason: format!("HTTP {}", status.as_u16()),
         });
     }
-    let body = response
-        .bytes()
-        .await
-        .map_err(|e| transport_error(connection, e))?;
-    serde_json::from_slice(&body)
-        .map(Some)
-        .map_err(|e| EnrichError::UnexpectedResponse {
-            connection: connection.to_owned(),
-            reason: format!("body is not JSON: {e}"),
-        })
+    let body = response.bytes().await.map_err(|e| transport_error(connection, e))?;
+    serde_json::from_slice(&body).map(Some).map_err(|e| EnrichError::UnexpectedResponse {
+        connection: connection.to_owned(),
+        reason: format!("body is not JSON: {e}"),
+    })
 }
 
 fn transport_error(connection: &str, error: reqwest::Error) -> EnrichError {
@@ -378,10 +314,7 @@ fn transport_error(connection: &str, error: reqwest::Error) -> EnrichError {
     } else {
         "request failed"
     };
-    EnrichError::Unavailable {
-        connection: connection.to_owned(),
-        reason: format!("{kind}: {}", error.without_url()),
-    }
+    EnrichError::Unavailable { connection: connection.to_owned(), reason: format!("{kind}: {}", error.without_url()) }
 }
 
 /// A non-blank string at `pointer`, trimmed; numbers are rendered (some sources send ids

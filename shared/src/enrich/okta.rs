@@ -19,40 +19,25 @@ pub(super) struct Okta {
 }
 
 impl Okta {
-    pub(super) fn new(
-        connection: &str,
-        org_url: &str,
-        api_token: &Credential,
-    ) -> Result<Self, EnrichError> {
+    pub(super) fn new(connection: &str, org_url: &str, api_token: &Credential) -> Result<Self, EnrichError> {
         let base = parse_base_url(connection, org_url)?;
-        let mut authorization =
-            reqwest::header::HeaderValue::from_str(&format!("SSWS {}", api_token.expose()))
-                .map_err(|_| EnrichError::Misconfigured {
-                    connection: connection.to_owned(),
-                    reason: "api_token contains characters not allowed in an HTTP header".into(),
-                })?;
+        let mut authorization = reqwest::header::HeaderValue::from_str(&format!("SSWS {}", api_token.expose()))
+            .map_err(|_| EnrichError::Misconfigured {
+                connection: connection.to_owned(),
+                reason: "api_token contains characters not allowed in an HTTP header".into(),
+            })?;
         // Keeps the value out of HTTP-level debug output.
         authorization.set_sensitive(true);
-        Ok(Okta {
-            connection: connection.to_owned(),
-            base,
-            authorization,
-        })
+        Ok(Okta { connection: connection.to_owned(), base, authorization })
     }
 
-    pub(super) async fn fetch(
-        &self,
-        http: &reqwest::Client,
-        user_id: &str,
-    ) -> Result<Option<Attributes>, EnrichError> {
+    pub(super) async fn fetch(&self, http: &reqwest::Client, user_id: &str) -> Result<Option<Attributes>, EnrichError> {
         let url = endpoint(&self.base, &["api", "v1", "users", user_id]);
         let request = http
             .get(url)
             .header(reqwest::header::ACCEPT, "application/json")
             .header(reqwest::header::AUTHORIZATION, self.authorization.clone());
-        Ok(send_json(&self.connection, request)
-            .await?
-            .map(|body| attributes(&body)))
+        Ok(send_json(&self.connection, request).await?.map(|body| attributes(&body)))
     }
 }
 

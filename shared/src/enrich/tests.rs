@@ -112,10 +112,7 @@ const OKTA_USER: &str = r#"{
 const OKTA_NOT_FOUND: &str = r#"{"errorCode":"E0000007","errorSummary":"Not found: Resource not found: 00u0000000000000000 (User)","errorLink":"E0000007","errorId":"oaeXyz","errorCauses":[]}"#;
 
 fn basic(user: &str, password: &str) -> String {
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
-    )
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
 }
 
 fn configs(server: &MockServer) -> SourceApiConfigs {
@@ -148,18 +145,9 @@ fn json_response(body: &str) -> ResponseTemplate {
 /// Where each source's person lives, for the table-driven error tests.
 fn people() -> Vec<(PersonKey, &'static str)> {
     vec![
-        (
-            PersonKey::new("bamboohr-main", "1187"),
-            "/api/v1/employees/1187",
-        ),
-        (
-            PersonKey::new("hibob-eu", "3332883854254932743"),
-            "/v1/people/3332883854254932743",
-        ),
-        (
-            PersonKey::new("okta-main", "00u1abcd2EFGH3ijk4x7"),
-            "/api/v1/users/00u1abcd2EFGH3ijk4x7",
-        ),
+        (PersonKey::new("bamboohr-main", "1187"), "/api/v1/employees/1187"),
+        (PersonKey::new("hibob-eu", "3332883854254932743"), "/v1/people/3332883854254932743"),
+        (PersonKey::new("okta-main", "00u1abcd2EFGH3ijk4x7"), "/api/v1/users/00u1abcd2EFGH3ijk4x7"),
     ]
 }
 
@@ -176,10 +164,7 @@ async fn bamboohr_reads_the_employee_with_basic_auth_key_and_x() {
         .mount(&server)
         .await;
 
-    let attributes = apis(&server)
-        .fetch(&PersonKey::new("bamboohr-main", "1187"))
-        .await
-        .unwrap();
+    let attributes = apis(&server).fetch(&PersonKey::new("bamboohr-main", "1187")).await.unwrap();
     assert_eq!(
         attributes,
         Some(Attributes {
@@ -199,8 +184,7 @@ async fn bamboohr_reads_the_employee_with_basic_auth_key_and_x() {
 
 #[test]
 fn bamboohr_without_account_status_still_reports_terminated() {
-    let employee =
-        json!({ "id": "7", "employmentHistoryStatus": "Terminated", "supervisorEid": "3" });
+    let employee = json!({ "id": "7", "employmentHistoryStatus": "Terminated", "supervisorEid": "3" });
     let attributes = bamboohr::attributes(&employee);
     assert_eq!(attributes.employment_status.as_deref(), Some("Terminated"));
     assert_eq!(attributes.manager.as_deref(), Some("3"));
@@ -213,18 +197,13 @@ async fn hibob_posts_the_field_list_with_service_user_basic_auth() {
     Mock::given(method("POST"))
         .and(path("/v1/people/3332883854254932743"))
         .and(header("authorization", basic(BOB_USER, BOB_TOKEN).as_str()))
-        .and(body_partial_json(
-            json!({ "humanReadable": "REPLACE", "fields": hibob::FIELDS }),
-        ))
+        .and(body_partial_json(json!({ "humanReadable": "REPLACE", "fields": hibob::FIELDS })))
         .respond_with(json_response(BOB_EMPLOYEE))
         .expect(1)
         .mount(&server)
         .await;
 
-    let attributes = apis(&server)
-        .fetch(&PersonKey::new("hibob-eu", "3332883854254932743"))
-        .await
-        .unwrap();
+    let attributes = apis(&server).fetch(&PersonKey::new("hibob-eu", "3332883854254932743")).await.unwrap();
     assert_eq!(
         attributes,
         Some(Attributes {
@@ -246,10 +225,7 @@ async fn hibob_posts_the_field_list_with_service_user_basic_auth() {
 fn hibob_slash_notation_alone_is_understood() {
     let employee: serde_json::Value = serde_json::from_str(BOB_EMPLOYEE_SLASH_ONLY).unwrap();
     let attributes = hibob::attributes(&employee);
-    assert_eq!(
-        attributes.work_email.as_deref(),
-        Some("noa.levi@example.com")
-    );
+    assert_eq!(attributes.work_email.as_deref(), Some("noa.levi@example.com"));
     assert_eq!(attributes.given_name.as_deref(), Some("Noa"));
     assert_eq!(attributes.family_name.as_deref(), Some("Levi"));
     assert_eq!(attributes.department.as_deref(), Some("Sales"));
@@ -262,20 +238,14 @@ async fn okta_reads_the_user_with_ssws_token() {
     let server = MockServer::start().await;
     Mock::given(method("GET"))
         .and(path("/api/v1/users/00u1abcd2EFGH3ijk4x7"))
-        .and(header(
-            "authorization",
-            format!("SSWS {OKTA_TOKEN}").as_str(),
-        ))
+        .and(header("authorization", format!("SSWS {OKTA_TOKEN}").as_str()))
         .and(header("accept", "application/json"))
         .respond_with(json_response(OKTA_USER))
         .expect(1)
         .mount(&server)
         .await;
 
-    let attributes = apis(&server)
-        .fetch(&PersonKey::new("okta-main", "00u1abcd2EFGH3ijk4x7"))
-        .await
-        .unwrap();
+    let attributes = apis(&server).fetch(&PersonKey::new("okta-main", "00u1abcd2EFGH3ijk4x7")).await.unwrap();
     assert_eq!(
         attributes,
         Some(Attributes {
@@ -298,9 +268,7 @@ async fn not_found_means_the_person_does_not_exist() {
     let server = MockServer::start().await;
     for (_, at) in people() {
         Mock::given(path(at))
-            .respond_with(
-                ResponseTemplate::new(404).set_body_raw(OKTA_NOT_FOUND, "application/json"),
-            )
+            .respond_with(ResponseTemplate::new(404).set_body_raw(OKTA_NOT_FOUND, "application/json"))
             .mount(&server)
             .await;
     }
@@ -314,28 +282,16 @@ async fn not_found_means_the_person_does_not_exist() {
 async fn rejected_credentials_are_permanent_and_never_echo_the_secret() {
     for status in [401, 403] {
         let server = MockServer::start().await;
-        Mock::given(wiremock::matchers::any())
-            .respond_with(ResponseTemplate::new(status))
-            .mount(&server)
-            .await;
+        Mock::given(wiremock::matchers::any()).respond_with(ResponseTemplate::new(status)).mount(&server).await;
         let apis = apis(&server);
         for (person, _) in people() {
             let error = apis.fetch(&person).await.unwrap_err();
-            assert!(
-                matches!(error, EnrichError::Unauthorized { .. }),
-                "{person}: {error:?}"
-            );
+            assert!(matches!(error, EnrichError::Unauthorized { .. }), "{person}: {error:?}");
             assert!(!error.is_retryable(), "{person}: {error}");
             let rendered = format!("{error} {error:?}");
-            assert!(
-                rendered.contains(&person.source),
-                "names the connection: {rendered}"
-            );
+            assert!(rendered.contains(&person.source), "names the connection: {rendered}");
             for secret in [BAMBOO_KEY, BOB_TOKEN, OKTA_TOKEN] {
-                assert!(
-                    !rendered.contains(secret),
-                    "{person} error leaks a credential: {rendered}"
-                );
+                assert!(!rendered.contains(secret), "{person} error leaks a credential: {rendered}");
             }
         }
     }
@@ -345,14 +301,8 @@ async fn rejected_credentials_are_permanent_and_never_echo_the_secret() {
 async fn server_errors_and_throttling_are_retryable() {
     let server = MockServer::start().await;
     let [bamboo, bob, okta] = <[_; 3]>::try_from(people()).unwrap();
-    Mock::given(path(bamboo.1))
-        .respond_with(ResponseTemplate::new(503))
-        .mount(&server)
-        .await;
-    Mock::given(path(bob.1))
-        .respond_with(ResponseTemplate::new(500))
-        .mount(&server)
-        .await;
+    Mock::given(path(bamboo.1)).respond_with(ResponseTemplate::new(503)).mount(&server).await;
+    Mock::given(path(bob.1)).respond_with(ResponseTemplate::new(500)).mount(&server).await;
     Mock::given(path(okta.1))
         .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "7"))
         .mount(&server)
@@ -360,18 +310,12 @@ async fn server_errors_and_throttling_are_retryable() {
     let apis = apis(&server);
 
     let error = apis.fetch(&bamboo.0).await.unwrap_err();
-    assert!(
-        matches!(error, EnrichError::Unavailable { .. }) && error.is_retryable(),
-        "{error:?}"
-    );
+    assert!(matches!(error, EnrichError::Unavailable { .. }) && error.is_retryable(), "{error:?}");
     assert!(error.to_string().contains("503"), "{error}");
     let error = apis.fetch(&bob.0).await.unwrap_err();
     assert!(error.is_retryable(), "{error:?}");
     let error = apis.fetch(&okta.0).await.unwrap_err();
-    assert!(
-        matches!(error, EnrichError::Throttled { .. }) && error.is_retryable(),
-        "{error:?}"
-    );
+    assert!(matches!(error, EnrichError::Throttled { .. }) && error.is_retryable(), "{error:?}");
     assert_eq!(error.retry_after(), Some(Duration::from_secs(7)));
 }
 
@@ -383,14 +327,8 @@ async fn a_slow_source_times_out_as_retryable() {
         .mount(&server)
         .await;
     let apis = SourceApis::with_timeout(&configs(&server), Duration::from_millis(200)).unwrap();
-    let error = apis
-        .fetch(&PersonKey::new("okta-main", "00u1"))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(error, EnrichError::Unavailable { .. }) && error.is_retryable(),
-        "{error:?}"
-    );
+    let error = apis.fetch(&PersonKey::new("okta-main", "00u1")).await.unwrap_err();
+    assert!(matches!(error, EnrichError::Unavailable { .. }) && error.is_retryable(), "{error:?}");
     assert!(error.to_string().contains("timed out"), "{error}");
 }
 
@@ -398,10 +336,7 @@ async fn a_slow_source_times_out_as_retryable() {
 async fn other_client_errors_and_garbage_are_permanent() {
     let server = MockServer::start().await;
     let [bamboo, _, okta] = <[_; 3]>::try_from(people()).unwrap();
-    Mock::given(path(bamboo.1))
-        .respond_with(ResponseTemplate::new(400))
-        .mount(&server)
-        .await;
+    Mock::given(path(bamboo.1)).respond_with(ResponseTemplate::new(400)).mount(&server).await;
     Mock::given(path(okta.1))
         .respond_with(ResponseTemplate::new(200).set_body_raw("<html>login</html>", "text/html"))
         .mount(&server)
@@ -409,10 +344,7 @@ async fn other_client_errors_and_garbage_are_permanent() {
     let apis = apis(&server);
     for person in [bamboo.0, okta.0] {
         let error = apis.fetch(&person).await.unwrap_err();
-        assert!(
-            matches!(error, EnrichError::UnexpectedResponse { .. }),
-            "{error:?}"
-        );
+        assert!(matches!(error, EnrichError::UnexpectedResponse { .. }), "{error:?}");
         assert!(!error.is_retryable(), "{error}");
     }
 }
@@ -420,43 +352,22 @@ async fn other_client_errors_and_garbage_are_permanent() {
 #[tokio::test]
 async fn unknown_connection_is_a_permanent_error_naming_it() {
     let server = MockServer::start().await;
-    let error = apis(&server)
-        .fetch(&PersonKey::new("workday-x", "1"))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(error, EnrichError::UnknownConnection { .. }),
-        "{error:?}"
-    );
+    let error = apis(&server).fetch(&PersonKey::new("workday-x", "1")).await.unwrap_err();
+    assert!(matches!(error, EnrichError::UnknownConnection { .. }), "{error:?}");
     assert!(!error.is_retryable());
     assert!(error.to_string().contains("workday-x"), "{error}");
-    assert!(
-        server
-            .received_requests()
-            .await
-            .unwrap_or_default()
-            .is_empty()
-    );
+    assert!(server.received_requests().await.unwrap_or_default().is_empty());
 }
 
 #[tokio::test]
 async fn ids_cannot_escape_their_path_segment() {
     let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(404))
-        .mount(&server)
-        .await;
-    let found = apis(&server)
-        .fetch(&PersonKey::new("okta-main", "../../groups?q=x"))
-        .await
-        .unwrap();
+    Mock::given(method("GET")).respond_with(ResponseTemplate::new(404)).mount(&server).await;
+    let found = apis(&server).fetch(&PersonKey::new("okta-main", "../../groups?q=x")).await.unwrap();
     assert_eq!(found, None);
     let requests = server.received_requests().await.unwrap();
     assert_eq!(requests.len(), 1);
-    assert_eq!(
-        requests[0].url.path(),
-        "/api/v1/users/..%2F..%2Fgroups%3Fq=x"
-    );
+    assert_eq!(requests[0].url.path(), "/api/v1/users/..%2F..%2Fgroups%3Fq=x");
     assert_eq!(requests[0].url.query(), None);
 }
 
@@ -476,27 +387,16 @@ fn the_documented_secret_shape_parses_and_debug_redacts_credentials() {
     let apis = SourceApis::new(&configs).unwrap();
     let rendered = format!("{configs:?} {apis:?}");
     for secret in [BAMBOO_KEY, BOB_TOKEN, OKTA_TOKEN] {
-        assert!(
-            !rendered.contains(secret),
-            "Debug leaks a credential: {rendered}"
-        );
+        assert!(!rendered.contains(secret), "Debug leaks a credential: {rendered}");
     }
-    assert!(
-        rendered.contains("okta-main") && rendered.contains("<redacted>"),
-        "{rendered}"
-    );
+    assert!(rendered.contains("okta-main") && rendered.contains("<redacted>"), "{rendered}");
 }
 
 #[test]
 fn a_misspelt_or_incomplete_source_is_rejected_with_the_reason() {
     let misspelt = json!({ "okta-main": { "kind": "okta", "org_url": "https://a.okta.com", "apitoken": "t" } });
-    let error = serde_json::from_value::<SourceApiConfigs>(misspelt)
-        .unwrap_err()
-        .to_string();
-    assert!(
-        error.contains("apitoken") || error.contains("api_token"),
-        "{error}"
-    );
+    let error = serde_json::from_value::<SourceApiConfigs>(misspelt).unwrap_err().to_string();
+    assert!(error.contains("apitoken") || error.contains("api_token"), "{error}");
     let unknown_kind = json!({ "x": { "kind": "workday" } });
     assert!(serde_json::from_value::<SourceApiConfigs>(unknown_kind).is_err());
 
@@ -506,36 +406,23 @@ fn a_misspelt_or_incomplete_source_is_rejected_with_the_reason() {
     .unwrap();
     let error = SourceApis::new(&bad_domain).unwrap_err();
     assert!(
-        matches!(error, EnrichError::Misconfigured { .. })
-            && error.to_string().contains("bamboohr-main"),
+        matches!(error, EnrichError::Misconfigured { .. }) && error.to_string().contains("bamboohr-main"),
         "{error}"
     );
     let creds_in_url: SourceApiConfigs = serde_json::from_value(json!({
         "okta-main": { "kind": "okta", "org_url": "https://user:pw@acme.okta.com", "api_token": "t" }
     }))
     .unwrap();
-    assert!(matches!(
-        SourceApis::new(&creds_in_url),
-        Err(EnrichError::Misconfigured { .. })
-    ));
+    assert!(matches!(SourceApis::new(&creds_in_url), Err(EnrichError::Misconfigured { .. })));
 }
 
 #[tokio::test]
 async fn in_memory_enricher_answers_from_its_map() {
     let known = PersonKey::new("bamboohr-main", "1");
-    let attributes = Attributes {
-        work_email: Some("a@example.com".into()),
-        ..Default::default()
-    };
+    let attributes = Attributes { work_email: Some("a@example.com".into()), ..Default::default() };
     let enricher: InMemoryEnricher = [(known.clone(), attributes.clone())].into_iter().collect();
     assert_eq!(enricher.fetch(&known).await.unwrap(), Some(attributes));
-    assert_eq!(
-        enricher
-            .fetch(&PersonKey::new("bamboohr-main", "2"))
-            .await
-            .unwrap(),
-        None
-    );
+    assert_eq!(enricher.fetch(&PersonKey::new("bamboohr-main", "2")).await.unwrap(), None);
     enricher.remove(&known);
     assert_eq!(enricher.fetch(&known).await.unwrap(), None);
 }

@@ -273,7 +273,8 @@ async fn routing_methods_and_sizes() {
 #[tokio::test]
 async fn malformed_bodies_are_400_with_a_message_and_form_field_posts_415() {
     let h = harness();
-    let (status, body, _) = answer(&h.app, bamboo_request(br#"{"type":"employee.updated","data":{}}"#, BAMBOO_KEY, "1772442900")).await;
+    let (status, body, _) =
+        answer(&h.app, bamboo_request(br#"{"type":"employee.updated","data":{}}"#, BAMBOO_KEY, "1772442900")).await;
     assert_eq!(status, 400);
     assert!(body["error"].as_str().unwrap().contains("data.employeeId"), "{body}");
     let form = b"employees%5B0%5D%5Bid%5D=1187";

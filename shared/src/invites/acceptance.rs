@@ -87,7 +87,11 @@ impl SignInFeed {
 
     /// Reads until the API has nothing more or `budget_end` comes. Returns the invitations
     /// marked accepted and whether the feed caught up (only then is "no sign-in seen" news).
-    pub async fn catch_up(&mut self, now: DateTime<Utc>, budget_end: Instant) -> Result<(Vec<Invitation>, bool), FeedError> {
+    pub async fn catch_up(
+        &mut self,
+        now: DateTime<Utc>,
+        budget_end: Instant,
+    ) -> Result<(Vec<Invitation>, bool), FeedError> {
         let mut accepted = Vec::new();
         let mut reset_once = false;
         let mut request = match self.next.take() {
@@ -106,7 +110,9 @@ impl SignInFeed {
                 Ok(page) => page,
                 // A cursor the API no longer knows (older than its retention, or corrupt):
                 // start again from the oldest pending invitation.
-                Err(EventsApiError::Status { status: 400, .. }) if !reset_once && matches!(request, PageRequest::Continue { .. }) => {
+                Err(EventsApiError::Status { status: 400, .. })
+                    if !reset_once && matches!(request, PageRequest::Continue { .. }) =>
+                {
                     tracing::warn!("Events API refused the stored cursor; starting a new one");
                     reset_once = true;
                     request = self.reset(now).await?;
@@ -196,9 +202,15 @@ mod tests {
         ]);
         let later = t0() + ChronoDuration::hours(1);
         // Id wins even when the e-mail changed in 1Password.
-        assert_eq!(index.take_match(&sign_in("uid1", "ada.king@example.com", "success", later)).unwrap().person.id, "1");
+        assert_eq!(
+            index.take_match(&sign_in("uid1", "ada.king@example.com", "success", later)).unwrap().person.id,
+            "1"
+        );
         // No id match (id unknown to us): the e-mail decides.
-        assert_eq!(index.take_match(&sign_in("OTHER", "alan.turing@example.COM", "success", later)).unwrap().person.id, "2");
+        assert_eq!(
+            index.take_match(&sign_in("OTHER", "alan.turing@example.COM", "success", later)).unwrap().person.id,
+            "2"
+        );
         // Each invitation is accepted once.
         assert!(index.take_match(&sign_in("UID1", "ada@example.com", "success", later)).is_none());
     }
@@ -207,8 +219,14 @@ mod tests {
     fn failed_sign_ins_and_earlier_lives_do_not_count() {
         let mut index = PendingIndex::new(vec![invitation("1", "UID1", "ada@example.com", t0())]);
         assert!(index.take_match(&sign_in("UID1", "ada@example.com", "credentials_failed", t0())).is_none());
-        assert!(index.take_match(&sign_in("UID1", "ada@example.com", "success", t0() - ChronoDuration::days(30))).is_none());
+        assert!(
+            index.take_match(&sign_in("UID1", "ada@example.com", "success", t0() - ChronoDuration::days(30))).is_none()
+        );
         // Within the skew allowance it counts.
-        assert!(index.take_match(&sign_in("UID1", "ada@example.com", "success", t0() - ChronoDuration::minutes(2))).is_some());
+        assert!(
+            index
+                .take_match(&sign_in("UID1", "ada@example.com", "success", t0() - ChronoDuration::minutes(2)))
+                .is_some()
+        );
     }
 }

@@ -327,7 +327,9 @@ impl InviteRetryApp {
                             summary.stopped_early = true;
                         }
                         if reason == SkipReason::ReactivationFailed {
-                            summary.errors.push("a user was deactivated and could not be reactivated; see the logs".into());
+                            summary
+                                .errors
+                                .push("a user was deactivated and could not be reactivated; see the logs".into());
                         }
                         summary.skip(reason);
                     }
@@ -346,7 +348,8 @@ impl InviteRetryApp {
             self.notify(&notice::report_digest(&reports, self.config.invite_ttl, reason)).await;
         }
         for (reason, count) in &summary.skipped_reasons {
-            metrics::counter!("invitations", "outcome" => "skipped", "reason" => reason.as_str()).increment(*count as u64);
+            metrics::counter!("invitations", "outcome" => "skipped", "reason" => reason.as_str())
+                .increment(*count as u64);
         }
         tracing::info!(summary = %serde_json::to_string(&summary).unwrap_or_default(), "invite-retry run finished");
         summary
@@ -369,7 +372,13 @@ impl InviteRetryApp {
     }
 
     /// Catches up with the sign-ins; a 401 re-reads the secret once (rotated token).
-    async fn catch_up(&self, feed: &mut SignInFeed, now: DateTime<Utc>, budget_end: Instant, summary: &mut RunSummary) -> bool {
+    async fn catch_up(
+        &self,
+        feed: &mut SignInFeed,
+        now: DateTime<Utc>,
+        budget_end: Instant,
+        summary: &mut RunSummary,
+    ) -> bool {
         let mut result = feed.catch_up(now, budget_end).await;
         if matches!(result, Err(FeedError::Events(EventsApiError::Unauthorized))) && self.events.is_none() {
             tracing::warn!("Events API answered 401; re-reading the secret once");

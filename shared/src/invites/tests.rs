@@ -127,11 +127,12 @@ async fn fixture(
     secrets.set("s", secret.to_string());
     let ledger = Arc::new(InMemoryLedger::new());
     let notifier = Arc::new(InMemoryNotifier::default());
-    let mut app = InviteRetryApp::with_adapters(config, secrets, ledger.clone(), Some(notifier.clone() as Arc<dyn Notifier>))
-        .await
-        .unwrap()
-        .with_directory(directory)
-        .with_clock(Arc::new(move || now));
+    let mut app =
+        InviteRetryApp::with_adapters(config, secrets, ledger.clone(), Some(notifier.clone() as Arc<dyn Notifier>))
+            .await
+            .unwrap()
+            .with_directory(directory)
+            .with_clock(Arc::new(move || now));
     if let Some(events) = events {
         app = app.with_sign_in_events(events);
     }
@@ -142,7 +143,14 @@ fn bridge_only() -> serde_json::Value {
     serde_json::json!({ "bridge_url": "https://bridge.invalid/scim", "bridge_token": "t" })
 }
 
-async fn invite(ledger: &InMemoryLedger, id: &str, user_id: &str, email: &str, sent: DateTime<Utc>, reissues: u32) -> PersonKey {
+async fn invite(
+    ledger: &InMemoryLedger,
+    id: &str,
+    user_id: &str,
+    email: &str,
+    sent: DateTime<Utc>,
+    reissues: u32,
+) -> PersonKey {
     let person = PersonKey::new("hr", id);
     ledger
         .start_invitation(&Invitation {
@@ -207,7 +215,9 @@ async fn a_sign_in_matched_by_email_marks_accepted_and_prevents_the_reissue() {
     assert!(f.ledger.events_cursor().await.unwrap().is_some(), "cursor stored");
     // The first read starts a little before the oldest pending invitation.
     match &events.requests()[0] {
-        PageRequest::Reset { start_time: Some(start), .. } => assert!(*start < t0() && *start > t0() - chrono::Duration::hours(1)),
+        PageRequest::Reset { start_time: Some(start), .. } => {
+            assert!(*start < t0() && *start > t0() - chrono::Duration::hours(1))
+        }
         other => panic!("expected a reset cursor, got {other:?}"),
     }
 }
@@ -238,12 +248,14 @@ async fn the_cap_escalates_once_and_names_the_person_without_their_address() {
 async fn a_leaver_cleared_while_escalating_stays_cleared_and_nobody_is_told() {
     let now = t0() + chrono::Duration::days(30);
     let ledger_slot = LedgerSlot::default();
-    let directory = Arc::new(FakeDirectory {
-        // The worker applies a leaver between the run's re-read and its decision.
-        on_get_user: Some(worker_clears_invitation(&ledger_slot, "1")),
-        ..FakeDirectory::default()
-    }
-    .with_user("U1", true));
+    let directory = Arc::new(
+        FakeDirectory {
+            // The worker applies a leaver between the run's re-read and its decision.
+            on_get_user: Some(worker_clears_invitation(&ledger_slot, "1")),
+            ..FakeDirectory::default()
+        }
+        .with_user("U1", true),
+    );
     let events: Arc<dyn SignInEvents> = Arc::new(InMemorySignInEvents::new());
     let f = fixture(&[("MAX_INVITE_ATTEMPTS", "2")], bridge_only(), directory.clone(), Some(events), now).await;
     *ledger_slot.lock().unwrap() = Some(f.ledger.clone());
@@ -289,19 +301,25 @@ async fn unreadable_sign_ins_mean_no_reissue_and_an_error() {
     assert_eq!(summary.skipped_reasons.get(&SkipReason::AcceptanceUnknown), Some(&1), "{summary:?}");
     assert!(summary.errors.iter().any(|e| e.contains("sign-ins")), "{summary:?}");
     assert!(directory.patches().is_empty());
-    assert_eq!(f.ledger.invitation(&ada).await.unwrap().unwrap().status, InvitationStatus::Pending, "left for the next run");
+    assert_eq!(
+        f.ledger.invitation(&ada).await.unwrap().unwrap().status,
+        InvitationStatus::Pending,
+        "left for the next run"
+    );
 }
 
 #[tokio::test]
 async fn a_leaver_arriving_mid_reissue_is_not_reactivated() {
     let now = t0() + chrono::Duration::days(6);
     let ledger_slot = LedgerSlot::default();
-    let directory = Arc::new(FakeDirectory {
-        // The worker applies a leaver right now: it clears the pending invitation.
-        on_deactivate: Some(worker_clears_invitation(&ledger_slot, "1")),
-        ..FakeDirectory::default()
-    }
-    .with_user("U1", true));
+    let directory = Arc::new(
+        FakeDirectory {
+            // The worker applies a leaver right now: it clears the pending invitation.
+            on_deactivate: Some(worker_clears_invitation(&ledger_slot, "1")),
+            ..FakeDirectory::default()
+        }
+        .with_user("U1", true),
+    );
     let events: Arc<dyn SignInEvents> = Arc::new(InMemorySignInEvents::new());
     let f = fixture(&[], bridge_only(), directory.clone(), Some(events), now).await;
     *ledger_slot.lock().unwrap() = Some(f.ledger.clone());
@@ -315,7 +333,8 @@ async fn a_leaver_arriving_mid_reissue_is_not_reactivated() {
 #[tokio::test]
 async fn a_failed_reactivation_is_an_error_not_a_reissue() {
     let now = t0() + chrono::Duration::days(6);
-    let directory = Arc::new(FakeDirectory { fail_reactivation: true, ..FakeDirectory::default() }.with_user("U1", true));
+    let directory =
+        Arc::new(FakeDirectory { fail_reactivation: true, ..FakeDirectory::default() }.with_user("U1", true));
     let events: Arc<dyn SignInEvents> = Arc::new(InMemorySignInEvents::new());
     let f = fixture(&[], bridge_only(), directory.clone(), Some(events), now).await;
     let ada = invite(&f.ledger, "1", "U1", "ada@example.com", t0(), 0).await;
@@ -354,8 +373,10 @@ async fn no_events_token_reports_each_expired_invitation_once_and_touches_nobody
 
 #[tokio::test]
 async fn a_half_configured_events_api_fails_the_cold_start() {
-    let secret = serde_json::json!({ "bridge_url": "https://b/scim", "bridge_token": "t", "events_api_token": "ev-secret" });
-    let config = InviteRetryConfig::from_env(&Env::from_pairs([("WORKER_SECRET_ID", "s"), ("LEDGER_TABLE", "t")])).unwrap();
+    let secret =
+        serde_json::json!({ "bridge_url": "https://b/scim", "bridge_token": "t", "events_api_token": "ev-secret" });
+    let config =
+        InviteRetryConfig::from_env(&Env::from_pairs([("WORKER_SECRET_ID", "s"), ("LEDGER_TABLE", "t")])).unwrap();
     let secrets = Arc::new(InMemorySecretSource::new());
     secrets.set("s", secret.to_string());
     let error = InviteRetryApp::with_adapters(config, secrets, Arc::new(InMemoryLedger::new()), None)

@@ -21,11 +21,11 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
-    KeyType, Projection, ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
 };
 use chrono::{DateTime, SecondsFormat, Utc};
 
@@ -52,19 +52,13 @@ pub struct DynamoLedger {
 
 impl std::fmt::Debug for DynamoLedger {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DynamoLedger")
-            .field("table", &self.table)
-            .finish_non_exhaustive()
+        f.debug_struct("DynamoLedger").field("table", &self.table).finish_non_exhaustive()
     }
 }
 
 impl DynamoLedger {
     pub fn new(client: Client, table_name: impl Into<String>) -> Self {
-        DynamoLedger {
-            client,
-            table: table_name.into(),
-            query_page_size: 500,
-        }
+        DynamoLedger { client, table: table_name.into(), query_page_size: 500 }
     }
 
     /// Smaller Query pages (tests use this to exercise paging with a handful of items).
@@ -75,11 +69,7 @@ impl DynamoLedger {
 
     /// An UpdateItem on the person's invitation item.
     fn update_invitation(&self, person: &PersonKey) -> UpdateItemFluentBuilder {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(person_pk(person)))
-            .key("sk", s(INVITE_SK))
+        self.client.update_item().table_name(&self.table).key("pk", s(person_pk(person))).key("sk", s(INVITE_SK))
     }
 
     pub fn table_name(&self) -> &str {
@@ -98,21 +88,13 @@ impl DynamoLedger {
                 .map_err(build_err)
         };
         let key = |name: &str, key_type: KeyType| {
-            KeySchemaElement::builder()
-                .attribute_name(name)
-                .key_type(key_type)
-                .build()
-                .map_err(build_err)
+            KeySchemaElement::builder().attribute_name(name).key_type(key_type).build().map_err(build_err)
         };
         let index = GlobalSecondaryIndex::builder()
             .index_name(PENDING_INDEX)
             .key_schema(key("gsi1pk", KeyType::Hash)?)
             .key_schema(key("gsi1sk", KeyType::Range)?)
-            .projection(
-                Projection::builder()
-                    .projection_type(ProjectionType::All)
-                    .build(),
-            )
+            .projection(Projection::builder().projection_type(ProjectionType::All).build())
             .build()
             .map_err(build_err)?;
         client
@@ -252,10 +234,7 @@ where
 {
     match result {
         Ok(_) => Ok(true),
-        Err(error)
-            if error.as_service_error().and_then(|e| e.code())
-                == Some("ConditionalCheckFailedException") =>
-        {
+        Err(error) if error.as_service_error().and_then(|e| e.code()) == Some("ConditionalCheckFailedException") => {
             Ok(false)
         }
         Err(error) => Err(unavailable(error)),
@@ -277,10 +256,7 @@ impl<'a> Reader<'a> {
     }
 
     fn corrupt(&self, reason: impl Into<String>) -> LedgerError {
-        LedgerError::Corrupt {
-            key: self.key.clone(),
-            reason: reason.into(),
-        }
+        LedgerError::Corrupt { key: self.key.clone(), reason: reason.into() }
     }
 
     fn optional_string(&self, name: &str) -> Result<Option<String>, LedgerError> {
@@ -292,8 +268,7 @@ impl<'a> Reader<'a> {
     }
 
     fn string(&self, name: &str) -> Result<String, LedgerError> {
-        self.optional_string(name)?
-            .ok_or_else(|| self.corrupt(format!("{name} is missing")))
+        self.optional_string(name)?.ok_or_else(|| self.corrupt(format!("{name} is missing")))
     }
 
     fn time(&self, name: &str) -> Result<DateTime<Utc>, LedgerError> {
@@ -305,19 +280,16 @@ impl<'a> Reader<'a> {
 
     fn number_u32(&self, name: &str) -> Result<u32, LedgerError> {
         match self.item.get(name) {
-            Some(AttributeValue::N(raw)) => raw
-                .parse()
-                .map_err(|e| self.corrupt(format!("{name} is not a count ({e}): {raw:?}"))),
+            Some(AttributeValue::N(raw)) => {
+                raw.parse().map_err(|e| self.corrupt(format!("{name} is not a count ({e}): {raw:?}")))
+            }
             Some(_) => Err(self.corrupt(format!("{name} is not a number"))),
             None => Err(self.corrupt(format!("{name} is missing"))),
         }
     }
 
     fn person(&self) -> Result<PersonKey, LedgerError> {
-        Ok(PersonKey::new(
-            self.string("person_source")?,
-            self.string("person_id")?,
-        ))
+        Ok(PersonKey::new(self.string("person_source")?, self.string("person_id")?))
     }
 }
 
@@ -355,11 +327,7 @@ fn invitation_from_item(item: &Item) -> Result<Invitation, LedgerError> {
 #[async_trait]
 impl Ledger for DynamoLedger {
     async fn person(&self, person: &PersonKey) -> Result<Option<PersonRecord>, LedgerError> {
-        self.get(person_pk(person), STATE_SK)
-            .await?
-            .as_ref()
-            .map(person_from_item)
-            .transpose()
+        self.get(person_pk(person), STATE_SK).await?.as_ref().map(person_from_item).transpose()
     }
 
     async fn record_applied(&self, record: &PersonRecord) -> Result<bool, LedgerError> {
@@ -383,11 +351,7 @@ impl Ledger for DynamoLedger {
     }
 
     async fn invitation(&self, person: &PersonKey) -> Result<Option<Invitation>, LedgerError> {
-        self.get(person_pk(person), INVITE_SK)
-            .await?
-            .as_ref()
-            .map(invitation_from_item)
-            .transpose()
+        self.get(person_pk(person), INVITE_SK).await?.as_ref().map(invitation_from_item).transpose()
     }
 
     async fn start_invitation(&self, invitation: &Invitation) -> Result<bool, LedgerError> {
@@ -409,22 +373,14 @@ impl Ledger for DynamoLedger {
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":pending", s(status_word(InvitationStatus::Pending)));
         if invitation.status == InvitationStatus::Pending {
-            put = put.item("gsi1pk", s(PENDING_PARTITION)).item(
-                "gsi1sk",
-                s(pending_sort_key(
-                    invitation.last_sent_at,
-                    &invitation.person,
-                )),
-            );
+            put = put
+                .item("gsi1pk", s(PENDING_PARTITION))
+                .item("gsi1sk", s(pending_sort_key(invitation.last_sent_at, &invitation.person)));
         }
         condition_outcome(put.send().await)
     }
 
-    async fn set_invitation_status(
-        &self,
-        person: &PersonKey,
-        status: InvitationStatus,
-    ) -> Result<(), LedgerError> {
+    async fn set_invitation_status(&self, person: &PersonKey, status: InvitationStatus) -> Result<(), LedgerError> {
         let update = self
             .update_invitation(person)
             .expression_attribute_names("#status", "status")
@@ -440,10 +396,7 @@ impl Ledger for DynamoLedger {
                 .update_expression("SET #status = :status, gsi1pk = :pending, gsi1sk = :sort")
                 .condition_expression("attribute_exists(pk) AND last_sent_at = :sent")
                 .expression_attribute_values(":pending", s(PENDING_PARTITION))
-                .expression_attribute_values(
-                    ":sort",
-                    s(pending_sort_key(current.last_sent_at, person)),
-                )
+                .expression_attribute_values(":sort", s(pending_sort_key(current.last_sent_at, person)))
                 .expression_attribute_values(":sent", s(timestamp(current.last_sent_at)))
         } else {
             update

@@ -31,23 +31,14 @@ impl InMemoryLedger {
     fn state(&self) -> Result<std::sync::MutexGuard<'_, State>, LedgerError> {
         // A panic while holding the lock leaves the maps consistent (every operation
         // mutates at most one entry, last), so a poisoned lock is still usable.
-        Ok(self
-            .state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()))
+        Ok(self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
     }
 
     fn pending_sorted(state: &State) -> Vec<Invitation> {
-        let mut pending: Vec<Invitation> = state
-            .invitations
-            .values()
-            .filter(|i| i.status == InvitationStatus::Pending)
-            .cloned()
-            .collect();
+        let mut pending: Vec<Invitation> =
+            state.invitations.values().filter(|i| i.status == InvitationStatus::Pending).cloned().collect();
         // The same order as the DynamoDB index's sort key: last_sent_at, then person key.
-        pending.sort_by(|a, b| {
-            (a.last_sent_at, a.person.to_string()).cmp(&(b.last_sent_at, b.person.to_string()))
-        });
+        pending.sort_by(|a, b| (a.last_sent_at, a.person.to_string()).cmp(&(b.last_sent_at, b.person.to_string())));
         pending
     }
 }
@@ -80,17 +71,11 @@ impl Ledger for InMemoryLedger {
         {
             return Ok(false);
         }
-        state
-            .invitations
-            .insert(invitation.person.clone(), invitation.clone());
+        state.invitations.insert(invitation.person.clone(), invitation.clone());
         Ok(true)
     }
 
-    async fn set_invitation_status(
-        &self,
-        person: &PersonKey,
-        status: InvitationStatus,
-    ) -> Result<(), LedgerError> {
+    async fn set_invitation_status(&self, person: &PersonKey, status: InvitationStatus) -> Result<(), LedgerError> {
         if let Some(invitation) = self.state()?.invitations.get_mut(person) {
             invitation.status = status;
         }
@@ -116,8 +101,7 @@ impl Ledger for InMemoryLedger {
         let mut state = self.state()?;
         match state.invitations.get_mut(person) {
             Some(invitation)
-                if invitation.status == InvitationStatus::Pending
-                    && invitation.reissues == expected_reissues =>
+                if invitation.status == InvitationStatus::Pending && invitation.reissues == expected_reissues =>
             {
                 invitation.reissues += 1;
                 invitation.last_sent_at = at;
@@ -133,11 +117,7 @@ impl Ledger for InMemoryLedger {
         limit: usize,
     ) -> Result<Vec<Invitation>, LedgerError> {
         let state = self.state()?;
-        Ok(Self::pending_sorted(&state)
-            .into_iter()
-            .filter(|i| i.last_sent_at < sent_before)
-            .take(limit)
-            .collect())
+        Ok(Self::pending_sorted(&state).into_iter().filter(|i| i.last_sent_at < sent_before).take(limit).collect())
     }
 
     async fn all_pending_invitations(&self) -> Result<Vec<Invitation>, LedgerError> {
@@ -155,10 +135,7 @@ impl Ledger for InMemoryLedger {
 
     async fn reserve_suspension(&self, window_id: &str, limit: u32) -> Result<bool, LedgerError> {
         let mut state = self.state()?;
-        let count = state
-            .suspensions_by_window
-            .entry(window_id.to_owned())
-            .or_insert(0);
+        let count = state.suspensions_by_window.entry(window_id.to_owned()).or_insert(0);
         if *count >= limit {
             return Ok(false);
         }
@@ -173,14 +150,8 @@ mod tests {
 
     #[tokio::test]
     async fn passes_the_ledger_conformance_suite() {
-        let failures = crate::ledger::conformance::run_all(|| async {
-            Box::new(InMemoryLedger::new()) as Box<dyn Ledger>
-        })
-        .await;
-        assert!(
-            failures.is_empty(),
-            "conformance failures:\n{}",
-            failures.join("\n")
-        );
+        let failures =
+            crate::ledger::conformance::run_all(|| async { Box::new(InMemoryLedger::new()) as Box<dyn Ledger> }).await;
+        assert!(failures.is_empty(), "conformance failures:\n{}", failures.join("\n"));
     }
 }

@@ -149,7 +149,8 @@ fn redelivered_and_late_events_change_nothing() {
     for kind in [EventKind::Joiner, EventKind::Mover, EventKind::Leaver, EventKind::Rehire] {
         let e = event(kind, Some(ADA), "Finance");
         let mut duplicate = actual(Some(user(true, ADA)), &[]);
-        duplicate.last_applied = Some(LastApplied { event_id: e.source_event_id.clone(), effective_at: e.effective_at });
+        duplicate.last_applied =
+            Some(LastApplied { event_id: e.source_event_id.clone(), effective_at: e.effective_at });
         assert_eq!(ops(plan(&e, &desired, &duplicate, &policy)), vec!["duplicate"], "{kind}");
 
         let mut stale = actual(Some(user(true, ADA)), &[]);
@@ -165,14 +166,20 @@ fn redelivered_and_late_events_change_nothing() {
 #[test]
 fn suspended_email_change_is_reported() {
     let e = event(EventKind::Mover, Some("ada.l@example.com"), "Engineering");
-    let result = plan(&e, &desired_for("Engineering"), &actual(Some(user(false, ADA)), &["Employees", "Engineering"]), &PlanPolicy::default());
+    let result = plan(
+        &e,
+        &desired_for("Engineering"),
+        &actual(Some(user(false, ADA)), &["Employees", "Engineering"]),
+        &PlanPolicy::default(),
+    );
     assert_eq!(result, Ok(Plan::Skip { reason: Skip::NoChange, notes: vec![Note::EmailChangeSkippedSuspended] }));
 }
 
 #[test]
 fn missing_groups_are_created_before_members_are_added() {
     let e = event(EventKind::Joiner, Some(ADA), "Research");
-    let desired = Desired { groups: set(&["Employees", "Research"]), managed: set(&["Employees", "Research"]), complete: true };
+    let desired =
+        Desired { groups: set(&["Employees", "Research"]), managed: set(&["Employees", "Research"]), complete: true };
     let Ok(Plan::Apply { operations, .. }) = plan(&e, &desired, &actual(None, &[]), &PlanPolicy::default()) else {
         panic!("expected a plan");
     };
@@ -184,11 +191,15 @@ fn missing_groups_are_created_before_members_are_added() {
 #[test]
 fn a_protected_group_refuses_the_whole_plan() {
     let policy = PlanPolicy { protected_groups: set(&["Security"]), ..Default::default() };
-    for (protected, member_of) in [("Owners", vec![]), ("administrators", vec![]), ("Security", vec![]), ("Owners", vec!["Owners"])] {
-        let desired = Desired { groups: set(&["Employees", protected]), managed: set(&["Employees", protected]), complete: true };
+    for (protected, member_of) in
+        [("Owners", vec![]), ("administrators", vec![]), ("Security", vec![]), ("Owners", vec!["Owners"])]
+    {
+        let desired =
+            Desired { groups: set(&["Employees", protected]), managed: set(&["Employees", protected]), complete: true };
         let member_of: Vec<&str> = member_of;
         for kind in [EventKind::Joiner, EventKind::Mover] {
-            let result = plan(&event(kind, Some(ADA), "x"), &desired, &actual(Some(user(true, ADA)), &member_of), &policy);
+            let result =
+                plan(&event(kind, Some(ADA), "x"), &desired, &actual(Some(user(true, ADA)), &member_of), &policy);
             if member_of.is_empty() {
                 assert_eq!(result, Err(Refusal::ProtectedGroup { group: protected.into() }), "{kind} {protected}");
             } else {
@@ -200,14 +211,20 @@ fn a_protected_group_refuses_the_whole_plan() {
     // A leaver whose group removal would touch a protected group is refused too.
     let remove = PlanPolicy { leaver_removes_groups: true, ..Default::default() };
     let desired = Desired { groups: set(&[]), managed: set(&["Owners"]), complete: true };
-    let result = plan(&event(EventKind::Leaver, Some(ADA), "x"), &desired, &actual(Some(user(true, ADA)), &["Owners"]), &remove);
+    let result =
+        plan(&event(EventKind::Leaver, Some(ADA), "x"), &desired, &actual(Some(user(true, ADA)), &["Owners"]), &remove);
     assert_eq!(result, Err(Refusal::ProtectedGroup { group: "Owners".into() }));
 }
 
 #[test]
 fn unmanaged_groups_are_never_removed() {
     let e = event(EventKind::Mover, Some(ADA), "Finance");
-    let result = plan(&e, &desired_for("Finance"), &actual(Some(user(true, ADA)), &["Employees", "Finance", "Hand Picked"]), &PlanPolicy::default());
+    let result = plan(
+        &e,
+        &desired_for("Finance"),
+        &actual(Some(user(true, ADA)), &["Employees", "Finance", "Hand Picked"]),
+        &PlanPolicy::default(),
+    );
     assert_eq!(ops(result), vec!["no_change"]);
 }
 
@@ -218,9 +235,12 @@ fn names_are_derived_and_sent_together() {
     e.attributes.family_name = None;
     e.attributes.display_name = Some("Ada King Lovelace".into());
     assert_eq!(names(&e), Some(("Ada".into(), "King Lovelace".into(), "Ada King Lovelace".into())));
-    let Ok(Plan::Apply { operations, .. }) =
-        plan(&e, &desired_for("Engineering"), &actual(Some(user(true, ADA)), &["Employees", "Engineering"]), &PlanPolicy::default())
-    else {
+    let Ok(Plan::Apply { operations, .. }) = plan(
+        &e,
+        &desired_for("Engineering"),
+        &actual(Some(user(true, ADA)), &["Employees", "Engineering"]),
+        &PlanPolicy::default(),
+    ) else {
         panic!("expected an update");
     };
     assert_eq!(
@@ -235,9 +255,12 @@ fn names_are_derived_and_sent_together() {
 
 #[test]
 fn new_users_carry_the_person_key_as_external_id() {
-    let Ok(Plan::Apply { operations, .. }) =
-        plan(&event(EventKind::Joiner, Some(" ada@example.com "), "Finance"), &desired_for("Finance"), &actual(None, &[]), &PlanPolicy::default())
-    else {
+    let Ok(Plan::Apply { operations, .. }) = plan(
+        &event(EventKind::Joiner, Some(" ada@example.com "), "Finance"),
+        &desired_for("Finance"),
+        &actual(None, &[]),
+        &PlanPolicy::default(),
+    ) else {
         panic!("expected a plan");
     };
     let Operation::CreateUser(new_user) = &operations[0] else { panic!("expected create first") };
@@ -261,7 +284,12 @@ fn an_account_provisioned_for_someone_else_is_never_adopted() {
         let mut from_okta = user(true, ADA);
         from_okta.external_id = Some("okta-main:00u1".into());
         for matched in [&unlinked, &from_okta] {
-            let result = plan(&e, &desired_for("Engineering"), &actual(Some(matched.clone()), &["Employees", "Engineering"]), &PlanPolicy::default());
+            let result = plan(
+                &e,
+                &desired_for("Engineering"),
+                &actual(Some(matched.clone()), &["Employees", "Engineering"]),
+                &PlanPolicy::default(),
+            );
             assert_ne!(ops(result), vec!["refused_other_person"], "{kind}");
         }
     }
@@ -271,6 +299,7 @@ fn an_account_provisioned_for_someone_else_is_never_adopted() {
 fn unknown_attributes_never_remove_groups() {
     let e = event(EventKind::Mover, Some(ADA), "Finance");
     let guessing = Desired { groups: set(&["Employees"]), complete: false, ..desired_for("Finance") };
-    let result = plan(&e, &guessing, &actual(Some(user(true, ADA)), &["Employees", "Engineering"]), &PlanPolicy::default());
+    let result =
+        plan(&e, &guessing, &actual(Some(user(true, ADA)), &["Employees", "Engineering"]), &PlanPolicy::default());
     assert_eq!(ops(result), vec!["no_change"]);
 }

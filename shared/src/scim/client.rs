@@ -15,8 +15,8 @@ use tokio::sync::Semaphore;
 use url::Url;
 
 use super::{
-    CreateOutcome, Directory, ListResponse, NewUser, PatchOperation, PatchRequest, ScimError,
-    ScimErrorBody, ScimGroup, ScimUser, GROUP_SCHEMA, quote_filter_value,
+    CreateOutcome, Directory, GROUP_SCHEMA, ListResponse, NewUser, PatchOperation, PatchRequest, ScimError,
+    ScimErrorBody, ScimGroup, ScimUser, quote_filter_value,
 };
 
 /// Where the bridge is and how to authenticate. `base_url` includes the SCIM base path
@@ -29,10 +29,7 @@ pub struct BridgeCredentials {
 
 impl fmt::Debug for BridgeCredentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BridgeCredentials")
-            .field("base_url", &self.base_url)
-            .field("token", &"<redacted>")
-            .finish()
+        f.debug_struct("BridgeCredentials").field("base_url", &self.base_url).field("token", &"<redacted>").finish()
     }
 }
 
@@ -134,9 +131,7 @@ impl ScimClient {
             _ => return Err(ScimError::InsecureUrl),
         }
         {
-            let mut path = url
-                .path_segments_mut()
-                .map_err(|_| ScimError::InvalidUrl("cannot be a base".into()))?;
+            let mut path = url.path_segments_mut().map_err(|_| ScimError::InvalidUrl("cannot be a base".into()))?;
             path.pop_if_empty();
             // Ids are opaque: push() percent-encodes them.
             for segment in segments {
@@ -187,9 +182,7 @@ impl ScimClient {
                 .timeout(self.config.request_timeout.min(remaining))
                 .query(query);
             if let Some(body) = body {
-                request = request
-                    .header(reqwest::header::CONTENT_TYPE, "application/scim+json")
-                    .body(body.to_string());
+                request = request.header(reqwest::header::CONTENT_TYPE, "application/scim+json").body(body.to_string());
             }
             let started = Instant::now();
             let result = {
@@ -207,7 +200,8 @@ impl ScimClient {
                 }
             };
             let elapsed = started.elapsed();
-            metrics::histogram!("scim_call_ms", "operation" => operation.clone()).record(elapsed.as_secs_f64() * 1000.0);
+            metrics::histogram!("scim_call_ms", "operation" => operation.clone())
+                .record(elapsed.as_secs_f64() * 1000.0);
 
             let (problem, retry_after) = match result {
                 Ok((StatusCode::UNAUTHORIZED, _, _)) if !refreshed => {
@@ -289,12 +283,8 @@ impl ScimClient {
         let mut all = Vec::new();
         let mut start_index = 1usize;
         loop {
-            let query = [
-                ("startIndex", start_index.to_string()),
-                ("count", self.config.page_size.to_string()),
-            ];
-            let page: ListResponse<T> =
-                self.send_json(Method::GET, segments, &query, None, &[StatusCode::OK]).await?;
+            let query = [("startIndex", start_index.to_string()), ("count", self.config.page_size.to_string())];
+            let page: ListResponse<T> = self.send_json(Method::GET, segments, &query, None, &[StatusCode::OK]).await?;
             let received = page.resources.len();
             all.extend(page.resources);
             if received == 0 || all.len() >= page.total_results {
@@ -365,8 +355,7 @@ impl Directory for ScimClient {
 
     async fn create_group(&self, display_name: &str) -> Result<ScimGroup, ScimError> {
         let body = serde_json::json!({ "schemas": [GROUP_SCHEMA], "displayName": display_name });
-        self.send_json(Method::POST, &["Groups"], &[], Some(&body), &[StatusCode::OK, StatusCode::CREATED])
-            .await
+        self.send_json(Method::POST, &["Groups"], &[], Some(&body), &[StatusCode::OK, StatusCode::CREATED]).await
     }
 
     async fn patch_group(&self, id: &str, operations: Vec<PatchOperation>) -> Result<(), ScimError> {

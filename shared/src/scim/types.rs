@@ -123,11 +123,7 @@ impl PatchOperation {
 
     pub fn add_members(user_ids: &[String]) -> Self {
         let members = user_ids.iter().map(|id| serde_json::json!({ "value": id })).collect();
-        PatchOperation {
-            op: "add",
-            path: Some("members".to_owned()),
-            value: Some(serde_json::Value::Array(members)),
-        }
+        PatchOperation { op: "add", path: Some("members".to_owned()), value: Some(serde_json::Value::Array(members)) }
     }
 
     pub fn remove_member(user_id: &str) -> Self {

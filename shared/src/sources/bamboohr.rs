@@ -9,8 +9,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{
-    Context, Ignored, InboundRequest, Normalized, Outcome, SourceError, StringOrNumber, check_timestamp,
-    hmac_sha256, non_empty, parse_json, required_id,
+    Context, Ignored, InboundRequest, Normalized, Outcome, SourceError, StringOrNumber, check_timestamp, hmac_sha256,
+    non_empty, parse_json, required_id,
 };
 use crate::event::{Attributes, EventKind, LifecycleEvent, PersonKey, SourceKind, WIRE_VERSION};
 use crate::secrets::SecretString;
@@ -39,12 +39,10 @@ pub fn verify<'r>(
     request: &'r InboundRequest<'_>,
     context: &Context<'_>,
 ) -> Result<SignedTimestamp<'r>, SourceError> {
-    let signature = request
-        .header("x-bamboohr-signature")
-        .ok_or(SourceError::Unauthorized("missing X-BambooHR-Signature"))?;
-    let timestamp = request
-        .header("x-bamboohr-timestamp")
-        .ok_or(SourceError::Unauthorized("missing X-BambooHR-Timestamp"))?;
+    let signature =
+        request.header("x-bamboohr-signature").ok_or(SourceError::Unauthorized("missing X-BambooHR-Signature"))?;
+    let timestamp =
+        request.header("x-bamboohr-timestamp").ok_or(SourceError::Unauthorized("missing X-BambooHR-Timestamp"))?;
     let signature = hex::decode(signature).map_err(|_| SourceError::Unauthorized("signature is not hex"))?;
     hmac_sha256(config.private_key.expose().as_bytes(), &[request.body, timestamp.as_bytes()])
         .verify_slice(&signature)
@@ -307,9 +305,7 @@ fn normalize_field_based(
         let attributes = attributes_from_fields(&employee.fields);
         let fields_by_key: Vec<(String, Option<String>)> =
             employee.fields.iter().map(|(name, value)| (field_key(name), field_text(value))).collect();
-        let field = |key: &str| {
-            fields_by_key.iter().find(|(k, _)| k == key).and_then(|(_, v)| v.as_deref())
-        };
+        let field = |key: &str| fields_by_key.iter().find(|(k, _)| k == key).and_then(|(_, v)| v.as_deref());
         let left = field("status").is_some_and(|s| s.eq_ignore_ascii_case("inactive"))
             || field("employmentstatus").is_some_and(|s| s.eq_ignore_ascii_case("terminated"))
             || field("employmenthistorystatus").is_some_and(|s| s.eq_ignore_ascii_case("terminated"));
@@ -373,7 +369,10 @@ mod tests {
             let pairs: Vec<_> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
             let result = run(&vector(name, "secret"), &pairs, vector(name, "body").as_bytes(), now);
             assert!(result.is_ok(), "{name}: {result:?}");
-            assert_eq!(sign(&vector(name, "secret"), vector(name, "body").as_bytes(), &vector(name, "ts")), vector(name, "sig"));
+            assert_eq!(
+                sign(&vector(name, "secret"), vector(name, "body").as_bytes(), &vector(name, "ts")),
+                vector(name, "sig")
+            );
         }
     }
 
@@ -396,7 +395,8 @@ mod tests {
         assert!(unauthorized(run(&key, &good[..1], body.as_bytes(), now)));
         assert!(unauthorized(run(&key, &good[1..], body.as_bytes(), now)));
         // Signed the other way round (timestamp first), as some guides wrongly claim.
-        let reversed = hex::encode(hmac_sha256(key.as_bytes(), &[ts.as_bytes(), body.as_bytes()]).finalize().into_bytes());
+        let reversed =
+            hex::encode(hmac_sha256(key.as_bytes(), &[ts.as_bytes(), body.as_bytes()]).finalize().into_bytes());
         let pairs = [("x-bamboohr-signature", reversed.as_str()), ("x-bamboohr-timestamp", ts.as_str())];
         assert!(unauthorized(run(&key, &pairs, body.as_bytes(), now)));
         // A different timestamp header than the one signed.
@@ -427,7 +427,9 @@ mod tests {
     #[test]
     fn event_based_types_map_to_joiner_leaver_mover_or_ignored() {
         let body = |t: &str, fields: &str| {
-            format!(r#"{{"type":"{t}","timestamp":"2026-03-02T09:15:00+0000","data":{{"companyId":"48213","employeeId":1187,"changedFields":[{fields}]}}}}"#)
+            format!(
+                r#"{{"type":"{t}","timestamp":"2026-03-02T09:15:00+0000","data":{{"companyId":"48213","employeeId":1187,"changedFields":[{fields}]}}}}"#
+            )
         };
         let kind = |t: &str, fields: &str| signed(&body(t, fields), "1772442900").events.first().map(|e| e.kind);
         assert_eq!(kind("employee.created", ""), Some(EventKind::Joiner));

@@ -11,8 +11,7 @@ use std::fmt;
 use std::sync::OnceLock;
 
 use super::{
-    Context, Ignored, InboundRequest, Normalized, Outcome, SourceError, check_timestamp, hmac_sha256,
-    parse_json,
+    Context, Ignored, InboundRequest, Normalized, Outcome, SourceError, check_timestamp, hmac_sha256, parse_json,
 };
 use crate::event::{LifecycleEvent, SourceKind};
 
@@ -144,7 +143,10 @@ pub fn parse(body: &[u8], context: &Context<'_>) -> Result<Normalized, SourceErr
     let mut events = Vec::with_capacity(items.len());
     for (index, item) in items.into_iter().enumerate() {
         let mut event: LifecycleEvent = serde_json::from_value(item).map_err(|error| {
-            SourceError::bad_request(format!("event {index} is not a valid lifecycle event: {}", error_category(&error)))
+            SourceError::bad_request(format!(
+                "event {index} is not a valid lifecycle event: {}",
+                error_category(&error)
+            ))
         })?;
         if event.person.source != context.connection {
             return Err(SourceError::bad_request(format!(
@@ -223,10 +225,7 @@ mod tests {
             ("svix-signature", "v1,tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw="),
         ];
         let body = br#"{"email":"test@example.com","username":"test_user"}"#;
-        assert_eq!(
-            check("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD", &pairs, body, "2022-04-07T21:39:13Z"),
-            Ok(())
-        );
+        assert_eq!(check("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD", &pairs, body, "2022-04-07T21:39:13Z"), Ok(()));
     }
 
     #[test]
@@ -257,7 +256,8 @@ mod tests {
         assert!(unauthorized(check(&secret, &as_refs(&good), body.as_bytes(), "2026-03-02T09:20:01Z")));
         assert!(unauthorized(check(&secret, &as_refs(&good), body.as_bytes(), "2026-03-02T09:09:59Z")));
         for skip in 0..3 {
-            let partial: Vec<_> = as_refs(&good).into_iter().enumerate().filter(|(i, _)| *i != skip).map(|(_, p)| p).collect();
+            let partial: Vec<_> =
+                as_refs(&good).into_iter().enumerate().filter(|(i, _)| *i != skip).map(|(_, p)| p).collect();
             assert!(unauthorized(check(&secret, &partial, body.as_bytes(), AT_VECTOR_TIME)));
         }
         // The secret used as-is, without base64-decoding, is a different key.
@@ -265,17 +265,17 @@ mod tests {
         let headers = headers(&as_refs(&good));
         let method = http::Method::POST;
         let request = InboundRequest { method: &method, headers: &headers, body: body.as_bytes() };
-        assert!(matches!(
-            verify(&undecoded, &request, &context(AT_VECTOR_TIME)),
-            Err(SourceError::Unauthorized(_))
-        ));
+        assert!(matches!(verify(&undecoded, &request, &context(AT_VECTOR_TIME)), Err(SourceError::Unauthorized(_))));
     }
 
     #[test]
     fn sign_matches_the_vector() {
         let key = StandardWebhookKey::parse(&vector("standard", "secret")).unwrap();
         let body = vector("standard", "body");
-        assert_eq!(sign(&key, &vector("standard", "id"), &vector("standard", "ts"), body.as_bytes()), vector("standard", "sig"));
+        assert_eq!(
+            sign(&key, &vector("standard", "id"), &vector("standard", "ts"), body.as_bytes()),
+            vector("standard", "sig")
+        );
     }
 
     #[test]
@@ -308,7 +308,8 @@ mod tests {
         assert_eq!(event.received_at.to_rfc3339(), "2026-03-02T09:15:00+00:00");
         assert_eq!(event.attributes.work_email.as_deref(), Some("dana.kim@example.com"));
 
-        let many = serde_json::to_vec(&serde_json::json!([event_json("conn", "e1"), event_json("conn", "e2")])).unwrap();
+        let many =
+            serde_json::to_vec(&serde_json::json!([event_json("conn", "e1"), event_json("conn", "e2")])).unwrap();
         let ids: Vec<_> = parse(&many, &context(now)).unwrap().events.into_iter().map(|e| e.source_event_id).collect();
         assert_eq!(ids, ["e1", "e2"]);
         assert!(parse(b"[]", &context(now)).unwrap().events.is_empty());
@@ -316,7 +317,8 @@ mod tests {
 
     #[test]
     fn events_for_another_connection_are_refused() {
-        let body = serde_json::to_vec(&serde_json::json!([event_json("conn", "e1"), event_json("okta-main", "e2")])).unwrap();
+        let body =
+            serde_json::to_vec(&serde_json::json!([event_json("conn", "e1"), event_json("okta-main", "e2")])).unwrap();
         let error = parse(&body, &context("2026-03-02T09:15:00Z")).unwrap_err().to_string();
         assert!(error.contains("event 1") && error.contains("person.source"), "{error}");
         let mut claims_okta = event_json("conn", "e1");

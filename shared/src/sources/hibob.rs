@@ -10,8 +10,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{
-    Context, Handshake, Ignored, InboundRequest, Normalized, Outcome, SourceError, StringOrNumber,
-    hmac_sha512, non_empty, parse_json, required_id,
+    Context, Handshake, Ignored, InboundRequest, Normalized, Outcome, SourceError, StringOrNumber, hmac_sha512,
+    non_empty, parse_json, required_id,
 };
 use crate::event::{Attributes, EventKind, LifecycleEvent, PersonKey, SourceKind, WIRE_VERSION};
 use crate::secrets::SecretString;
@@ -109,11 +109,10 @@ pub fn parse(body: &[u8], context: &Context<'_>) -> Result<Normalized, SourceErr
             ));
         }
     }
-    let triggered_at = non_empty(Some(envelope.triggered_at))
-        .ok_or_else(|| SourceError::bad_request("triggeredAt is empty"))?;
-    let effective_at = parse_triggered_at(&triggered_at).ok_or_else(|| {
-        SourceError::bad_request("triggeredAt is not a date-time like 2026-03-31T00:00:04.118732")
-    })?;
+    let triggered_at =
+        non_empty(Some(envelope.triggered_at)).ok_or_else(|| SourceError::bad_request("triggeredAt is empty"))?;
+    let effective_at = parse_triggered_at(&triggered_at)
+        .ok_or_else(|| SourceError::bad_request("triggeredAt is not a date-time like 2026-03-31T00:00:04.118732"))?;
     let employee_id = required_id(envelope.data.employee_id, "data.employeeId")?;
     let source_event_id = format!("{}:{}:{}", envelope.event_type, employee_id, triggered_at);
 
@@ -124,11 +123,9 @@ pub fn parse(body: &[u8], context: &Context<'_>) -> Result<Normalized, SourceErr
         "employee.updated" => match &envelope.data.field_updates {
             // Without the list we cannot tell what changed: let the worker look.
             None => Some(EventKind::Mover),
-            Some(updates) => updates
-                .iter()
-                .filter_map(field_id)
-                .any(|id| MOVER_FIELDS.contains(&id))
-                .then_some(EventKind::Mover),
+            Some(updates) => {
+                updates.iter().filter_map(field_id).any(|id| MOVER_FIELDS.contains(&id)).then_some(EventKind::Mover)
+            }
         },
         "table.entry.created" | "table.entry.updated" => {
             (envelope.data.table_id.as_deref() == Some("work")).then_some(EventKind::Mover)
@@ -229,7 +226,9 @@ mod tests {
     #[test]
     fn event_types_map_per_the_research_table() {
         let body = |t: &str, data: &str| {
-            format!(r#"{{"companyId":638121,"type":"{t}","triggeredBy":"system","triggeredAt":"2026-03-02T09:15:00.402117","version":"v2","data":{{"employeeId":"42"{data}}}}}"#)
+            format!(
+                r#"{{"companyId":638121,"type":"{t}","triggeredBy":"system","triggeredAt":"2026-03-02T09:15:00.402117","version":"v2","data":{{"employeeId":"42"{data}}}}}"#
+            )
         };
         let kind = |t: &str, data: &str| signed(&body(t, data)).events.first().map(|e| e.kind);
         assert_eq!(kind("employee.joined", ""), Some(EventKind::Joiner));
@@ -239,10 +238,16 @@ mod tests {
         assert_eq!(kind("employee.deleted", ""), Some(EventKind::Leaver));
         assert_eq!(kind("employee.activated", ""), Some(EventKind::Rehire));
         assert_eq!(kind("employee.updated", ""), Some(EventKind::Mover));
-        assert_eq!(kind("employee.updated", r#","fieldUpdates":[{"fieldId":"work.department"},{"fieldId":"work.reportsTo"}]"#), Some(EventKind::Mover));
+        assert_eq!(
+            kind("employee.updated", r#","fieldUpdates":[{"fieldId":"work.department"},{"fieldId":"work.reportsTo"}]"#),
+            Some(EventKind::Mover)
+        );
         assert_eq!(kind("employee.updated", r#","fieldUpdates":["root.email"]"#), Some(EventKind::Mover));
         assert_eq!(kind("employee.updated", r#","fieldUpdates":["payroll.salary"]"#), None);
-        assert_eq!(kind("table.entry.created", r#","tableId":"work","effectiveDate":"2026-04-01""#), Some(EventKind::Mover));
+        assert_eq!(
+            kind("table.entry.created", r#","tableId":"work","effectiveDate":"2026-04-01""#),
+            Some(EventKind::Mover)
+        );
         assert_eq!(kind("table.entry.updated", r#","tableId":"work","id":7"#), Some(EventKind::Mover));
         assert_eq!(kind("table.entry.created", r#","tableId":"payroll""#), None);
         assert_eq!(kind("employee.temporaryLeave", ""), None);
@@ -264,8 +269,14 @@ mod tests {
         for (body, expected) in [
             ("nope", "not valid JSON"),
             (r#"{"type":"employee.left","triggeredAt":"2026-03-31T00:00:04","data":{"employeeId":"1"}}"#, "v2"),
-            (r#"{"type":"employee.left","triggeredAt":"yesterday","version":"v2","data":{"employeeId":"1"}}"#, "triggeredAt"),
-            (r#"{"type":"employee.left","triggeredAt":"2026-03-31T00:00:04","version":"v2","data":{}}"#, "data.employeeId"),
+            (
+                r#"{"type":"employee.left","triggeredAt":"yesterday","version":"v2","data":{"employeeId":"1"}}"#,
+                "triggeredAt",
+            ),
+            (
+                r#"{"type":"employee.left","triggeredAt":"2026-03-31T00:00:04","version":"v2","data":{}}"#,
+                "data.employeeId",
+            ),
             (r#"{"triggeredAt":"2026-03-31T00:00:04","version":"v2"}"#, "missing field `type`"),
         ] {
             match run("s", Some(&sign("s", body.as_bytes())), body.as_bytes()) {

@@ -38,9 +38,7 @@ impl TryFrom<RawConnections> for Connections {
 
     fn try_from(raw: RawConnections) -> Result<Self, Self::Error> {
         if let Some(bad) = raw.connections.keys().find(|name| !is_valid_connection_name(name)) {
-            return Err(format!(
-                "connection name {bad:?} must be 1-64 characters of A-Z, a-z, 0-9, '_', '.', '-'"
-            ));
+            return Err(format!("connection name {bad:?} must be 1-64 characters of A-Z, a-z, 0-9, '_', '.', '-'"));
         }
         Ok(Connections { connections: raw.connections })
     }
@@ -224,11 +222,7 @@ pub(crate) fn constant_time_eq(given: &[u8], expected: &[u8]) -> bool {
 pub(crate) fn check_timestamp(signed_at: DateTime<Utc>, context: &Context<'_>) -> Result<(), SourceError> {
     let skew = (context.now - signed_at).abs();
     let tolerance = chrono::Duration::from_std(context.tolerance).unwrap_or(chrono::Duration::MAX);
-    if skew > tolerance {
-        Err(SourceError::Unauthorized("timestamp outside the tolerance"))
-    } else {
-        Ok(())
-    }
+    if skew > tolerance { Err(SourceError::Unauthorized("timestamp outside the tolerance")) } else { Ok(()) }
 }
 
 /// Parses JSON, describing a failure by position and category only (the admin can find the
@@ -424,18 +418,28 @@ mod vector_tests {
             let body = text("body");
             let (config, pairs, now): (ConnectionConfig, Vec<(&str, String)>, i64) = match name.as_str() {
                 "bamboohr" | "bamboohr_fusebit" => (
-                    ConnectionConfig::Bamboohr(bamboohr::Config { private_key: crate::secrets::SecretString::new(text("secret")) }),
+                    ConnectionConfig::Bamboohr(bamboohr::Config {
+                        private_key: crate::secrets::SecretString::new(text("secret")),
+                    }),
                     vec![("X-BambooHR-Signature", text("sig")), ("X-BambooHR-Timestamp", text("ts"))],
                     text("ts").parse().unwrap(),
                 ),
                 "hibob" => (
-                    ConnectionConfig::Hibob(hibob::Config { secret: crate::secrets::SecretString::new(text("secret")) }),
+                    ConnectionConfig::Hibob(hibob::Config {
+                        secret: crate::secrets::SecretString::new(text("secret")),
+                    }),
                     vec![("Bob-Signature", text("sig"))],
                     0,
                 ),
                 "standard" => (
-                    ConnectionConfig::Generic(generic::Config { secret: generic::StandardWebhookKey::parse(&text("secret")).unwrap() }),
-                    vec![("webhook-id", text("id")), ("webhook-timestamp", text("ts")), ("webhook-signature", text("sig"))],
+                    ConnectionConfig::Generic(generic::Config {
+                        secret: generic::StandardWebhookKey::parse(&text("secret")).unwrap(),
+                    }),
+                    vec![
+                        ("webhook-id", text("id")),
+                        ("webhook-timestamp", text("ts")),
+                        ("webhook-signature", text("sig")),
+                    ],
                     text("ts").parse().unwrap(),
                 ),
                 other if NOT_OUR_SCHEMES.contains(&other) => continue,
@@ -463,20 +467,66 @@ mod never_panic {
 
     fn json_value() -> impl Strategy<Value = serde_json::Value> {
         let keys = prop::sample::select(vec![
-            "type", "timestamp", "data", "employeeId", "changedFields", "employees", "id", "action", "fields",
-            "value", "triggeredAt", "version", "fieldUpdates", "fieldId", "tableId", "events", "uuid", "published",
-            "eventType", "outcome", "result", "target", "alternateId", "displayName", "kind", "person", "source",
-            "source_kind", "source_event_id", "effective_at", "attributes", "work_email", "Status",
+            "type",
+            "timestamp",
+            "data",
+            "employeeId",
+            "changedFields",
+            "employees",
+            "id",
+            "action",
+            "fields",
+            "value",
+            "triggeredAt",
+            "version",
+            "fieldUpdates",
+            "fieldId",
+            "tableId",
+            "events",
+            "uuid",
+            "published",
+            "eventType",
+            "outcome",
+            "result",
+            "target",
+            "alternateId",
+            "displayName",
+            "kind",
+            "person",
+            "source",
+            "source_kind",
+            "source_event_id",
+            "effective_at",
+            "attributes",
+            "work_email",
+            "Status",
         ]);
         let leaf = prop_oneof![
             Just(serde_json::Value::Null),
             any::<bool>().prop_map(serde_json::Value::from),
             any::<i64>().prop_map(serde_json::Value::from),
-            any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map_or(serde_json::Value::Null, serde_json::Value::Number)),
+            any::<f64>().prop_map(
+                |f| serde_json::Number::from_f64(f).map_or(serde_json::Value::Null, serde_json::Value::Number)
+            ),
             prop::sample::select(vec![
-                "v2", "conn", "generic", "User", "SUCCESS", "employee.updated", "employee.left", "Updated",
-                "Inactive", "Terminated", "work", "user.lifecycle.deactivate", "2026-03-02T09:15:00Z",
-                "2026-03-02T09:15:00+0000", "2026-03-31T00:00:04.118732", "joiner", "", "Ping test",
+                "v2",
+                "conn",
+                "generic",
+                "User",
+                "SUCCESS",
+                "employee.updated",
+                "employee.left",
+                "Updated",
+                "Inactive",
+                "Terminated",
+                "work",
+                "user.lifecycle.deactivate",
+                "2026-03-02T09:15:00Z",
+                "2026-03-02T09:15:00+0000",
+                "2026-03-31T00:00:04.118732",
+                "joiner",
+                "",
+                "Ping test",
             ])
             .prop_map(serde_json::Value::from),
             ".*".prop_map(serde_json::Value::from),
@@ -499,7 +549,10 @@ mod never_panic {
         let method = http::Method::POST;
         let mut headers = http::HeaderMap::new();
         if form {
-            headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/x-www-form-urlencoded"));
+            headers.insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/x-www-form-urlencoded"),
+            );
         }
         let request = InboundRequest { method: &method, headers: &headers, body };
         let signed = bamboohr::SignedTimestamp { raw: "1772442900", at: context.now };

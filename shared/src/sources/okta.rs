@@ -39,12 +39,9 @@ pub fn verify(config: &Config, request: &InboundRequest<'_>) -> Result<(), Sourc
 
 /// Okta's one-time verification: echo `X-Okta-Verification-Challenge` as `{"verification"}`.
 pub fn verification(request: &InboundRequest<'_>) -> Result<Handshake, SourceError> {
-    let challenge = request
-        .header("x-okta-verification-challenge")
-        .filter(|c| !c.is_empty())
-        .ok_or_else(|| {
-            SourceError::bad_request("a GET must carry X-Okta-Verification-Challenge (Okta's one-time hook verification)")
-        })?;
+    let challenge = request.header("x-okta-verification-challenge").filter(|c| !c.is_empty()).ok_or_else(|| {
+        SourceError::bad_request("a GET must carry X-Okta-Verification-Challenge (Okta's one-time hook verification)")
+    })?;
     Ok(Handshake(serde_json::json!({ "verification": challenge })))
 }
 
@@ -234,10 +231,7 @@ mod tests {
 
     #[test]
     fn posts_need_the_header_too() {
-        assert!(matches!(
-            run(http::Method::POST, &[], DELIVERY_FIXTURE.as_bytes()),
-            Err(SourceError::Unauthorized(_))
-        ));
+        assert!(matches!(run(http::Method::POST, &[], DELIVERY_FIXTURE.as_bytes()), Err(SourceError::Unauthorized(_))));
         assert_eq!(run(http::Method::PUT, &[AUTH], b""), Err(SourceError::MethodNotAllowed));
     }
 
@@ -256,13 +250,23 @@ mod tests {
     #[test]
     fn event_types_map_per_the_research_table() {
         let kind = |t: &str| one(t, "SUCCESS", "User").events.first().map(|e| e.kind);
-        for t in ["user.lifecycle.create", "user.lifecycle.activate", "user.lifecycle.reactivate", "application.user_membership.add"] {
+        for t in [
+            "user.lifecycle.create",
+            "user.lifecycle.activate",
+            "user.lifecycle.reactivate",
+            "application.user_membership.add",
+        ] {
             assert_eq!(kind(t), Some(EventKind::Joiner), "{t}");
         }
         for t in ["user.account.update_profile", "group.user_membership.add", "group.user_membership.remove"] {
             assert_eq!(kind(t), Some(EventKind::Mover), "{t}");
         }
-        for t in ["user.lifecycle.deactivate", "user.lifecycle.suspend", "user.lifecycle.delete.initiated", "application.user_membership.remove"] {
+        for t in [
+            "user.lifecycle.deactivate",
+            "user.lifecycle.suspend",
+            "user.lifecycle.delete.initiated",
+            "application.user_membership.remove",
+        ] {
             assert_eq!(kind(t), Some(EventKind::Leaver), "{t}");
         }
         assert_eq!(kind("user.lifecycle.unsuspend"), Some(EventKind::Rehire));
@@ -280,7 +284,10 @@ mod tests {
             ("{", "JSON ends early"),
             (r#"{"data":{}}"#, "missing field `events`"),
             (r#"{"data":{"events":[{"eventType":"user.lifecycle.create"}]}}"#, "data.events[0].uuid"),
-            (r#"{"data":{"events":[{"uuid":"u","eventType":"user.lifecycle.create","published":"noon","target":[{"id":"1","type":"User"}]}]}}"#, "published"),
+            (
+                r#"{"data":{"events":[{"uuid":"u","eventType":"user.lifecycle.create","published":"noon","target":[{"id":"1","type":"User"}]}]}}"#,
+                "published",
+            ),
         ] {
             match run(http::Method::POST, &[AUTH], body.as_bytes()) {
                 Err(SourceError::BadRequest(message)) => assert!(message.contains(expected), "{message}"),

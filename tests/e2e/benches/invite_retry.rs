@@ -42,7 +42,10 @@ async fn bench() {
             SeedUser {
                 external_id: Some(format!("hr:{n}")),
                 invited_at: Some(if expired { expired_at } else { now }),
-                ..SeedUser::new(format!("person.{n}@example.com"), if expired { SeedState::InvitationExpired } else { SeedState::Invited })
+                ..SeedUser::new(
+                    format!("person.{n}@example.com"),
+                    if expired { SeedState::InvitationExpired } else { SeedState::Invited },
+                )
             }
         })
         .collect();
@@ -85,10 +88,15 @@ async fn bench() {
     .expect("config");
     let concurrency = config.concurrency;
     let clock_state = state.clone();
-    let app = InviteRetryApp::with_adapters(config, secrets as Arc<dyn SecretSource>, ledger.clone() as Arc<dyn Ledger>, None)
-        .await
-        .expect("app")
-        .with_clock(Arc::new(move || clock_state.now()));
+    let app = InviteRetryApp::with_adapters(
+        config,
+        secrets as Arc<dyn SecretSource>,
+        ledger.clone() as Arc<dyn Ledger>,
+        None,
+    )
+    .await
+    .expect("app")
+    .with_clock(Arc::new(move || clock_state.now()));
     state.clear_operations();
     let baseline = vm_hwm_kib();
 
@@ -103,8 +111,14 @@ async fn bench() {
     assert_eq!(summary.accepted, ACCEPTED, "{summary:?}");
     assert_eq!(repeats, EXPIRED);
     assert!(state.account_changes().is_empty());
-    println!("invite-retry benchmark: {PENDING} pending invitations, {EXPIRED} expired, {ACCEPTED} accepted (RETRY_CONCURRENCY={concurrency})");
-    println!("  wall time:        {:.3} s ({:.1} re-issues/s)", wall.as_secs_f64(), EXPIRED as f64 / wall.as_secs_f64());
+    println!(
+        "invite-retry benchmark: {PENDING} pending invitations, {EXPIRED} expired, {ACCEPTED} accepted (RETRY_CONCURRENCY={concurrency})"
+    );
+    println!(
+        "  wall time:        {:.3} s ({:.1} re-issues/s)",
+        wall.as_secs_f64(),
+        EXPIRED as f64 / wall.as_secs_f64()
+    );
     println!("  bridge+events requests: {requests}");
     println!("  summary:          {}", serde_json::to_string(&summary).unwrap_or_default());
     match (baseline, peak) {

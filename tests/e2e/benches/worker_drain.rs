@@ -36,7 +36,9 @@ async fn main() {
     let calls = h.take_scim_calls().len();
     let concurrency: f64 = concurrency.parse().unwrap_or(2.0);
     let physical = Duration::from_secs_f64(calls as f64 * latency_ms as f64 / 1000.0 / concurrency);
-    println!("worker drain: {events} events, {failed} failed, {calls} SCIM calls, latency {latency_ms} ms, SCIM concurrency {concurrency}");
+    println!(
+        "worker drain: {events} events, {failed} failed, {calls} SCIM calls, latency {latency_ms} ms, SCIM concurrency {concurrency}"
+    );
     println!("  wall time        {:>8.2} s", elapsed.as_secs_f64());
     println!("  events/s         {:>8.1}", events as f64 / elapsed.as_secs_f64());
     println!("  physical limit   {:>8.2} s (calls × latency ÷ concurrency)", physical.as_secs_f64());

@@ -19,7 +19,8 @@ pub const RETRY_SECRET_ID: &str = "invite-retry-secret";
 /// The worker secret as invite-retry reads it: bridge, optional Events API and Slack.
 pub fn retry_secret(sim: &RunningSim, events: bool, slack_webhook_url: Option<&str>) -> String {
     let defaults = SimConfig::default();
-    let mut secret = serde_json::json!({ "bridge_url": sim.scim_url(), "bridge_token": sim.state().config().scim_token.clone() });
+    let mut secret =
+        serde_json::json!({ "bridge_url": sim.scim_url(), "bridge_token": sim.state().config().scim_token.clone() });
     if events {
         secret["events_api_url"] = sim.base_url().into();
         secret["events_api_token"] =
@@ -50,10 +51,15 @@ pub async fn retry_app(
     let mut config = InviteRetryConfig::from_env(&Env::from_pairs(pairs)).expect("invite-retry config");
     tweak(&mut config);
     let state = h.sim.state();
-    InviteRetryApp::with_adapters(config, h.secrets.clone() as Arc<dyn SecretSource>, h.ledger.clone() as Arc<dyn Ledger>, notifier)
-        .await
-        .expect("invite-retry starts")
-        .with_clock(Arc::new(move || state.now()))
+    InviteRetryApp::with_adapters(
+        config,
+        h.secrets.clone() as Arc<dyn SecretSource>,
+        h.ledger.clone() as Arc<dyn Ledger>,
+        notifier,
+    )
+    .await
+    .expect("invite-retry starts")
+    .with_clock(Arc::new(move || state.now()))
 }
 
 /// One run with a comfortable deadline.
@@ -98,9 +104,10 @@ impl BinaryStack {
         let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
         provisioning::ledger::DynamoLedger::create_table_for_tests(&dynamo, BINARY_TABLE).await?;
         let mut env = moto.env();
-        for (k, v) in [("WORKER_SECRET_ID", BINARY_SECRET_ID), ("LEDGER_TABLE", BINARY_TABLE), ("ALLOW_HTTP_BRIDGE", "true")]
-            .iter()
-            .chain(extra_env)
+        for (k, v) in
+            [("WORKER_SECRET_ID", BINARY_SECRET_ID), ("LEDGER_TABLE", BINARY_TABLE), ("ALLOW_HTTP_BRIDGE", "true")]
+                .iter()
+                .chain(extra_env)
         {
             env.push((k.to_string(), v.to_string()));
         }

@@ -29,10 +29,7 @@ pub fn venv_tool(venv: &str, tool: &str) -> Result<PathBuf> {
 
 /// A port that was free a moment ago. Tools that cannot bind port 0 themselves need this.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free loopback port")
 }
 
 pub fn wait_for_port(addr: SocketAddr, timeout: Duration) -> Result<()> {
@@ -54,10 +51,7 @@ pub struct ChildGuard {
 
 impl ChildGuard {
     pub fn spawn(name: &str, command: &mut Command) -> Result<Self> {
-        let child = command
-            .stdin(Stdio::null())
-            .spawn()
-            .with_context(|| format!("starting {name}"))?;
+        let child = command.stdin(Stdio::null()).spawn().with_context(|| format!("starting {name}"))?;
         Ok(ChildGuard { child, name: name.to_owned() })
     }
 
@@ -85,10 +79,7 @@ impl Moto {
     pub fn start() -> Result<Self> {
         let port = free_port();
         let mut command = Command::new(venv_tool("aws", "moto_server")?);
-        command
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+        command.args(["-H", "127.0.0.1", "-p", &port.to_string()]).stdout(Stdio::null()).stderr(Stdio::null());
         let process = ChildGuard::spawn("moto_server", &mut command)?;
         wait_for_port(SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_secs(20))?;
         Ok(Moto { endpoint: format!("http://127.0.0.1:{port}"), _process: process })
@@ -112,9 +103,7 @@ impl Moto {
         aws_config::defaults(aws_config::BehaviorVersion::latest())
             .endpoint_url(&self.endpoint)
             .region(aws_config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_sqs::config::Credentials::new(
-                "testing", "testing", None, None, "moto",
-            ))
+            .credentials_provider(aws_sdk_sqs::config::Credentials::new("testing", "testing", None, None, "moto"))
             .load()
             .await
     }
@@ -137,9 +126,7 @@ pub fn function_binaries() -> Result<PathBuf> {
             if !status.success() {
                 return Err(format!("cargo build of the function binaries failed: {status}"));
             }
-            let target = std::env::var("CARGO_TARGET_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|_| root.join("target"));
+            let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| root.join("target"));
             Ok(target.join("debug"))
         })
         .clone()
@@ -257,7 +244,8 @@ impl FifoQueues {
             .attributes
             .and_then(|a| a.get(&A::QueueArn).cloned())
             .context("dlq arn")?;
-        let redrive = serde_json::json!({ "deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count.to_string() });
+        let redrive =
+            serde_json::json!({ "deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count.to_string() });
         let queue_url = client
             .create_queue()
             .queue_name(format!("{name}.fifo"))

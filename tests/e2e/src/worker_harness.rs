@@ -49,9 +49,8 @@ impl WorkerHarness {
 
     async fn start_full(sim_config: SimConfig, env: &[(&str, &str)], source: Option<Arc<InMemoryEnricher>>) -> Self {
         let token = sim_config.scim_token.clone();
-        let sim = onepassword_sim::spawn(sim_config, "127.0.0.1:0".parse().expect("addr"))
-            .await
-            .expect("simulator starts");
+        let sim =
+            onepassword_sim::spawn(sim_config, "127.0.0.1:0".parse().expect("addr")).await.expect("simulator starts");
         let secrets = Arc::new(InMemorySecretSource::new());
         secrets.set(WORKER_SECRET_ID, worker_secret(&sim, &token));
         let ledger = Arc::new(InMemoryLedger::new());
@@ -115,7 +114,8 @@ pub fn base_time() -> DateTime<Utc> {
 
 /// A complete event for person `id`, effective `minutes` after the base time.
 pub fn event(kind: EventKind, id: &str, email: &str, department: &str, minutes: i64) -> LifecycleEvent {
-    let (given, family) = email.split_once('@').map(|(l, _)| l).unwrap_or("x").split_once('.').unwrap_or(("Pat", "Doe"));
+    let (given, family) =
+        email.split_once('@').map(|(l, _)| l).unwrap_or("x").split_once('.').unwrap_or(("Pat", "Doe"));
     LifecycleEvent {
         version: 1,
         kind,

@@ -18,12 +18,7 @@ async fn invite_retry_answers_with_a_summary() {
 #[tokio::test]
 async fn ingest_answers_unknown_routes_with_a_json_404() {
     let ingest = LambdaFunction::start("ingest", &[]).unwrap();
-    let response = reqwest::Client::new()
-        .post(ingest.function_url("/no/such/route"))
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
+    let response = reqwest::Client::new().post(ingest.function_url("/no/such/route")).body("{}").send().await.unwrap();
     assert_eq!(response.status(), 404);
     let body: serde_json::Value = response.json().await.unwrap();
     assert!(body.get("error").is_some(), "{body}");

@@ -46,7 +46,13 @@ async fn chaos_ends_in_the_expected_state_with_nothing_lost() {
     let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
     let connections = serde_json::json!({ "connections": { CONNECTION: { "source": "generic", "secret": KEY } } });
     secrets.create_secret().name("connections").secret_string(connections.to_string()).send().await.unwrap();
-    secrets.create_secret().name("worker").secret_string(worker_secret(&sim, &SimConfig::default().scim_token)).send().await.unwrap();
+    secrets
+        .create_secret()
+        .name("worker")
+        .secret_string(worker_secret(&sim, &SimConfig::default().scim_token))
+        .send()
+        .await
+        .unwrap();
     let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
     DynamoLedger::create_table_for_tests(&dynamo, "ledger").await.unwrap();
     let ledger = DynamoLedger::new(dynamo, "ledger");
@@ -57,8 +63,14 @@ async fn chaos_ends_in_the_expected_state_with_nothing_lost() {
     ingest_env.push(("CONNECTIONS_SECRET_ID".into(), "connections".into()));
     let ingest = LambdaFunction::start("ingest", &ingest_env).unwrap();
     let mut worker_env = moto.env();
-    for (k, v) in [("WORKER_SECRET_ID", "worker"), ("LEDGER_TABLE", "ledger"), ("ALLOW_HTTP_BRIDGE", "true"),
-        ("MAPPING_RULES", RULES), ("SCIM_TIMEOUT_MS", "500"), ("MASS_LEAVER_LIMIT", "1000")] {
+    for (k, v) in [
+        ("WORKER_SECRET_ID", "worker"),
+        ("LEDGER_TABLE", "ledger"),
+        ("ALLOW_HTTP_BRIDGE", "true"),
+        ("MAPPING_RULES", RULES),
+        ("SCIM_TIMEOUT_MS", "500"),
+        ("MASS_LEAVER_LIMIT", "1000"),
+    ] {
         worker_env.push((k.into(), v.into()));
     }
     let worker = LambdaFunction::start("worker", &worker_env).unwrap();
@@ -71,7 +83,13 @@ async fn chaos_ends_in_the_expected_state_with_nothing_lost() {
         (FaultAction::Latency { ms: 800 }, 0.01),
     ];
     for (seed, (action, p)) in faults.into_iter().enumerate() {
-        sim.state().add_fault(FaultRule { probability: Some(p), seed: Some(seed as u64 + 7), ..FaultRule::new(None, "/scim/*", action) }).unwrap();
+        sim.state()
+            .add_fault(FaultRule {
+                probability: Some(p),
+                seed: Some(seed as u64 + 7),
+                ..FaultRule::new(None, "/scim/*", action)
+            })
+            .unwrap();
     }
 
     // Send every person's story in order, interleaving people; every 10th webhook twice.
@@ -89,9 +107,14 @@ async fn chaos_ends_in_the_expected_state_with_nothing_lost() {
             for _ in 0..deliveries {
                 let response = http
                     .post(ingest.function_url(&format!("/webhooks/{CONNECTION}")))
-                    .header("webhook-id", &id).header("webhook-timestamp", &ts).header("webhook-signature", &signature)
+                    .header("webhook-id", &id)
+                    .header("webhook-timestamp", &ts)
+                    .header("webhook-signature", &signature)
                     .header("content-type", "application/json")
-                    .body(body.clone()).send().await.unwrap();
+                    .body(body.clone())
+                    .send()
+                    .await
+                    .unwrap();
                 assert_eq!(response.status(), 202, "{}", response.text().await.unwrap());
                 let answer: serde_json::Value = response.json().await.unwrap();
                 accepted += answer["accepted"].as_u64().unwrap_or(0);
@@ -115,7 +138,10 @@ async fn chaos_ends_in_the_expected_state_with_nothing_lost() {
     let injected = sim.state().operations().iter().filter(|op| op.fault.is_some()).count();
     let calls = sim.state().operations().len();
     println!("chaos: {sent} webhooks ({duplicates} duplicated), {accepted} events accepted, {rounds} worker batches,");
-    println!("       {deleted} messages applied, {failed} redeliveries, {} in the DLQ, {injected} of {calls} bridge calls faulted", dead.len());
+    println!(
+        "       {deleted} messages applied, {failed} redeliveries, {} in the DLQ, {injected} of {calls} bridge calls faulted",
+        dead.len()
+    );
 
     // Nothing lost: every event was accepted (duplicates included: SQS deduplicates), and
     // every queued message was applied or sits in the DLQ.
@@ -124,7 +150,8 @@ async fn chaos_ends_in_the_expected_state_with_nothing_lost() {
     assert!(injected > 0, "the faults really fired");
     let logs = worker.logs();
     for body in &dead {
-        let event_id = serde_json::from_str::<serde_json::Value>(body).unwrap()["source_event_id"].as_str().unwrap().to_owned();
+        let event_id =
+            serde_json::from_str::<serde_json::Value>(body).unwrap()["source_event_id"].as_str().unwrap().to_owned();
         assert!(logs.contains(&event_id), "dead-lettered {event_id} has a logged reason");
     }
     assert!(dead.is_empty(), "with 5 receives and retries, no event should need the DLQ: {dead:?}");
@@ -148,7 +175,11 @@ async fn chaos_ends_in_the_expected_state_with_nothing_lost() {
         let mut expected = vec!["Employees".to_owned(), final_dept.to_owned()];
         expected.sort();
         assert_eq!(groups, expected, "person {person}");
-        let record = ledger.person(&provisioning::PersonKey::new(CONNECTION, format!("P{person}"))).await.unwrap().expect("recorded");
+        let record = ledger
+            .person(&provisioning::PersonKey::new(CONNECTION, format!("P{person}")))
+            .await
+            .unwrap()
+            .expect("recorded");
         assert_eq!(record.last_event_id, format!("P{person}-3"));
     }
 }

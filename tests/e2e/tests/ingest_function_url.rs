@@ -15,18 +15,27 @@ async fn bamboohr_event_based_and_field_based_webhooks_are_queued() {
     let ts = now_seconds();
     let thin = fixture("bamboohr/event-based-updated.json");
     let (headers, thin_signature) = bamboohr_headers(&ts, &thin);
-    assert_eq!(post(&ingest, "/webhooks/bamboohr-main", &headers, &thin).await, (202, serde_json::json!({"accepted": 1, "ignored": 0})));
+    assert_eq!(
+        post(&ingest, "/webhooks/bamboohr-main", &headers, &thin).await,
+        (202, serde_json::json!({"accepted": 1, "ignored": 0}))
+    );
     let fat = fixture("bamboohr/field-based-termination.json");
     let (headers, fat_signature) = bamboohr_headers(&ts, &fat);
     assert_eq!(post(&ingest, "/webhooks/bamboohr-main", &headers, &fat).await.0, 202);
     let (forged, _) = bamboohr_headers("1000000000", &fat);
-    assert_eq!(post(&ingest, "/webhooks/bamboohr-main", &forged, &fat).await, (401, serde_json::json!({"error": "unauthorized"})));
+    assert_eq!(
+        post(&ingest, "/webhooks/bamboohr-main", &forged, &fat).await,
+        (401, serde_json::json!({"error": "unauthorized"}))
+    );
 
     let messages = aws.drain().await;
     let kinds: Vec<_> = messages.iter().map(|(g, _, e)| (g.as_str(), e.kind, e.source_kind)).collect();
     assert_eq!(
         kinds,
-        [("bamboohr-main:1187", EventKind::Mover, SourceKind::Bamboohr), ("bamboohr-main:1187", EventKind::Leaver, SourceKind::Bamboohr)]
+        [
+            ("bamboohr-main:1187", EventKind::Mover, SourceKind::Bamboohr),
+            ("bamboohr-main:1187", EventKind::Leaver, SourceKind::Bamboohr)
+        ]
     );
     assert_eq!(messages[1].2.attributes.work_email.as_deref(), Some("dana.kim@example.com"));
     assert_logs_exclude(&ingest, &[BAMBOO_KEY, &thin_signature, &fat_signature, "dana.kim@example.com"]);
@@ -40,7 +49,10 @@ async fn hibob_ping_is_answered_and_a_leaver_is_queued() {
     assert_eq!(ping, (200, serde_json::json!({"handshake": "ok"})));
     let body = fixture("hibob/employee-left.json");
     let (headers, signature) = hibob_headers(&body);
-    assert_eq!(post(&ingest, "/webhooks/hibob-main", &headers, &body).await, (202, serde_json::json!({"accepted": 1, "ignored": 0})));
+    assert_eq!(
+        post(&ingest, "/webhooks/hibob-main", &headers, &body).await,
+        (202, serde_json::json!({"accepted": 1, "ignored": 0}))
+    );
 
     let messages = aws.drain().await;
     assert_eq!(messages.len(), 1, "the ping queued nothing");
@@ -63,7 +75,10 @@ async fn okta_verification_and_a_batch_delivery() {
         .await
         .unwrap();
     assert_eq!(verification.status(), 200);
-    assert_eq!(verification.json::<serde_json::Value>().await.unwrap(), serde_json::json!({"verification": "3xq8WnZ0c0Jd-PkLr2tY9uVbHs"}));
+    assert_eq!(
+        verification.json::<serde_json::Value>().await.unwrap(),
+        serde_json::json!({"verification": "3xq8WnZ0c0Jd-PkLr2tY9uVbHs"})
+    );
     let unauthenticated = client()
         .get(ingest.function_url("/webhooks/okta-main"))
         .header("X-Okta-Verification-Challenge", "3xq8WnZ0c0Jd-PkLr2tY9uVbHs")
@@ -74,7 +89,10 @@ async fn okta_verification_and_a_batch_delivery() {
 
     let body = fixture("okta/delivery.json");
     let headers = [("Authorization", OKTA_AUTH.to_owned()), ("Content-Type", "application/json".to_owned())];
-    assert_eq!(post(&ingest, "/webhooks/okta-main", &headers, &body).await, (202, serde_json::json!({"accepted": 2, "ignored": 0})));
+    assert_eq!(
+        post(&ingest, "/webhooks/okta-main", &headers, &body).await,
+        (202, serde_json::json!({"accepted": 2, "ignored": 0}))
+    );
 
     let messages = aws.drain().await;
     let summary: Vec<_> = messages.iter().map(|(g, _, e)| (g.as_str(), e.kind, e.source_event_id.as_str())).collect();
@@ -94,7 +112,10 @@ async fn generic_standard_webhooks_events_are_queued() {
     let ingest = aws.start_ingest(&[]);
     let body = fixture("generic/two-events.json");
     let (headers, signature) = generic_headers("msg_generic_e2e", &now_seconds(), &body);
-    assert_eq!(post(&ingest, "/webhooks/hr-generic", &headers, &body).await, (202, serde_json::json!({"accepted": 2, "ignored": 0})));
+    assert_eq!(
+        post(&ingest, "/webhooks/hr-generic", &headers, &body).await,
+        (202, serde_json::json!({"accepted": 2, "ignored": 0}))
+    );
     let (status, answer) = post(&ingest, "/webhooks/hr-generic", &headers, b"{\"kind\":\"joiner\"}").await;
     assert_eq!(status, 401, "the signature covers the body: {answer}");
 

@@ -47,10 +47,12 @@ async fn a_bamboohr_batch_larger_than_ten_lands_every_employee_once() {
     let aws = Aws::start().await;
     let ingest = aws.start_ingest(&[]);
     let employees: Vec<_> = (1..=23)
-        .map(|id| serde_json::json!({
-            "id": id.to_string(), "action": "Updated", "timestamp": "2026-03-02T09:15:00+0000",
-            "changedFields": ["Department"], "fields": {"Department": {"value": format!("Team {id}")}}
-        }))
+        .map(|id| {
+            serde_json::json!({
+                "id": id.to_string(), "action": "Updated", "timestamp": "2026-03-02T09:15:00+0000",
+                "changedFields": ["Department"], "fields": {"Department": {"value": format!("Team {id}")}}
+            })
+        })
         .collect();
     let body = serde_json::to_vec(&serde_json::json!({ "employees": employees })).unwrap();
     let (headers, _) = bamboohr_headers(&now_seconds(), &body);

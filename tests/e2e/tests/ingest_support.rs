@@ -126,7 +126,11 @@ pub fn generic_headers(id: &str, ts: &str, body: &[u8]) -> (Vec<(&'static str, S
     let key = generic::StandardWebhookKey::parse(WHSEC).unwrap();
     let signature = generic::sign(&key, id, ts, body);
     (
-        vec![("webhook-id", id.to_owned()), ("webhook-timestamp", ts.to_owned()), ("webhook-signature", signature.clone())],
+        vec![
+            ("webhook-id", id.to_owned()),
+            ("webhook-timestamp", ts.to_owned()),
+            ("webhook-signature", signature.clone()),
+        ],
         signature,
     )
 }

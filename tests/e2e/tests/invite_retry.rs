@@ -2,7 +2,7 @@
 //! after the real worker has invited people into the same ledger. Time moves with the
 //! simulator's clock, which is also invite-retry's "now".
 
-use e2e::invite_retry_harness::{patches_of, pass_ttl, retry_app, retry_secret, run};
+use e2e::invite_retry_harness::{pass_ttl, patches_of, retry_app, retry_secret, run};
 use e2e::worker_harness::{WorkerHarness, event};
 use onepassword_sim::{FaultAction, FaultRule, InvitationKind, Lifecycle};
 use provisioning::EventKind::{Joiner, Leaver};
@@ -91,7 +91,8 @@ async fn never_accepted_is_reissued_up_to_the_cap_then_escalated_to_slack() {
     let ada = join(&h, "1", ADA).await;
     let first_invited = h.ledger.invitation(&ada).await.unwrap().unwrap().invited_at;
     let webhook = format!("{}/services/T000/B000/XXXX", slack.uri());
-    let app = retry_app(&h, &[("MAX_INVITE_ATTEMPTS", "2")], retry_secret(&h.sim, true, Some(&webhook)), None, |_| {}).await;
+    let app =
+        retry_app(&h, &[("MAX_INVITE_ATTEMPTS", "2")], retry_secret(&h.sim, true, Some(&webhook)), None, |_| {}).await;
 
     for attempt in 1..=2 {
         pass_ttl(&h);
@@ -181,7 +182,9 @@ async fn report_only_mode_reinvites_nobody() {
     let ada = join(&h, "1", ADA).await;
     let notifier = Arc::new(InMemoryNotifier::default());
     // No Events API token in the secret.
-    let app = retry_app(&h, &[], retry_secret(&h.sim, false, None), Some(notifier.clone() as Arc<dyn Notifier>), |_| {}).await;
+    let app =
+        retry_app(&h, &[], retry_secret(&h.sim, false, None), Some(notifier.clone() as Arc<dyn Notifier>), |_| {})
+            .await;
     pass_ttl(&h);
     h.sim.state().clear_operations();
 
@@ -231,8 +234,14 @@ async fn a_run_cut_short_by_its_time_budget_resumes_without_duplicates() {
     for (n, email) in emails.iter().enumerate() {
         join(&h, &n.to_string(), email).await;
     }
-    let app = retry_app(&h, &[("RETRY_CONCURRENCY", "1"), ("TIME_BUDGET_MARGIN_SECONDS", "2")], retry_secret(&h.sim, true, None), None, |_| {})
-        .await;
+    let app = retry_app(
+        &h,
+        &[("RETRY_CONCURRENCY", "1"), ("TIME_BUDGET_MARGIN_SECONDS", "2")],
+        retry_secret(&h.sim, true, None),
+        None,
+        |_| {},
+    )
+    .await;
     pass_ttl(&h);
     h.sim.state().add_fault(FaultRule::new(None, "/scim/*", FaultAction::Latency { ms: 100 })).unwrap();
 
@@ -270,7 +279,12 @@ async fn sign_ins_are_read_by_cursor_across_several_pages() {
     let summary = run(&app).await;
     assert_eq!(summary.accepted, 5, "{summary:?}");
     let pages = |h: &WorkerHarness| {
-        h.sim.state().operations().iter().filter(|op| op.method == "POST" && op.path == "/api/v2/signinattempts").count()
+        h.sim
+            .state()
+            .operations()
+            .iter()
+            .filter(|op| op.method == "POST" && op.path == "/api/v2/signinattempts")
+            .count()
     };
     assert_eq!(pages(&h), 5);
     assert!(h.ledger.events_cursor().await.unwrap().is_some());

@@ -62,7 +62,11 @@ async fn without_an_events_token_the_binary_only_reports() {
     let stack = BinaryStack::start(false, &[]).await.unwrap();
     let person = expired_invitation(&stack).await;
     let answer = stack.tick().await.unwrap();
-    assert_eq!((answer["mode"].as_str(), answer["reported"].as_u64(), answer["reinvited"].as_u64()), (Some("report-only"), Some(1), Some(0)), "{answer}");
+    assert_eq!(
+        (answer["mode"].as_str(), answer["reported"].as_u64(), answer["reinvited"].as_u64()),
+        (Some("report-only"), Some(1), Some(0)),
+        "{answer}"
+    );
     assert_eq!(stack.sim.state().outbox().len(), 0, "seeded users got no mail; nobody was re-invited");
     assert_eq!(stack.ledger.invitation(&person).await.unwrap().unwrap().status, InvitationStatus::Escalated);
 }

@@ -54,16 +54,26 @@ async fn pages_follow_the_cursor_to_the_end() {
     assert_eq!(emails, (0..5).map(|i| format!("p{i}@example.com")).collect::<Vec<_>>());
     // A start time after every event: nothing.
     let later = sim.state().now() + chrono::Duration::minutes(1);
-    let empty = events.sign_in_attempts(&PageRequest::Reset { limit: 10, start_time: Some(later) }, soon()).await.unwrap();
+    let empty =
+        events.sign_in_attempts(&PageRequest::Reset { limit: 10, start_time: Some(later) }, soon()).await.unwrap();
     assert!(empty.items.is_empty() && !empty.has_more);
 }
 
 #[tokio::test]
 async fn rate_limits_and_server_errors_are_retried() {
     let sim = sim_with_sign_ins(1).await;
-    sim.state().add_fault(FaultRule::new(Some("POST"), "/api/v2/signinattempts", FaultAction::rate_limit(0)).times(1)).unwrap();
     sim.state()
-        .add_fault(FaultRule::new(Some("POST"), "/api/v2/signinattempts", FaultAction::Status { status: 503, retry_after: None }).times(1))
+        .add_fault(FaultRule::new(Some("POST"), "/api/v2/signinattempts", FaultAction::rate_limit(0)).times(1))
+        .unwrap();
+    sim.state()
+        .add_fault(
+            FaultRule::new(
+                Some("POST"),
+                "/api/v2/signinattempts",
+                FaultAction::Status { status: 503, retry_after: None },
+            )
+            .times(1),
+        )
         .unwrap();
     let page = client(&sim, "sim-events-token")
         .sign_in_attempts(&PageRequest::Reset { limit: 10, start_time: None }, soon())
@@ -99,5 +109,8 @@ async fn a_wrong_token_is_a_clear_error_without_the_token() {
         .sign_in_attempts(&PageRequest::Continue { cursor: "not-a-cursor".into() }, soon())
         .await
         .unwrap_err();
-    assert!(matches!(bad_cursor, EventsApiError::Status { status: 400, message: Some(ref m) } if m.contains("cursor")), "{bad_cursor:?}");
+    assert!(
+        matches!(bad_cursor, EventsApiError::Status { status: 400, message: Some(ref m) } if m.contains("cursor")),
+        "{bad_cursor:?}"
+    );
 }

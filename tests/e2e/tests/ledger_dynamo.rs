@@ -18,19 +18,13 @@ async fn dynamo_ledger_passes_the_conformance_suite_on_moto() {
         let client = client.clone();
         let name = format!("ledger-{}", tables.fetch_add(1, Ordering::Relaxed));
         async move {
-            DynamoLedger::create_table_for_tests(&client, &name)
-                .await
-                .expect("create table");
+            DynamoLedger::create_table_for_tests(&client, &name).await.expect("create table");
             Box::new(DynamoLedger::new(client, name).with_query_page_size(2)) as Box<dyn Ledger>
         }
     })
     .await;
     assert_eq!(tables.load(Ordering::Relaxed), conformance::CASES.len());
-    assert!(
-        failures.is_empty(),
-        "conformance failures on DynamoDB (moto):\n{}",
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "conformance failures on DynamoDB (moto):\n{}", failures.join("\n"));
 }
 
 /// The index is sparse for real: a settled invitation carries no index attributes, and
@@ -43,9 +37,7 @@ async fn settled_invitations_drop_their_index_attributes() {
 
     let moto = e2e::Moto::start().expect("moto_server starts");
     let client = Client::new(&moto.sdk_config().await);
-    DynamoLedger::create_table_for_tests(&client, "layout")
-        .await
-        .unwrap();
+    DynamoLedger::create_table_for_tests(&client, "layout").await.unwrap();
     let ledger = DynamoLedger::new(client.clone(), "layout");
     let person = PersonKey::new("okta-main", "00u1");
     let sent = Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap();
@@ -73,30 +65,13 @@ async fn settled_invitations_drop_their_index_attributes() {
             .expect("invitation item at PERSON#<key>/INVITE")
     };
     let item = raw(client.clone()).await;
-    assert_eq!(
-        item.get("gsi1pk"),
-        Some(&AttributeValue::S("PENDING".into()))
-    );
-    assert_eq!(
-        item.get("gsi1sk"),
-        Some(&AttributeValue::S(
-            "2026-03-02T09:00:00.000000000Z#okta-main:00u1".into()
-        ))
-    );
+    assert_eq!(item.get("gsi1pk"), Some(&AttributeValue::S("PENDING".into())));
+    assert_eq!(item.get("gsi1sk"), Some(&AttributeValue::S("2026-03-02T09:00:00.000000000Z#okta-main:00u1".into())));
 
-    ledger
-        .set_invitation_status(&person, InvitationStatus::Accepted)
-        .await
-        .unwrap();
+    ledger.set_invitation_status(&person, InvitationStatus::Accepted).await.unwrap();
     let item = raw(client.clone()).await;
-    assert_eq!(
-        item.get("status"),
-        Some(&AttributeValue::S("accepted".into()))
-    );
-    assert!(
-        !item.contains_key("gsi1pk") && !item.contains_key("gsi1sk"),
-        "{item:?}"
-    );
+    assert_eq!(item.get("status"), Some(&AttributeValue::S("accepted".into())));
+    assert!(!item.contains_key("gsi1pk") && !item.contains_key("gsi1sk"), "{item:?}");
 
     // The index itself is empty now (queried directly, not through the ledger).
     let in_index = client
@@ -126,8 +101,5 @@ async fn settled_invitations_drop_their_index_attributes() {
         other => panic!("expires_at should be a number, got {other:?}"),
     };
     let in_a_day = Utc::now().timestamp() + 86_400;
-    assert!(
-        (in_a_day - 60..=in_a_day + 60).contains(&expires_at),
-        "{expires_at} vs {in_a_day}"
-    );
+    assert!((in_a_day - 60..=in_a_day + 60).contains(&expires_at), "{expires_at} vs {in_a_day}");
 }

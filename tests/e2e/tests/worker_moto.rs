@@ -87,7 +87,10 @@ async fn a_queued_joiner_is_invited_recorded_and_deleted() {
 #[tokio::test]
 async fn a_bridge_that_stays_down_sends_the_message_to_the_dlq() {
     let s = stack(2, &[("SCIM_MAX_RETRIES", "1")]).await;
-    s.sim.state().add_fault(FaultRule::new(None, "/scim/*", FaultAction::Status { status: 503, retry_after: None })).unwrap();
+    s.sim
+        .state()
+        .add_fault(FaultRule::new(None, "/scim/*", FaultAction::Status { status: 503, retry_after: None }))
+        .unwrap();
     let ada = event(Joiner, "1", "ada.lovelace@example.com", "Engineering", 0);
     s.queues.send(&ada.person.to_string(), "d1", &serde_json::to_string(&ada).unwrap()).await.unwrap();
     let mut rounds = Vec::new();

@@ -27,7 +27,12 @@ async fn joiner_mover_leaver_against_scim2_server() {
 
     let secrets = Arc::new(InMemorySecretSource::new());
     secrets.set("w", serde_json::json!({ "bridge_url": base, "bridge_token": "other-token" }).to_string());
-    let env = Env::from_pairs([("WORKER_SECRET_ID", "w"), ("LEDGER_TABLE", "-"), ("ALLOW_HTTP_BRIDGE", "true"), ("MAPPING_RULES", RULES)]);
+    let env = Env::from_pairs([
+        ("WORKER_SECRET_ID", "w"),
+        ("LEDGER_TABLE", "-"),
+        ("ALLOW_HTTP_BRIDGE", "true"),
+        ("MAPPING_RULES", RULES),
+    ]);
     let app = WorkerApp::with_adapters(WorkerConfig::from_env(&env).unwrap(), secrets, Arc::new(InMemoryLedger::new()))
         .await
         .unwrap();
@@ -35,16 +40,27 @@ async fn joiner_mover_leaver_against_scim2_server() {
         let app = app.clone();
         async move {
             let mut batch = aws_lambda_events::event::sqs::SqsEvent::default();
-            batch.records = vec![e2e::worker_harness::sqs_message("m", &e.person.to_string(), &serde_json::to_string(&e).unwrap())];
+            batch.records =
+                vec![e2e::worker_harness::sqs_message("m", &e.person.to_string(), &serde_json::to_string(&e).unwrap())];
             app.handle(batch, Instant::now() + Duration::from_secs(30)).await.batch_item_failures
         }
     };
-    let reader = ScimClient::new(Arc::new(StaticCredentials::new(base.clone(), "other-token")), ScimClientConfig { allow_http: true, ..Default::default() }).unwrap();
+    let reader = ScimClient::new(
+        Arc::new(StaticCredentials::new(base.clone(), "other-token")),
+        ScimClientConfig { allow_http: true, ..Default::default() },
+    )
+    .unwrap();
     let groups_of = |id: String| {
         let reader = reader.clone();
         async move {
-            let mut names: Vec<String> = reader.list_groups().await.unwrap().into_iter()
-                .filter(|g| g.members.iter().any(|m| m.value == id)).map(|g| g.display_name).collect();
+            let mut names: Vec<String> = reader
+                .list_groups()
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|g| g.members.iter().any(|m| m.value == id))
+                .map(|g| g.display_name)
+                .collect();
             names.sort();
             names
         }

@@ -1,10 +1,10 @@
 //! The worker against the 1Password simulator over real HTTP: joiner, mover, leaver,
 //! rehire, idempotency, guards, retries and batch semantics.
 
+use async_trait::async_trait;
 use e2e::worker_harness::{WorkerHarness, event};
 use onepassword_sim::{FaultAction, FaultRule, InvitationKind, Lifecycle, Seed, SeedState, SeedUser};
 use provisioning::EventKind::{Joiner, Leaver, Mover, Rehire};
-use async_trait::async_trait;
 use provisioning::apply::{Applier, Brake, Outcome};
 use provisioning::enrich::InMemoryEnricher;
 use provisioning::ledger::{InMemoryLedger, Ledger};
@@ -75,8 +75,17 @@ async fn mover_department_change_moves_only_managed_groups() {
     h.deliver(&[event(Joiner, "1", "ada.lovelace@example.com", "Engineering", 0)]).await;
     // A human adds her to a group no rule manages.
     let id = user_view(&h, "ada.lovelace@example.com").id;
-    h.sim.state().seed(Seed { users: vec![], groups: vec![onepassword_sim::SeedGroup {
-        display_name: "Hand Picked".into(), members: vec![id], ..Default::default() }] }).unwrap();
+    h.sim
+        .state()
+        .seed(Seed {
+            users: vec![],
+            groups: vec![onepassword_sim::SeedGroup {
+                display_name: "Hand Picked".into(),
+                members: vec![id],
+                ..Default::default()
+            }],
+        })
+        .unwrap();
 
     assert!(h.deliver(&[event(Mover, "1", "ada.lovelace@example.com", "Finance", 5)]).await.is_empty());
     assert_eq!(groups_of(&h, "ada.lovelace@example.com"), vec!["Employees", "Finance", "Hand Picked"]);
@@ -150,18 +159,36 @@ struct RacingDirectory {
 
 #[async_trait]
 impl Directory for RacingDirectory {
-    async fn find_user(&self, e: &str, u: Option<&str>) -> Result<Option<ScimUser>, ScimError> { self.inner.find_user(e, u).await }
-    async fn find_user_by_user_name(&self, u: &str) -> Result<Option<ScimUser>, ScimError> { self.inner.find_user_by_user_name(u).await }
-    async fn get_user(&self, id: &str) -> Result<Option<ScimUser>, ScimError> { self.inner.get_user(id).await }
+    async fn find_user(&self, e: &str, u: Option<&str>) -> Result<Option<ScimUser>, ScimError> {
+        self.inner.find_user(e, u).await
+    }
+    async fn find_user_by_user_name(&self, u: &str) -> Result<Option<ScimUser>, ScimError> {
+        self.inner.find_user_by_user_name(u).await
+    }
+    async fn get_user(&self, id: &str) -> Result<Option<ScimUser>, ScimError> {
+        self.inner.get_user(id).await
+    }
     async fn create_user(&self, user: &NewUser) -> Result<CreateOutcome, ScimError> {
-        self.sim.seed(Seed { users: vec![SeedUser::new(user.user_name.clone(), SeedState::Active)], groups: vec![] }).unwrap();
+        self.sim
+            .seed(Seed { users: vec![SeedUser::new(user.user_name.clone(), SeedState::Active)], groups: vec![] })
+            .unwrap();
         self.inner.create_user(user).await
     }
-    async fn patch_user(&self, id: &str, ops: Vec<PatchOperation>) -> Result<(), ScimError> { self.inner.patch_user(id, ops).await }
-    async fn delete_user(&self, id: &str) -> Result<(), ScimError> { self.inner.delete_user(id).await }
-    async fn list_groups(&self) -> Result<Vec<ScimGroup>, ScimError> { self.inner.list_groups().await }
-    async fn create_group(&self, name: &str) -> Result<ScimGroup, ScimError> { self.inner.create_group(name).await }
-    async fn patch_group(&self, id: &str, ops: Vec<PatchOperation>) -> Result<(), ScimError> { self.inner.patch_group(id, ops).await }
+    async fn patch_user(&self, id: &str, ops: Vec<PatchOperation>) -> Result<(), ScimError> {
+        self.inner.patch_user(id, ops).await
+    }
+    async fn delete_user(&self, id: &str) -> Result<(), ScimError> {
+        self.inner.delete_user(id).await
+    }
+    async fn list_groups(&self) -> Result<Vec<ScimGroup>, ScimError> {
+        self.inner.list_groups().await
+    }
+    async fn create_group(&self, name: &str) -> Result<ScimGroup, ScimError> {
+        self.inner.create_group(name).await
+    }
+    async fn patch_group(&self, id: &str, ops: Vec<PatchOperation>) -> Result<(), ScimError> {
+        self.inner.patch_group(id, ops).await
+    }
 }
 
 #[tokio::test]
@@ -186,7 +213,8 @@ async fn conflict_on_create_adopts_the_existing_user() {
     let outcome = applier.process(&racing, ada, chrono::Utc::now()).await.unwrap();
     let Outcome::Applied { operations, .. } = outcome else { panic!("{outcome:?}") };
     assert_eq!(operations[0], "adopt_existing", "{operations:?}");
-    let users: Vec<_> = h.sim.state().users().into_iter().filter(|u| u.user_name == "ada.lovelace@example.com").collect();
+    let users: Vec<_> =
+        h.sim.state().users().into_iter().filter(|u| u.user_name == "ada.lovelace@example.com").collect();
     assert_eq!(users.len(), 1, "adopted, not duplicated");
     assert_eq!(groups_of(&h, "ada.lovelace@example.com"), vec!["Employees", "Engineering"]);
 }
@@ -194,12 +222,25 @@ async fn conflict_on_create_adopts_the_existing_user() {
 #[tokio::test]
 async fn retry_after_is_honoured_and_a_500_then_success_succeeds() {
     let h = WorkerHarness::start(&[]).await;
-    h.sim.state().add_fault(FaultRule { times: Some(1), ..FaultRule::new(Some("POST"), "*/Users", FaultAction::Status { status: 429, retry_after: Some(1) }) }).unwrap();
-    h.sim.state().add_fault(FaultRule { times: Some(1), ..FaultRule::new(Some("PATCH"), "*/Groups/*", FaultAction::Status { status: 500, retry_after: None }) }).unwrap();
+    h.sim
+        .state()
+        .add_fault(FaultRule {
+            times: Some(1),
+            ..FaultRule::new(Some("POST"), "*/Users", FaultAction::Status { status: 429, retry_after: Some(1) })
+        })
+        .unwrap();
+    h.sim
+        .state()
+        .add_fault(FaultRule {
+            times: Some(1),
+            ..FaultRule::new(Some("PATCH"), "*/Groups/*", FaultAction::Status { status: 500, retry_after: None })
+        })
+        .unwrap();
     let started = Instant::now();
     assert!(h.deliver(&[event(Joiner, "1", "ada.lovelace@example.com", "Engineering", 0)]).await.is_empty());
     assert!(started.elapsed() >= Duration::from_secs(1), "Retry-After: 1 was not waited for");
-    let posts: Vec<_> = h.take_scim_calls().into_iter().filter(|c| c.method == "POST" && c.path.ends_with("/Users")).collect();
+    let posts: Vec<_> =
+        h.take_scim_calls().into_iter().filter(|c| c.method == "POST" && c.path.ends_with("/Users")).collect();
     assert_eq!(posts.len(), 2, "{posts:?}");
     assert_eq!(posts[0].status, Some(429));
     assert!(matches!(posts[1].status, Some(200 | 201)), "{posts:?}");
@@ -211,7 +252,10 @@ async fn retry_after_is_honoured_and_a_500_then_success_succeeds() {
 #[tokio::test]
 async fn bridge_down_past_the_time_budget_fails_the_message_back() {
     let h = WorkerHarness::start(&[]).await;
-    h.sim.state().add_fault(FaultRule::new(None, "/scim/*", FaultAction::Status { status: 503, retry_after: None })).unwrap();
+    h.sim
+        .state()
+        .add_fault(FaultRule::new(None, "/scim/*", FaultAction::Status { status: 503, retry_after: None }))
+        .unwrap();
     let ada = event(Joiner, "1", "ada.lovelace@example.com", "Engineering", 0);
     let message = h.message(&ada);
     let started = Instant::now();
@@ -241,9 +285,11 @@ async fn fifo_failure_fails_the_rest_of_its_group_only() {
 #[tokio::test]
 async fn mass_leaver_brake_trips_at_limit_plus_one() {
     let h = WorkerHarness::start(&[("MASS_LEAVER_LIMIT", "3")]).await;
-    let joiners: Vec<_> = (1..=4).map(|i| event(Joiner, &i.to_string(), &format!("p.n{i}@example.com"), "Finance", 0)).collect();
+    let joiners: Vec<_> =
+        (1..=4).map(|i| event(Joiner, &i.to_string(), &format!("p.n{i}@example.com"), "Finance", 0)).collect();
     assert!(h.deliver(&joiners).await.is_empty());
-    let leavers: Vec<_> = (1..=4).map(|i| event(Leaver, &i.to_string(), &format!("p.n{i}@example.com"), "Finance", 5)).collect();
+    let leavers: Vec<_> =
+        (1..=4).map(|i| event(Leaver, &i.to_string(), &format!("p.n{i}@example.com"), "Finance", 5)).collect();
     let failed = h.deliver(&leavers).await;
     assert_eq!(failed.len(), 1, "the 4th suspension waits: {failed:?}");
     let suspended = h.sim.state().users().into_iter().filter(|u| !u.scim_active).count();
@@ -273,11 +319,17 @@ async fn a_thin_status_leaver_is_confirmed_with_the_source_before_suspending() {
     };
 
     // BambooHR said "status changed", and the record says Active: a reactivation, not a leaver.
-    hr.insert(joiner.person.clone(), provisioning::Attributes { employment_status: Some("Active".into()), ..record.clone() });
+    hr.insert(
+        joiner.person.clone(),
+        provisioning::Attributes { employment_status: Some("Active".into()), ..record.clone() },
+    );
     assert!(h.deliver(&[thin_leaver(5)]).await.is_empty());
     assert!(user_view(&h, "ada.lovelace@example.com").scim_active, "an active employee is never suspended");
 
-    hr.insert(joiner.person.clone(), provisioning::Attributes { employment_status: Some("Terminated".into()), ..record });
+    hr.insert(
+        joiner.person.clone(),
+        provisioning::Attributes { employment_status: Some("Terminated".into()), ..record },
+    );
     assert!(h.deliver(&[thin_leaver(10)]).await.is_empty());
     assert!(!user_view(&h, "ada.lovelace@example.com").scim_active, "a confirmed termination suspends");
 }

@@ -19,26 +19,14 @@ const USERS: usize = 10_000;
 const CONCURRENCY: usize = 8;
 
 async fn seeded_sim() -> RunningSim {
-    let sim = spawn(SimConfig::default(), "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let users = (0..USERS)
-        .map(|i| SeedUser::new(format!("user{i}@example.com"), SeedState::Active))
-        .collect();
-    sim.state()
-        .seed(Seed {
-            users,
-            groups: vec![],
-        })
-        .unwrap();
+    let sim = spawn(SimConfig::default(), "127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let users = (0..USERS).map(|i| SeedUser::new(format!("user{i}@example.com"), SeedState::Active)).collect();
+    sim.state().seed(Seed { users, groups: vec![] }).unwrap();
     sim
 }
 
 fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .pool_max_idle_per_host(CONCURRENCY * 2)
-        .build()
-        .unwrap()
+    reqwest::Client::builder().pool_max_idle_per_host(CONCURRENCY * 2).build().unwrap()
 }
 
 /// Sends `total` filtered lookups from `CONCURRENCY` tasks sharing one keep-alive client.
@@ -57,15 +45,8 @@ async fn run_lookups(client: &reqwest::Client, base: &str, total: u64) -> Durati
                         break;
                     }
                     let user = n % USERS as u64;
-                    let url = format!(
-                        "{base}/scim/Users?filter=userName%20eq%20%22user{user}%40example.com%22"
-                    );
-                    let response = client
-                        .get(url)
-                        .bearer_auth("sim-scim-token")
-                        .send()
-                        .await
-                        .unwrap();
+                    let url = format!("{base}/scim/Users?filter=userName%20eq%20%22user{user}%40example.com%22");
+                    let response = client.get(url).bearer_auth("sim-scim-token").send().await.unwrap();
                     assert_eq!(response.status(), 200);
                     let body = response.bytes().await.unwrap();
                     assert!(body.len() > 100, "a user was found");
@@ -82,15 +63,8 @@ async fn run_lookups(client: &reqwest::Client, base: &str, total: u64) -> Durati
 async fn library_startup() -> Duration {
     let http = reqwest::Client::new();
     let started = Instant::now();
-    let sim = spawn(SimConfig::default(), "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let status = http
-        .get(format!("{}/ping", sim.base_url()))
-        .send()
-        .await
-        .unwrap()
-        .status();
+    let sim = spawn(SimConfig::default(), "127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let status = http.get(format!("{}/ping", sim.base_url())).send().await.unwrap().status();
     let elapsed = started.elapsed();
     assert_eq!(status, 200);
     sim.shutdown().await;
@@ -107,9 +81,7 @@ fn binary_startup() -> Duration {
         .spawn()
         .expect("op-sim starts");
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
     let elapsed = started.elapsed();
     assert!(line.starts_with("op-sim listening on http://"), "{line}");
     let _ = child.kill();
@@ -151,16 +123,11 @@ fn print_figures(rt: &Runtime) {
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     print_figures(&rt);
 
-    let mut criterion = Criterion::default()
-        .configure_from_args()
-        .sample_size(20)
-        .measurement_time(Duration::from_secs(5));
+    let mut criterion =
+        Criterion::default().configure_from_args().sample_size(20).measurement_time(Duration::from_secs(5));
     let sim = rt.block_on(seeded_sim());
     let base = sim.base_url();
     let client = client();

@@ -8,9 +8,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use thiserror::Error;
 
-use crate::config::{
-    ConflictMode, CreateStatus, ProtectedGroupError, SimConfig, SuspendedEmailChange,
-};
+use crate::config::{ConflictMode, CreateStatus, ProtectedGroupError, SimConfig, SuspendedEmailChange};
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum CliError {
@@ -19,11 +17,7 @@ pub enum CliError {
     #[error("option --{0} needs a value")]
     MissingValue(String),
     #[error("invalid value {value:?} for --{option}: {reason}")]
-    InvalidValue {
-        option: String,
-        value: String,
-        reason: String,
-    },
+    InvalidValue { option: String, value: String, reason: String },
 }
 
 #[derive(Debug, Clone)]
@@ -35,113 +29,29 @@ pub enum Command {
 /// (flag, value hint, description). The environment variable is `OP_SIM_` + the flag in
 /// upper case with `-` → `_`.
 pub const OPTIONS: &[(&str, &str, &str)] = &[
-    (
-        "addr",
-        "IP:PORT",
-        "address to listen on; port 0 picks a free port [127.0.0.1:8080]",
-    ),
+    ("addr", "IP:PORT", "address to listen on; port 0 picks a free port [127.0.0.1:8080]"),
     ("scim-token", "TOKEN", "SCIM bearer token [sim-scim-token]"),
-    (
-        "events-token",
-        "TOKEN|none",
-        "Events API bearer token; none turns the Events API off [sim-events-token]",
-    ),
+    ("events-token", "TOKEN|none", "Events API bearer token; none turns the Events API off [sim-events-token]"),
     ("control-api", "BOOL", "serve the /_sim/ control API [true]"),
-    (
-        "create-status",
-        "200|201",
-        "status of a successful POST [200]",
-    ),
-    (
-        "conflict",
-        "409|link-existing",
-        "POST /Users with a taken userName [409]",
-    ),
-    (
-        "suspended-email-change",
-        "record|reject",
-        "e-mail change of a suspended user [record]",
-    ),
-    (
-        "protected-group-error",
-        "403|400",
-        "status when a protected group is changed [403]",
-    ),
-    (
-        "protected-groups",
-        "A,B",
-        "more protected group names (comma-separated)",
-    ),
-    (
-        "invite-ttl",
-        "DURATION",
-        "invitation lifetime, e.g. 5d, 36h, 90m, 30s [5d]",
-    ),
-    (
-        "reactivate-resends-invite",
-        "BOOL",
-        "active=false then true re-sends a pending invitation [true]",
-    ),
-    (
-        "filter-support",
-        "BOOL",
-        "false answers every filter with 400 invalidFilter [true]",
-    ),
-    (
-        "store-external-id",
-        "BOOL",
-        "keep and return externalId [true]",
-    ),
-    (
-        "group-members",
-        "BOOL",
-        "include members in group responses [true]",
-    ),
-    (
-        "display-name-rewrites-name",
-        "BOOL",
-        "displayName changes re-split given/family name [true]",
-    ),
-    (
-        "observed-discovery-quirks",
-        "BOOL",
-        "ResourceTypes as recorded (/scim/v2/User, startIndex 0) [true]",
-    ),
-    (
-        "meta-location",
-        "BOOL",
-        "add meta.location and $ref (absent in recorded traffic) [false]",
-    ),
-    (
-        "put-supported",
-        "BOOL",
-        "accept PUT on users and groups [true]",
-    ),
-    (
-        "confirmation-delay",
-        "DURATION",
-        "acceptance to confirmed account, e.g. 300s [0s]",
-    ),
-    (
-        "default-page-size",
-        "N|none",
-        "page size without count [none = everything]",
-    ),
-    (
-        "max-results",
-        "N",
-        "largest page (filter.maxResults) [10000]",
-    ),
-    (
-        "clock-start",
-        "RFC3339",
-        "freeze the clock at this time (moves only when advanced)",
-    ),
-    (
-        "op-log-capacity",
-        "N",
-        "operations log entries kept [100000]",
-    ),
+    ("create-status", "200|201", "status of a successful POST [200]"),
+    ("conflict", "409|link-existing", "POST /Users with a taken userName [409]"),
+    ("suspended-email-change", "record|reject", "e-mail change of a suspended user [record]"),
+    ("protected-group-error", "403|400", "status when a protected group is changed [403]"),
+    ("protected-groups", "A,B", "more protected group names (comma-separated)"),
+    ("invite-ttl", "DURATION", "invitation lifetime, e.g. 5d, 36h, 90m, 30s [5d]"),
+    ("reactivate-resends-invite", "BOOL", "active=false then true re-sends a pending invitation [true]"),
+    ("filter-support", "BOOL", "false answers every filter with 400 invalidFilter [true]"),
+    ("store-external-id", "BOOL", "keep and return externalId [true]"),
+    ("group-members", "BOOL", "include members in group responses [true]"),
+    ("display-name-rewrites-name", "BOOL", "displayName changes re-split given/family name [true]"),
+    ("observed-discovery-quirks", "BOOL", "ResourceTypes as recorded (/scim/v2/User, startIndex 0) [true]"),
+    ("meta-location", "BOOL", "add meta.location and $ref (absent in recorded traffic) [false]"),
+    ("put-supported", "BOOL", "accept PUT on users and groups [true]"),
+    ("confirmation-delay", "DURATION", "acceptance to confirmed account, e.g. 300s [0s]"),
+    ("default-page-size", "N|none", "page size without count [none = everything]"),
+    ("max-results", "N", "largest page (filter.maxResults) [10000]"),
+    ("clock-start", "RFC3339", "freeze the clock at this time (moves only when advanced)"),
+    ("op-log-capacity", "N", "operations log entries kept [100000]"),
 ];
 
 pub fn usage() -> String {
@@ -179,19 +89,11 @@ pub fn parse(args: &[String], env: &HashMap<String, String>) -> Result<Command, 
         };
         let value = match inline {
             Some(v) => v,
-            None => iter
-                .next()
-                .cloned()
-                .ok_or_else(|| CliError::MissingValue(name.to_owned()))?,
+            None => iter.next().cloned().ok_or_else(|| CliError::MissingValue(name.to_owned()))?,
         };
         given.insert(known, value);
     }
-    let value = |flag: &str| {
-        given
-            .get(flag)
-            .cloned()
-            .or_else(|| env.get(&env_name(flag)).cloned())
-    };
+    let value = |flag: &str| given.get(flag).cloned().or_else(|| env.get(&env_name(flag)).cloned());
     let invalid = |option: &str, value: &str, reason: &str| CliError::InvalidValue {
         option: option.to_owned(),
         value: value.to_owned(),
@@ -208,10 +110,7 @@ pub fn parse(args: &[String], env: &HashMap<String, String>) -> Result<Command, 
         }
     };
     let number = |flag: &str, default: usize| -> Result<usize, CliError> {
-        value(flag).map_or(Ok(default), |v| {
-            v.parse()
-                .map_err(|_| invalid(flag, &v, "expected a number"))
-        })
+        value(flag).map_or(Ok(default), |v| v.parse().map_err(|_| invalid(flag, &v, "expected a number")))
     };
     let duration = |flag: &str, default: Duration| -> Result<Duration, CliError> {
         value(flag).map_or(Ok(default), |v| {
@@ -221,9 +120,7 @@ pub fn parse(args: &[String], env: &HashMap<String, String>) -> Result<Command, 
 
     let defaults = SimConfig::default();
     let addr_text = value("addr").unwrap_or_else(|| "127.0.0.1:8080".into());
-    let addr = addr_text
-        .parse()
-        .map_err(|_| invalid("addr", &addr_text, "expected IP:PORT"))?;
+    let addr = addr_text.parse().map_err(|_| invalid("addr", &addr_text, "expected IP:PORT"))?;
     let config = SimConfig {
         scim_token: value("scim-token").unwrap_or(defaults.scim_token),
         events_token: match value("events-token") {
@@ -249,11 +146,7 @@ pub fn parse(args: &[String], env: &HashMap<String, String>) -> Result<Command, 
             Some("record") => SuspendedEmailChange::Record,
             Some("reject") => SuspendedEmailChange::Reject,
             Some(v) => {
-                return Err(invalid(
-                    "suspended-email-change",
-                    v,
-                    "expected record or reject",
-                ));
+                return Err(invalid("suspended-email-change", v, "expected record or reject"));
             }
         },
         protected_group_error: match value("protected-group-error").as_deref() {
@@ -263,40 +156,22 @@ pub fn parse(args: &[String], env: &HashMap<String, String>) -> Result<Command, 
             Some(v) => return Err(invalid("protected-group-error", v, "expected 403 or 400")),
         },
         extra_protected_groups: value("protected-groups")
-            .map(|v| {
-                v.split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned)
-                    .collect()
-            })
+            .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())
             .unwrap_or_default(),
         invite_ttl: duration("invite-ttl", defaults.invite_ttl)?,
-        reactivate_resends_invite: boolean(
-            "reactivate-resends-invite",
-            defaults.reactivate_resends_invite,
-        )?,
+        reactivate_resends_invite: boolean("reactivate-resends-invite", defaults.reactivate_resends_invite)?,
         filter_support: boolean("filter-support", defaults.filter_support)?,
         store_external_id: boolean("store-external-id", defaults.store_external_id)?,
         group_members_in_responses: boolean("group-members", defaults.group_members_in_responses)?,
-        display_name_rewrites_name: boolean(
-            "display-name-rewrites-name",
-            defaults.display_name_rewrites_name,
-        )?,
-        observed_discovery_quirks: boolean(
-            "observed-discovery-quirks",
-            defaults.observed_discovery_quirks,
-        )?,
+        display_name_rewrites_name: boolean("display-name-rewrites-name", defaults.display_name_rewrites_name)?,
+        observed_discovery_quirks: boolean("observed-discovery-quirks", defaults.observed_discovery_quirks)?,
         meta_location: boolean("meta-location", defaults.meta_location)?,
         put_supported: boolean("put-supported", defaults.put_supported)?,
         confirmation_delay: duration("confirmation-delay", defaults.confirmation_delay)?,
         default_page_size: match value("default-page-size") {
             None => defaults.default_page_size,
             Some(v) if v.eq_ignore_ascii_case("none") => None,
-            Some(v) => Some(
-                v.parse()
-                    .map_err(|_| invalid("default-page-size", &v, "expected a number or none"))?,
-            ),
+            Some(v) => Some(v.parse().map_err(|_| invalid("default-page-size", &v, "expected a number or none"))?),
         },
         max_results: number("max-results", defaults.max_results)?,
         clock_start: match value("clock-start") {
@@ -315,9 +190,7 @@ pub fn parse(args: &[String], env: &HashMap<String, String>) -> Result<Command, 
 /// `5d`, `36h`, `90m`, `30s`, `250ms`, or plain seconds.
 pub fn parse_duration(text: &str) -> Option<Duration> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let n: u64 = number.parse().ok()?;
     let secs = match unit {
@@ -345,17 +218,9 @@ mod tests {
             ("OP_SIM_CREATE_STATUS".to_owned(), "201".to_owned()),
             ("OP_SIM_FILTER_SUPPORT".to_owned(), "false".to_owned()),
         ]);
-        let Command::Run { addr, config } = parse(
-            &args(&[
-                "--addr",
-                "127.0.0.1:0",
-                "--create-status=200",
-                "--invite-ttl",
-                "36h",
-            ]),
-            &env,
-        )
-        .unwrap() else {
+        let Command::Run { addr, config } =
+            parse(&args(&["--addr", "127.0.0.1:0", "--create-status=200", "--invite-ttl", "36h"]), &env).unwrap()
+        else {
             panic!("expected run")
         };
         assert_eq!(addr.port(), 0);
@@ -367,27 +232,16 @@ mod tests {
     #[test]
     fn bad_input_is_a_clear_error() {
         let env = HashMap::new();
-        assert_eq!(
-            parse(&args(&["--nope"]), &env).unwrap_err(),
-            CliError::UnknownOption("--nope".into())
-        );
-        assert!(matches!(
-            parse(&args(&["--conflict", "maybe"]), &env),
-            Err(CliError::InvalidValue { .. })
-        ));
-        assert_eq!(
-            parse(&args(&["--addr"]), &env).unwrap_err(),
-            CliError::MissingValue("addr".into())
-        );
+        assert_eq!(parse(&args(&["--nope"]), &env).unwrap_err(), CliError::UnknownOption("--nope".into()));
+        assert!(matches!(parse(&args(&["--conflict", "maybe"]), &env), Err(CliError::InvalidValue { .. })));
+        assert_eq!(parse(&args(&["--addr"]), &env).unwrap_err(), CliError::MissingValue("addr".into()));
         assert!(parse_duration("5x").is_none());
         assert_eq!(parse_duration("5d"), Some(Duration::from_secs(432_000)));
     }
 
     #[test]
     fn events_token_none_disables_the_events_api() {
-        let Command::Run { config, .. } =
-            parse(&args(&["--events-token", "none"]), &HashMap::new()).unwrap()
-        else {
+        let Command::Run { config, .. } = parse(&args(&["--events-token", "none"]), &HashMap::new()).unwrap() else {
             panic!("expected run")
         };
         assert_eq!(config.events_token, None);

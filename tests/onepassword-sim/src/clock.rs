@@ -16,10 +16,7 @@ pub struct SimClock {
 
 impl SimClock {
     pub fn new(frozen_at: Option<DateTime<Utc>>) -> Self {
-        SimClock {
-            frozen_at,
-            offset_ms: AtomicI64::new(0),
-        }
+        SimClock { frozen_at, offset_ms: AtomicI64::new(0) }
     }
 
     pub fn now(&self) -> DateTime<Utc> {

@@ -7,8 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// Groups 1Password never lets provisioning change (matched case-insensitively).
-pub const BUILT_IN_PROTECTED_GROUPS: [&str; 4] =
-    ["Owners", "Administrators", "Recovery", "Provision Managers"];
+pub const BUILT_IN_PROTECTED_GROUPS: [&str; 4] = ["Owners", "Administrators", "Recovery", "Provision Managers"];
 
 /// Built-in groups that exist in every account but are not managed by provisioning.
 pub const BUILT_IN_UNMANAGED_GROUPS: [&str; 2] = ["Team Members", "Security"];

@@ -25,9 +25,7 @@ fn fail(status: StatusCode, message: impl Into<String>) -> Response {
 fn sim_fail(err: SimError) -> Response {
     let status = match err {
         SimError::NotFound(_) => StatusCode::NOT_FOUND,
-        SimError::Uniqueness(_) | SimError::NotInvited { .. } | SimError::InvitationExpired(_) => {
-            StatusCode::CONFLICT
-        }
+        SimError::Uniqueness(_) | SimError::NotInvited { .. } | SimError::InvitationExpired(_) => StatusCode::CONFLICT,
         _ => StatusCode::BAD_REQUEST,
     };
     fail(status, err.to_string())
@@ -59,24 +57,15 @@ async fn users(State(state): State<SimState>) -> Response {
 }
 
 async fn user(State(state): State<SimState>, Path(key): Path<String>) -> Response {
-    state
-        .user_view(&key)
-        .map(ok)
-        .unwrap_or_else(|| fail(StatusCode::NOT_FOUND, format!("user {key} not found")))
+    state.user_view(&key).map(ok).unwrap_or_else(|| fail(StatusCode::NOT_FOUND, format!("user {key} not found")))
 }
 
 async fn accept(State(state): State<SimState>, Path(key): Path<String>) -> Response {
-    state
-        .accept_invitation(&key)
-        .map(ok)
-        .unwrap_or_else(sim_fail)
+    state.accept_invitation(&key).map(ok).unwrap_or_else(sim_fail)
 }
 
 async fn expire(State(state): State<SimState>, Path(key): Path<String>) -> Response {
-    state
-        .expire_invitation(&key)
-        .map(ok)
-        .unwrap_or_else(sim_fail)
+    state.expire_invitation(&key).map(ok).unwrap_or_else(sim_fail)
 }
 
 async fn failed_sign_in(State(state): State<SimState>, Path(key): Path<String>) -> Response {
@@ -109,9 +98,8 @@ async fn advance(State(state): State<SimState>, bytes: Bytes) -> Response {
         Ok(by) => by,
         Err(message) => return fail(StatusCode::BAD_REQUEST, message),
     };
-    let total =
-        Duration::from_secs(by.days * 86_400 + by.hours * 3_600 + by.minutes * 60 + by.seconds)
-            + Duration::from_millis(by.millis);
+    let total = Duration::from_secs(by.days * 86_400 + by.hours * 3_600 + by.minutes * 60 + by.seconds)
+        + Duration::from_millis(by.millis);
     ok(json!({"now": state.advance_clock(total)}))
 }
 
@@ -179,9 +167,6 @@ pub fn router() -> Router<SimState> {
         .route("/_sim/violations", get(violations))
         .route("/_sim/account-changes", get(account_changes))
         .route("/_sim/operations", get(operations).delete(clear_operations))
-        .route(
-            "/_sim/faults",
-            get(faults).post(add_fault).delete(clear_faults),
-        )
+        .route("/_sim/faults", get(faults).post(add_fault).delete(clear_faults))
         .route("/_sim/faults/{id}", delete(remove_fault))
 }

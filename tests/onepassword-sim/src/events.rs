@@ -85,19 +85,12 @@ fn parse_time(field: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>,
 /// Errors are the message of a 400 answer.
 fn cursor_for(feature: &str, body: &[u8]) -> Result<Cursor, String> {
     let request: EventRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        EventRequest {
-            cursor: None,
-            limit: None,
-            start_time: None,
-            end_time: None,
-        }
+        EventRequest { cursor: None, limit: None, start_time: None, end_time: None }
     } else {
         serde_json::from_slice(body).map_err(|e| format!("invalid request body: {e}"))?
     };
     if let Some(text) = request.cursor {
-        return Cursor::decode(&text)
-            .filter(|c| c.feature == feature)
-            .ok_or_else(|| "invalid cursor".to_owned());
+        return Cursor::decode(&text).filter(|c| c.feature == feature).ok_or_else(|| "invalid cursor".to_owned());
     }
     let limit = match request.limit {
         None => DEFAULT_LIMIT,
@@ -116,13 +109,8 @@ fn cursor_for(feature: &str, body: &[u8]) -> Result<Cursor, String> {
 }
 
 /// One page of `events` after the cursor; the returned cursor continues after it.
-fn page<T: Serialize>(
-    cursor: Cursor,
-    events: &[T],
-    timestamp: impl Fn(&T) -> DateTime<Utc>,
-) -> Value {
-    let in_window =
-        |t: DateTime<Utc>| cursor.start.is_none_or(|s| t >= s) && cursor.end.is_none_or(|e| t < e);
+fn page<T: Serialize>(cursor: Cursor, events: &[T], timestamp: impl Fn(&T) -> DateTime<Utc>) -> Value {
+    let in_window = |t: DateTime<Utc>| cursor.start.is_none_or(|s| t >= s) && cursor.end.is_none_or(|e| t < e);
     let mut items = Vec::new();
     let mut position = cursor.position.min(events.len());
     while position < events.len() && items.len() < cursor.limit {
@@ -138,10 +126,7 @@ fn page<T: Serialize>(
 
 async fn sign_in_attempts(State(state): State<SimState>, body: Bytes) -> Response {
     match cursor_for("signinattempts", &body) {
-        Ok(cursor) => {
-            axum::Json(state.with_sign_ins(|events| page(cursor, events, |e| e.timestamp)))
-                .into_response()
-        }
+        Ok(cursor) => axum::Json(state.with_sign_ins(|events| page(cursor, events, |e| e.timestamp))).into_response(),
         Err(message) => error(StatusCode::BAD_REQUEST, &message),
     }
 }
@@ -149,8 +134,7 @@ async fn sign_in_attempts(State(state): State<SimState>, body: Bytes) -> Respons
 async fn audit_events(State(state): State<SimState>, body: Bytes) -> Response {
     match cursor_for("auditevents", &body) {
         Ok(cursor) => {
-            axum::Json(state.with_audit_events(|events| page(cursor, events, |e| e.timestamp)))
-                .into_response()
+            axum::Json(state.with_audit_events(|events| page(cursor, events, |e| e.timestamp))).into_response()
         }
         Err(message) => error(StatusCode::BAD_REQUEST, &message),
     }
@@ -170,9 +154,7 @@ pub fn router(state: &SimState) -> Router<SimState> {
             .route(&format!("/api/{v}/auditevents"), post(audit_events))
             .route(&format!("/api/{v}/itemusages"), post(item_usages))
     };
-    let router = Router::new()
-        .route("/api/v2/auth/introspect", get(introspect))
-        .route("/api/auth/introspect", get(introspect));
-    versioned(versioned(router, "v1"), "v2")
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
+    let router =
+        Router::new().route("/api/v2/auth/introspect", get(introspect)).route("/api/auth/introspect", get(introspect));
+    versioned(versioned(router, "v1"), "v2").route_layer(middleware::from_fn_with_state(state.clone(), require_token))
 }

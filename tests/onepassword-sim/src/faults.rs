@@ -37,10 +37,7 @@ impl FaultAction {
     }
 
     pub fn rate_limit(retry_after_secs: u64) -> Self {
-        FaultAction::Status {
-            status: 429,
-            retry_after: Some(retry_after_secs),
-        }
+        FaultAction::Status { status: 429, retry_after: Some(retry_after_secs) }
     }
 }
 
@@ -89,9 +86,7 @@ impl FaultRule {
     }
 
     fn matches(&self, method: &str, path: &str) -> bool {
-        self.method
-            .as_deref()
-            .is_none_or(|m| m.eq_ignore_ascii_case(method))
+        self.method.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(method))
             && glob_match(self.path.as_bytes(), path.as_bytes())
     }
 }
@@ -141,15 +136,7 @@ impl FaultBook {
         let id = self.next_id;
         let rng = StdRng::seed_from_u64(rule.seed.unwrap_or(id));
         let remaining = rule.times;
-        self.rules.push((
-            ActiveFault {
-                id,
-                rule,
-                remaining,
-                hits: 0,
-            },
-            rng,
-        ));
+        self.rules.push((ActiveFault { id, rule, remaining, hits: 0 }, rng));
         Ok(id)
     }
 
@@ -233,21 +220,14 @@ mod tests {
         assert!(glob_match(b"/scim/*Users*", b"/scim/Users"));
         assert!(!glob_match(b"/scim/*Users*", b"/scim/Groups"));
         assert!(glob_match(b"*", b"/anything"));
-        assert!(glob_match(
-            b"/api/v2/signinattempts",
-            b"/api/v2/signinattempts"
-        ));
-        assert!(!glob_match(
-            b"/api/v2/signinattempts",
-            b"/api/v2/signinattempts/x"
-        ));
+        assert!(glob_match(b"/api/v2/signinattempts", b"/api/v2/signinattempts"));
+        assert!(!glob_match(b"/api/v2/signinattempts", b"/api/v2/signinattempts/x"));
     }
 
     #[test]
     fn limited_rule_stops_after_n_hits() {
         let mut book = FaultBook::default();
-        book.add(FaultRule::new(Some("GET"), "*", FaultAction::Drop).times(2))
-            .unwrap();
+        book.add(FaultRule::new(Some("GET"), "*", FaultAction::Drop).times(2)).unwrap();
         assert_eq!(book.decide("GET", "/x").terminal, Some(FaultAction::Drop));
         assert_eq!(book.decide("POST", "/x").terminal, None);
         assert_eq!(book.decide("GET", "/x").terminal, Some(FaultAction::Drop));
@@ -258,18 +238,12 @@ mod tests {
     fn seeded_probability_is_repeatable() {
         let run = || {
             let mut book = FaultBook::default();
-            book.add(FaultRule::new(None, "*", FaultAction::Hang).with_probability(0.3, 42))
-                .unwrap();
-            (0..200)
-                .map(|_| book.decide("GET", "/").terminal.is_some())
-                .collect::<Vec<_>>()
+            book.add(FaultRule::new(None, "*", FaultAction::Hang).with_probability(0.3, 42)).unwrap();
+            (0..200).map(|_| book.decide("GET", "/").terminal.is_some()).collect::<Vec<_>>()
         };
         let first = run();
         assert_eq!(first, run());
         let hits = first.iter().filter(|h| **h).count();
-        assert!(
-            (30..=90).contains(&hits),
-            "about 30% expected, got {hits}/200"
-        );
+        assert!((30..=90).contains(&hits), "about 30% expected, got {hits}/200");
     }
 }

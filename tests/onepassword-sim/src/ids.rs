@@ -7,9 +7,7 @@ const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 
 fn base32_id() -> String {
     let mut rng = rand::rng();
-    (0..26)
-        .map(|_| char::from(ALPHABET[rng.random_range(0..32)]))
-        .collect()
+    (0..26).map(|_| char::from(ALPHABET[rng.random_range(0..32)])).collect()
 }
 
 pub fn new_user_id() -> String {

@@ -32,9 +32,7 @@ use std::net::SocketAddr;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-pub use config::{
-    ConflictMode, CreateStatus, ProtectedGroupError, SimConfig, SuspendedEmailChange,
-};
+pub use config::{ConflictMode, CreateStatus, ProtectedGroupError, SimConfig, SuspendedEmailChange};
 pub use error::SimError;
 pub use faults::{ActiveFault, FaultAction, FaultRule};
 pub use model::*;
@@ -44,10 +42,7 @@ pub use state::SimState;
 #[derive(Debug, thiserror::Error)]
 pub enum SpawnError {
     #[error("cannot bind {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    Bind { addr: SocketAddr, source: std::io::Error },
 }
 
 /// A simulator serving HTTP. Dropping it stops the server too.
@@ -93,12 +88,8 @@ impl Drop for RunningSim {
 
 /// Binds `addr` (port 0 picks a free port) and serves the simulator on the current runtime.
 pub async fn spawn(config: SimConfig, addr: SocketAddr) -> Result<RunningSim, SpawnError> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| SpawnError::Bind { addr, source })?;
-    let bound = listener
-        .local_addr()
-        .map_err(|source| SpawnError::Bind { addr, source })?;
+    let listener = TcpListener::bind(addr).await.map_err(|source| SpawnError::Bind { addr, source })?;
+    let bound = listener.local_addr().map_err(|source| SpawnError::Bind { addr, source })?;
     let state = SimState::new(config);
     let app = server::app(&state);
     let shutdown_state = state.clone();
@@ -111,9 +102,5 @@ pub async fn spawn(config: SimConfig, addr: SocketAddr) -> Result<RunningSim, Sp
             tracing::error!(error = %e, "op-sim server stopped with an error");
         }
     });
-    Ok(RunningSim {
-        addr: bound,
-        state,
-        task: Some(task),
-    })
+    Ok(RunningSim { addr: bound, state, task: Some(task) })
 }

@@ -25,25 +25,16 @@ pub enum AccountState {
 impl AccountState {
     /// The only thing SCIM reveals: invited, pending and active all read `active: true`.
     pub fn scim_active(self) -> bool {
-        matches!(
-            self,
-            AccountState::Invited | AccountState::Pending | AccountState::Active
-        )
+        matches!(self, AccountState::Invited | AccountState::Pending | AccountState::Active)
     }
 
     /// Whether a person has accepted and owns a real account (suspending it locks them out).
     pub fn is_accepted(self) -> bool {
-        matches!(
-            self,
-            AccountState::Pending | AccountState::Active | AccountState::Suspended
-        )
+        matches!(self, AccountState::Pending | AccountState::Active | AccountState::Suspended)
     }
 
     pub fn is_suspended(self) -> bool {
-        matches!(
-            self,
-            AccountState::Suspended | AccountState::InviteSuspended
-        )
+        matches!(self, AccountState::Suspended | AccountState::InviteSuspended)
     }
 }
 
@@ -118,18 +109,11 @@ impl User {
 
     /// The e-mail 1Password writes to: the primary one, else the first.
     pub fn primary_email(&self) -> Option<&str> {
-        self.emails
-            .iter()
-            .find(|e| e.primary == Some(true))
-            .or_else(|| self.emails.first())
-            .map(|e| e.value.as_str())
+        self.emails.iter().find(|e| e.primary == Some(true)).or_else(|| self.emails.first()).map(|e| e.value.as_str())
     }
 
     pub fn full_name(&self) -> String {
-        self.display_name
-            .clone()
-            .or_else(|| self.formatted.clone())
-            .unwrap_or_else(|| self.user_name.clone())
+        self.display_name.clone().or_else(|| self.formatted.clone()).unwrap_or_else(|| self.user_name.clone())
     }
 }
 
@@ -304,11 +288,7 @@ pub struct SeedUser {
 
 impl SeedUser {
     pub fn new(user_name: impl Into<String>, state: SeedState) -> Self {
-        SeedUser {
-            user_name: user_name.into(),
-            state: Some(state),
-            ..SeedUser::default()
-        }
+        SeedUser { user_name: user_name.into(), state: Some(state), ..SeedUser::default() }
     }
 }
 

@@ -28,20 +28,10 @@ pub struct OpLog {
 
 impl OpLog {
     pub fn new(capacity: usize) -> Self {
-        OpLog {
-            entries: VecDeque::new(),
-            next_seq: 1,
-            capacity: capacity.max(1),
-        }
+        OpLog { entries: VecDeque::new(), next_seq: 1, capacity: capacity.max(1) }
     }
 
-    pub fn begin(
-        &mut self,
-        method: &str,
-        path: &str,
-        query: Option<&str>,
-        at: DateTime<Utc>,
-    ) -> u64 {
+    pub fn begin(&mut self, method: &str, path: &str, query: Option<&str>, at: DateTime<Utc>) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
         if self.entries.len() >= self.capacity {

@@ -32,18 +32,11 @@ pub struct KillableStream {
 }
 
 fn killed_error() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::ConnectionReset,
-        "connection dropped by fault injection",
-    )
+    io::Error::new(io::ErrorKind::ConnectionReset, "connection dropped by fault injection")
 }
 
 impl AsyncRead for KillableStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         if this.killed.load(Ordering::Acquire) {
             return Poll::Ready(Ok(()));
@@ -53,11 +46,7 @@ impl AsyncRead for KillableStream {
 }
 
 impl AsyncWrite for KillableStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         if this.killed.load(Ordering::Acquire) {
             return Poll::Ready(Err(killed_error()));
@@ -118,13 +107,7 @@ impl Listener for SimListener {
                     // Small request/response pairs: don't let Nagle add latency.
                     let _ = stream.set_nodelay(true);
                     let killed = Arc::new(AtomicBool::new(false));
-                    return (
-                        KillableStream {
-                            inner: stream,
-                            killed: killed.clone(),
-                        },
-                        ConnHandle { remote, killed },
-                    );
+                    return (KillableStream { inner: stream, killed: killed.clone() }, ConnHandle { remote, killed });
                 }
                 // Out of file descriptors and the like: wait a little rather than spin.
                 Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
@@ -133,10 +116,7 @@ impl Listener for SimListener {
     }
 
     fn local_addr(&self) -> io::Result<Self::Addr> {
-        Ok(ConnHandle {
-            remote: self.inner.local_addr()?,
-            killed: Arc::new(AtomicBool::new(false)),
-        })
+        Ok(ConnHandle { remote: self.inner.local_addr()?, killed: Arc::new(AtomicBool::new(false)) })
     }
 }
 
@@ -166,10 +146,7 @@ async fn observe(
             state.log_finish(seq, Some(response.status().as_u16()));
             response
         }
-        Some(FaultAction::Status {
-            status,
-            retry_after,
-        }) => {
+        Some(FaultAction::Status { status, retry_after }) => {
             state.log_finish(seq, Some(status));
             fault_response(&path, status, retry_after)
         }
@@ -188,9 +165,7 @@ async fn observe(
 /// Never reaches the client: the connection is killed before hyper writes it.
 fn dropped() -> Response {
     let mut response = StatusCode::INTERNAL_SERVER_ERROR.into_response();
-    response
-        .headers_mut()
-        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
     response
 }
 
@@ -203,9 +178,7 @@ fn fault_response(path: &str, status: u16, retry_after: Option<u64>) -> Response
         ScimError::new(status, None, detail).into_response()
     };
     if let Some(seconds) = retry_after {
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     }
     response
 }

@@ -9,8 +9,7 @@ use chrono::{DateTime, Utc};
 
 use crate::clock::{SimClock, to_delta};
 use crate::config::{
-    BUILT_IN_PROTECTED_GROUPS, BUILT_IN_UNMANAGED_GROUPS, ConflictMode, SimConfig,
-    SuspendedEmailChange,
+    BUILT_IN_PROTECTED_GROUPS, BUILT_IN_UNMANAGED_GROUPS, ConflictMode, SimConfig, SuspendedEmailChange,
 };
 use crate::error::SimError;
 use crate::faults::{ActiveFault, FaultBook, FaultDecision, FaultRule};
@@ -55,10 +54,7 @@ impl EmailSelector {
     fn selects(&self, email: &Email) -> bool {
         match self {
             EmailSelector::All => true,
-            EmailSelector::Type(t) => email
-                .kind
-                .as_deref()
-                .is_some_and(|k| k.eq_ignore_ascii_case(t)),
+            EmailSelector::Type(t) => email.kind.as_deref().is_some_and(|k| k.eq_ignore_ascii_case(t)),
             EmailSelector::Primary => email.primary == Some(true),
             EmailSelector::Value(v) => email.value.eq_ignore_ascii_case(v),
         }
@@ -145,9 +141,7 @@ pub struct SimState {
 
 impl std::fmt::Debug for SimState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SimState")
-            .field("now", &self.now())
-            .finish_non_exhaustive()
+        f.debug_struct("SimState").field("now", &self.now()).finish_non_exhaustive()
     }
 }
 
@@ -233,10 +227,7 @@ impl SimState {
         let now = self.now();
         let mut store = self.write();
         *store = Store::default();
-        for name in BUILT_IN_PROTECTED_GROUPS
-            .iter()
-            .chain(BUILT_IN_UNMANAGED_GROUPS.iter())
-        {
+        for name in BUILT_IN_PROTECTED_GROUPS.iter().chain(BUILT_IN_UNMANAGED_GROUPS.iter()) {
             insert_group(&mut store, ids::new_group_id(), name, None, false, now);
         }
         for name in &self.inner.config.extra_protected_groups {
@@ -258,15 +249,11 @@ impl SimState {
         for s in seed.users {
             let user_name = s.user_name.trim().to_owned();
             if user_name.is_empty() {
-                return Err(SimError::InvalidValue(
-                    "seeded user without userName".into(),
-                ));
+                return Err(SimError::InvalidValue("seeded user without userName".into()));
             }
             let key = user_name.to_lowercase();
             if store.by_user_name.contains_key(&key) {
-                return Err(SimError::Uniqueness(format!(
-                    "userName {user_name} already exists"
-                )));
+                return Err(SimError::Uniqueness(format!("userName {user_name} already exists")));
             }
             let id = s.id.unwrap_or_else(ids::new_user_id);
             if store.users.contains_key(&id) {
@@ -274,15 +261,11 @@ impl SimState {
             }
             let state = s.state.unwrap_or(SeedState::Active);
             let invited_at = match state {
-                SeedState::InvitationExpired => s
-                    .invited_at
-                    .unwrap_or(now - ttl - chrono::TimeDelta::seconds(1)),
+                SeedState::InvitationExpired => s.invited_at.unwrap_or(now - ttl - chrono::TimeDelta::seconds(1)),
                 _ => s.invited_at.unwrap_or(now),
             };
             let (account_state, invitation) = match state {
-                SeedState::Invited | SeedState::InvitationExpired => {
-                    (AccountState::Invited, Some(invited_at))
-                }
+                SeedState::Invited | SeedState::InvitationExpired => (AccountState::Invited, Some(invited_at)),
                 SeedState::InviteSuspended => (AccountState::InviteSuspended, Some(invited_at)),
                 SeedState::Active => (AccountState::Active, None),
                 SeedState::Suspended => (AccountState::Suspended, None),
@@ -291,24 +274,15 @@ impl SimState {
                 (None, None, Some(d)) => split_name(d),
                 _ => (s.given_name.clone(), s.family_name.clone()),
             };
-            let formatted = s
-                .display_name
-                .clone()
-                .or_else(|| join_name(&given, &family));
+            let formatted = s.display_name.clone().or_else(|| join_name(&given, &family));
             let user = User {
                 id: id.clone(),
-                external_id: s
-                    .external_id
-                    .filter(|_| self.inner.config.store_external_id),
+                external_id: s.external_id.filter(|_| self.inner.config.store_external_id),
                 given_name: given,
                 family_name: family,
                 display_name: formatted.clone(),
                 formatted,
-                emails: vec![Email {
-                    value: user_name.clone(),
-                    primary: Some(true),
-                    kind: None,
-                }],
+                emails: vec![Email { value: user_name.clone(), primary: Some(true), kind: None }],
                 user_name,
                 preferred_language: Some("en".into()),
                 state: account_state,
@@ -317,11 +291,7 @@ impl SimState {
                 invitation_sent_at: invitation,
                 invitation_expires_at: invitation.map(|at| at + ttl),
                 invitations_sent: u32::from(invitation.is_some()),
-                accepted_at: if account_state.is_accepted() {
-                    Some(now)
-                } else {
-                    None
-                },
+                accepted_at: if account_state.is_accepted() { Some(now) } else { None },
                 confirms_at: None,
                 group_ids: BTreeSet::new(),
             };
@@ -334,19 +304,13 @@ impl SimState {
             let members = g
                 .members
                 .iter()
-                .map(|m| {
-                    resolve_user(&store, m).ok_or_else(|| SimError::NotFound(format!("user {m}")))
-                })
+                .map(|m| resolve_user(&store, m).ok_or_else(|| SimError::NotFound(format!("user {m}"))))
                 .collect::<Result<Vec<_>, _>>()?;
             let managed = g.managed.unwrap_or(true);
             let id = match find_group_by_name(&store, &g.display_name) {
                 Some(existing) => {
-                    let group = store
-                        .groups
-                        .get_mut(&existing)
-                        .expect("indexed group exists");
-                    group.managed |=
-                        managed && !self.inner.config.is_protected_group(&g.display_name);
+                    let group = store.groups.get_mut(&existing).expect("indexed group exists");
+                    group.managed |= managed && !self.inner.config.is_protected_group(&g.display_name);
                     if g.external_id.is_some() {
                         group.external_id = g.external_id.clone();
                     }
@@ -355,18 +319,9 @@ impl SimState {
                 None => {
                     let id = g.id.clone().unwrap_or_else(ids::new_group_id);
                     if store.groups.contains_key(&id) {
-                        return Err(SimError::Uniqueness(format!(
-                            "group id {id} already exists"
-                        )));
+                        return Err(SimError::Uniqueness(format!("group id {id} already exists")));
                     }
-                    insert_group(
-                        &mut store,
-                        id.clone(),
-                        &g.display_name,
-                        g.external_id.clone(),
-                        managed,
-                        now,
-                    );
+                    insert_group(&mut store, id.clone(), &g.display_name, g.external_id.clone(), managed, now);
                     id
                 }
             };
@@ -390,9 +345,9 @@ impl SimState {
         let mut store = self.write();
         if let Some(existing) = store.by_user_name.get(&user_name.to_lowercase()) {
             return match config.conflict {
-                ConflictMode::Reject409 => Err(SimError::Uniqueness(format!(
-                    "a user with userName {user_name} already exists"
-                ))),
+                ConflictMode::Reject409 => {
+                    Err(SimError::Uniqueness(format!("a user with userName {user_name} already exists")))
+                }
                 ConflictMode::LinkExisting => Ok((store.users[existing].clone(), false)),
             };
         }
@@ -404,19 +359,12 @@ impl SimState {
             (given, family) = split_name(d);
         }
         let joined = join_name(&given, &family);
-        let display_name = new
-            .display_name
-            .or_else(|| new.formatted.clone())
-            .or_else(|| joined.clone());
+        let display_name = new.display_name.or_else(|| new.formatted.clone()).or_else(|| joined.clone());
         let formatted = new.formatted.or(joined).or_else(|| display_name.clone());
         let mut emails = new.emails;
         normalise_primary(&mut emails, None);
         if emails.is_empty() {
-            emails.push(Email {
-                value: user_name.clone(),
-                primary: Some(true),
-                kind: None,
-            });
+            emails.push(Email { value: user_name.clone(), primary: Some(true), kind: None });
         }
         let ttl = to_delta(config.invite_ttl);
         let invite = new.active != Some(false);
@@ -430,11 +378,7 @@ impl SimState {
             display_name,
             emails,
             preferred_language: new.preferred_language.or_else(|| Some("en".into())),
-            state: if invite {
-                AccountState::Invited
-            } else {
-                AccountState::InviteSuspended
-            },
+            state: if invite { AccountState::Invited } else { AccountState::InviteSuspended },
             created_at: now,
             last_modified: now,
             invitation_sent_at: invite.then_some(now),
@@ -461,23 +405,13 @@ impl SimState {
     /// Users in creation order, optionally narrowed by a predicate.
     pub fn users_where(&self, mut keep: impl FnMut(&User) -> bool) -> Vec<User> {
         let store = self.read();
-        store
-            .user_order
-            .iter()
-            .filter_map(|id| store.users.get(id))
-            .filter(|u| keep(u))
-            .cloned()
-            .collect()
+        store.user_order.iter().filter_map(|id| store.users.get(id)).filter(|u| keep(u)).cloned().collect()
     }
 
     /// O(1) lookup by userName (case-insensitive).
     pub fn user_by_user_name(&self, user_name: &str) -> Option<User> {
         let store = self.read();
-        store
-            .by_user_name
-            .get(&user_name.to_lowercase())
-            .and_then(|id| store.users.get(id))
-            .cloned()
+        store.by_user_name.get(&user_name.to_lowercase()).and_then(|id| store.users.get(id)).cloned()
     }
 
     /// Lookup by externalId (case-exact), through the index.
@@ -486,12 +420,7 @@ impl SimState {
         store
             .by_external_id
             .get(external_id)
-            .map(|ids| {
-                ids.iter()
-                    .filter_map(|id| store.users.get(id))
-                    .cloned()
-                    .collect()
-            })
+            .map(|ids| ids.iter().filter_map(|id| store.users.get(id)).cloned().collect())
             .unwrap_or_default()
     }
 
@@ -521,28 +450,16 @@ impl SimState {
     /// The users behind a list of ids (index hits), with their managed groups.
     pub fn users_with_groups(&self, ids: &[String]) -> Vec<UserWithGroups> {
         let store = self.read();
-        ids.iter()
-            .filter_map(|id| store.users.get(id))
-            .map(|u| (u.clone(), groups_of(&store, u)))
-            .collect()
+        ids.iter().filter_map(|id| store.users.get(id)).map(|u| (u.clone(), groups_of(&store, u))).collect()
     }
 
     /// Ids found through the userName / externalId indexes.
     pub fn user_ids_by_user_name(&self, user_name: &str) -> Vec<String> {
-        self.read()
-            .by_user_name
-            .get(&user_name.to_lowercase())
-            .cloned()
-            .into_iter()
-            .collect()
+        self.read().by_user_name.get(&user_name.to_lowercase()).cloned().into_iter().collect()
     }
 
     pub fn user_ids_by_external_id(&self, external_id: &str) -> Vec<String> {
-        self.read()
-            .by_external_id
-            .get(external_id)
-            .cloned()
-            .unwrap_or_default()
+        self.read().by_external_id.get(external_id).cloned().unwrap_or_default()
     }
 
     pub fn user_count(&self) -> usize {
@@ -555,28 +472,17 @@ impl SimState {
     }
 
     /// Applies changes atomically (all or nothing) and records their side effects.
-    pub fn change_user(
-        &self,
-        id: &str,
-        changes: Vec<UserChange>,
-        via: Via,
-    ) -> Result<User, SimError> {
+    pub fn change_user(&self, id: &str, changes: Vec<UserChange>, via: Via) -> Result<User, SimError> {
         let config = &self.inner.config;
         let now = self.now();
         let mut store = self.write();
-        let original = store
-            .users
-            .get(id)
-            .cloned()
-            .ok_or_else(|| SimError::NotFound(format!("user {id}")))?;
+        let original = store.users.get(id).cloned().ok_or_else(|| SimError::NotFound(format!("user {id}")))?;
         let mut user = original.clone();
         let mut effects = Vec::new();
         for change in changes {
             let name_before = user.user_name.clone();
             self.apply_user_change(&mut user, change, now, &mut effects)?;
-            if !name_before.eq_ignore_ascii_case(&user.user_name)
-                && user.effective_state(now).is_suspended()
-            {
+            if !name_before.eq_ignore_ascii_case(&user.user_name) && user.effective_state(now).is_suspended() {
                 if config.suspended_email_change == SuspendedEmailChange::Reject {
                     store.violations.push(Violation {
                         kind: ViolationKind::SuspendedUserEmailChanged,
@@ -588,10 +494,7 @@ impl SimState {
                     });
                     return Err(SimError::SuspendedEmailChange(original.user_name));
                 }
-                effects.push(Effect::Violation {
-                    old: name_before,
-                    new: user.user_name.clone(),
-                });
+                effects.push(Effect::Violation { old: name_before, new: user.user_name.clone() });
             }
         }
         if user.user_name.trim().is_empty() {
@@ -599,15 +502,9 @@ impl SimState {
         }
         let new_key = user.user_name.to_lowercase();
         if new_key != original.user_name.to_lowercase()
-            && store
-                .by_user_name
-                .get(&new_key)
-                .is_some_and(|other| other != id)
+            && store.by_user_name.get(&new_key).is_some_and(|other| other != id)
         {
-            return Err(SimError::Uniqueness(format!(
-                "a user with userName {} already exists",
-                user.user_name
-            )));
+            return Err(SimError::Uniqueness(format!("a user with userName {} already exists", user.user_name)));
         }
         user.last_modified = now;
         unindex_user(&mut store, &original);
@@ -664,11 +561,7 @@ impl SimState {
                     Some(primary) => primary.value = name.clone(),
                     None => match user.emails.first_mut() {
                         Some(first) => first.value = name.clone(),
-                        None => user.emails.push(Email {
-                            value: name.clone(),
-                            primary: Some(true),
-                            kind: None,
-                        }),
+                        None => user.emails.push(Email { value: name.clone(), primary: Some(true), kind: None }),
                     },
                 }
                 user.user_name = name;
@@ -708,17 +601,9 @@ impl SimState {
                 follow_primary_email(user);
             }
             UserChange::AddEmails(added) => {
-                let new_primary = added
-                    .iter()
-                    .rev()
-                    .find(|e| e.primary == Some(true))
-                    .map(|e| e.value.clone());
+                let new_primary = added.iter().rev().find(|e| e.primary == Some(true)).map(|e| e.value.clone());
                 for email in added {
-                    match user
-                        .emails
-                        .iter_mut()
-                        .find(|e| e.value.eq_ignore_ascii_case(&email.value))
-                    {
+                    match user.emails.iter_mut().find(|e| e.value.eq_ignore_ascii_case(&email.value)) {
                         Some(existing) => *existing = email,
                         None => user.emails.push(email),
                     }
@@ -738,11 +623,7 @@ impl SimState {
                         _ => None,
                     };
                     let primary = user.emails.is_empty() || selector == EmailSelector::Primary;
-                    user.emails.push(Email {
-                        value,
-                        primary: Some(primary),
-                        kind,
-                    });
+                    user.emails.push(Email { value, primary: Some(primary), kind });
                     normalise_primary(&mut user.emails, None);
                 }
                 follow_primary_email(user);
@@ -756,13 +637,7 @@ impl SimState {
         Ok(())
     }
 
-    fn set_active(
-        &self,
-        user: &mut User,
-        active: bool,
-        now: DateTime<Utc>,
-        effects: &mut Vec<Effect>,
-    ) {
+    fn set_active(&self, user: &mut User, active: bool, now: DateTime<Utc>, effects: &mut Vec<Effect>) {
         let state = user.effective_state(now);
         user.state = state;
         match (state, active) {
@@ -795,13 +670,7 @@ impl SimState {
         }
     }
 
-    fn send_invitation(
-        &self,
-        store: &mut Store,
-        user: &User,
-        kind: InvitationKind,
-        now: DateTime<Utc>,
-    ) {
+    fn send_invitation(&self, store: &mut Store, user: &User, kind: InvitationKind, now: DateTime<Utc>) {
         store.outbox.push(InvitationMail {
             user_id: user.id.clone(),
             email: user.primary_email().unwrap_or(&user.user_name).to_owned(),
@@ -811,14 +680,7 @@ impl SimState {
         });
     }
 
-    fn audit(
-        &self,
-        store: &mut Store,
-        action: &str,
-        object_type: &str,
-        user: &User,
-        now: DateTime<Utc>,
-    ) {
+    fn audit(&self, store: &mut Store, action: &str, object_type: &str, user: &User, now: DateTime<Utc>) {
         store.audit.push(AuditEvent {
             uuid: ids::new_uuid(),
             timestamp: now,
@@ -832,14 +694,7 @@ impl SimState {
         });
     }
 
-    fn audit_group(
-        &self,
-        store: &mut Store,
-        action: &str,
-        group_id: &str,
-        aux: Option<String>,
-        now: DateTime<Utc>,
-    ) {
+    fn audit_group(&self, store: &mut Store, action: &str, group_id: &str, aux: Option<String>, now: DateTime<Utc>) {
         store.audit.push(AuditEvent {
             uuid: ids::new_uuid(),
             timestamp: now,
@@ -858,9 +713,7 @@ impl SimState {
     /// Resolves a user by id or userName.
     pub fn find_user(&self, id_or_user_name: &str) -> Option<User> {
         let store = self.read();
-        resolve_user(&store, id_or_user_name)
-            .and_then(|id| store.users.get(&id))
-            .cloned()
+        resolve_user(&store, id_or_user_name).and_then(|id| store.users.get(&id)).cloned()
     }
 
     /// The invitee accepts: the account becomes real (pending, then active once confirmed) and
@@ -878,10 +731,7 @@ impl SimState {
             }
             AccountState::Invited => {}
             other => {
-                return Err(SimError::NotInvited {
-                    user: id,
-                    reason: format!("the account is {other:?}"),
-                });
+                return Err(SimError::NotInvited { user: id, reason: format!("the account is {other:?}") });
             }
         }
         user.accepted_at = Some(now);
@@ -895,9 +745,7 @@ impl SimState {
         user.invitation_expires_at = None;
         user.last_modified = now;
         let user = user.clone();
-        store
-            .sign_ins
-            .push(sign_in(&user, "success", "credentials_ok", now));
+        store.sign_ins.push(sign_in(&user, "success", "credentials_ok", now));
         self.audit(&mut store, "join", "user", &user, now);
         Ok(view_user(&store, &user, now))
     }
@@ -909,14 +757,8 @@ impl SimState {
         let id = resolve_user(&store, id_or_user_name)
             .ok_or_else(|| SimError::NotFound(format!("user {id_or_user_name}")))?;
         let user = store.users.get_mut(&id).expect("resolved user exists");
-        if !matches!(
-            user.state,
-            AccountState::Invited | AccountState::InviteSuspended
-        ) {
-            return Err(SimError::NotInvited {
-                user: id,
-                reason: format!("the account is {:?}", user.state),
-            });
+        if !matches!(user.state, AccountState::Invited | AccountState::InviteSuspended) {
+            return Err(SimError::NotInvited { user: id, reason: format!("the account is {:?}", user.state) });
         }
         user.invitation_expires_at = Some(now);
         let user = user.clone();
@@ -929,12 +771,7 @@ impl SimState {
         let mut store = self.write();
         let id = resolve_user(&store, id_or_user_name)
             .ok_or_else(|| SimError::NotFound(format!("user {id_or_user_name}")))?;
-        let attempt = sign_in(
-            &store.users[&id],
-            "credentials_failed",
-            "password_secret_bad",
-            now,
-        );
+        let attempt = sign_in(&store.users[&id], "credentials_failed", "password_secret_bad", now);
         store.sign_ins.push(attempt);
         Ok(())
     }
@@ -955,9 +792,7 @@ impl SimState {
         let members = check_members(&store, &new.members)?;
         let id = match find_group_by_name(&store, &name) {
             Some(existing) if store.groups[&existing].managed => {
-                return Err(SimError::Uniqueness(format!(
-                    "a group named {name} already exists"
-                )));
+                return Err(SimError::Uniqueness(format!("a group named {name} already exists")));
             }
             // An existing 1Password group is matched by name and becomes managed.
             Some(existing) => {
@@ -989,22 +824,13 @@ impl SimState {
     /// Managed groups in creation order.
     pub fn managed_groups(&self) -> Vec<Group> {
         let store = self.read();
-        store
-            .group_order
-            .iter()
-            .filter_map(|id| store.groups.get(id))
-            .filter(|g| g.managed)
-            .cloned()
-            .collect()
+        store.group_order.iter().filter_map(|id| store.groups.get(id)).filter(|g| g.managed).cloned().collect()
     }
 
     /// Finds the group a SCIM request wants to change: protected groups refuse, unmanaged ones
     /// do not exist as far as SCIM is concerned.
     fn changeable_group<'s>(&self, store: &'s Store, id: &str) -> Result<&'s Group, SimError> {
-        let group = store
-            .groups
-            .get(id)
-            .ok_or_else(|| SimError::NotFound(format!("group {id}")))?;
+        let group = store.groups.get(id).ok_or_else(|| SimError::NotFound(format!("group {id}")))?;
         if self.inner.config.is_protected_group(&group.display_name) {
             return Err(SimError::ProtectedGroup(group.display_name.clone()));
         }
@@ -1024,17 +850,13 @@ impl SimState {
                 GroupChange::DisplayName(name) => {
                     let name = name.trim().to_owned();
                     if name.is_empty() {
-                        return Err(SimError::InvalidValue(
-                            "displayName must not be empty".into(),
-                        ));
+                        return Err(SimError::InvalidValue("displayName must not be empty".into()));
                     }
                     if config.is_protected_group(&name) {
                         return Err(SimError::ProtectedGroup(name));
                     }
                     if find_group_by_name(&store, &name).is_some_and(|other| other != id) {
-                        return Err(SimError::Uniqueness(format!(
-                            "a group named {name} already exists"
-                        )));
+                        return Err(SimError::Uniqueness(format!("a group named {name} already exists")));
                     }
                     group.display_name = name;
                 }
@@ -1043,9 +865,7 @@ impl SimState {
                         group.external_id = external_id;
                     }
                 }
-                GroupChange::AddMembers(members) => {
-                    group.members.extend(check_members(&store, &members)?)
-                }
+                GroupChange::AddMembers(members) => group.members.extend(check_members(&store, &members)?),
                 GroupChange::RemoveMembers(members) => {
                     for m in members {
                         group.members.remove(&m);
@@ -1081,12 +901,7 @@ impl SimState {
     pub fn users(&self) -> Vec<UserView> {
         let now = self.now();
         let store = self.read();
-        store
-            .user_order
-            .iter()
-            .filter_map(|id| store.users.get(id))
-            .map(|u| view_user(&store, u, now))
-            .collect()
+        store.user_order.iter().filter_map(|id| store.users.get(id)).map(|u| view_user(&store, u, now)).collect()
     }
 
     pub fn user_view(&self, id_or_user_name: &str) -> Option<UserView> {
@@ -1169,9 +984,7 @@ impl SimState {
     // ----- faults -------------------------------------------------------------------------
 
     pub fn add_fault(&self, rule: FaultRule) -> Result<u64, SimError> {
-        lock(&self.inner.faults)
-            .add(rule)
-            .map_err(SimError::InvalidValue)
+        lock(&self.inner.faults).add(rule).map_err(SimError::InvalidValue)
     }
 
     pub fn remove_fault(&self, id: u64) -> bool {
@@ -1198,15 +1011,9 @@ impl SimState {
 // ----- helpers over the store ------------------------------------------------------------------
 
 fn index_user(store: &mut Store, user: &User) {
-    store
-        .by_user_name
-        .insert(user.user_name.to_lowercase(), user.id.clone());
+    store.by_user_name.insert(user.user_name.to_lowercase(), user.id.clone());
     if let Some(ext) = &user.external_id {
-        store
-            .by_external_id
-            .entry(ext.clone())
-            .or_default()
-            .push(user.id.clone());
+        store.by_external_id.entry(ext.clone()).or_default().push(user.id.clone());
     }
 }
 
@@ -1238,10 +1045,7 @@ fn resolve_user(store: &Store, id_or_user_name: &str) -> Option<String> {
     if store.users.contains_key(id_or_user_name) {
         return Some(id_or_user_name.to_owned());
     }
-    store
-        .by_user_name
-        .get(&id_or_user_name.to_lowercase())
-        .cloned()
+    store.by_user_name.get(&id_or_user_name.to_lowercase()).cloned()
 }
 
 fn find_group_by_name(store: &Store, name: &str) -> Option<String> {
@@ -1249,12 +1053,7 @@ fn find_group_by_name(store: &Store, name: &str) -> Option<String> {
     store
         .group_order
         .iter()
-        .find(|id| {
-            store
-                .groups
-                .get(*id)
-                .is_some_and(|g| g.display_name.eq_ignore_ascii_case(name))
-        })
+        .find(|id| store.groups.get(*id).is_some_and(|g| g.display_name.eq_ignore_ascii_case(name)))
         .cloned()
 }
 
@@ -1289,22 +1088,14 @@ fn check_members(store: &Store, members: &[String]) -> Result<Vec<String>, SimEr
             if store.users.contains_key(m) {
                 Ok(m.clone())
             } else {
-                Err(SimError::InvalidValue(format!(
-                    "member {m} is not a user of this account"
-                )))
+                Err(SimError::InvalidValue(format!("member {m} is not a user of this account")))
             }
         })
         .collect()
 }
 
 /// Sets a group's members and keeps every user's `group_ids` in step.
-fn set_members(
-    store: &mut Store,
-    group_id: &str,
-    wanted: BTreeSet<String>,
-    now: DateTime<Utc>,
-    audit: bool,
-) {
+fn set_members(store: &mut Store, group_id: &str, wanted: BTreeSet<String>, now: DateTime<Utc>, audit: bool) {
     let Some(group) = store.groups.get_mut(group_id) else {
         return;
     };
@@ -1359,21 +1150,12 @@ fn view_user(store: &Store, u: &User, now: DateTime<Utc>) -> UserView {
         invitation_expires_at: u.invitation_expires_at,
         invitations_sent: u.invitations_sent,
         accepted_at: u.accepted_at,
-        groups: u
-            .group_ids
-            .iter()
-            .filter_map(|g| store.groups.get(g))
-            .map(|g| g.display_name.clone())
-            .collect(),
+        groups: u.group_ids.iter().filter_map(|g| store.groups.get(g)).map(|g| g.display_name.clone()).collect(),
     }
 }
 
 fn event_user(u: &User) -> EventUser {
-    EventUser {
-        uuid: u.id.clone(),
-        name: u.full_name(),
-        email: u.user_name.clone(),
-    }
+    EventUser { uuid: u.id.clone(), name: u.full_name(), email: u.user_name.clone() }
 }
 
 fn sign_in(user: &User, category: &str, kind: &str, now: DateTime<Utc>) -> SignInAttempt {

@@ -14,10 +14,7 @@ const DELIBERATE_DEVIATIONS: &[(&str, &str)] = &[
     // The login e-mail (derived from userName) is always among the e-mails; `add` appends to it.
     ("check_add_attribute", "unexpected value for 'emails'"),
     // `active` is the account state; it cannot be removed.
-    (
-        "check_remove_attribute",
-        "Failed to remove attribute 'active'",
-    ),
+    ("check_remove_attribute", "Failed to remove attribute 'active'"),
     // 1Password keeps one name: name.formatted follows givenName/familyName.
     ("check_replace_attribute", "unexpected value for 'name'"),
 ];
@@ -40,19 +37,14 @@ async fn passes_scim2_tester_except_documented_deviations() {
         meta_location: true,
         ..SimConfig::default()
     };
-    let sim = spawn(config.clone(), "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let sim = spawn(config.clone(), "127.0.0.1:0".parse().unwrap()).await.unwrap();
     let url = sim.scim_url();
     let output = tokio::time::timeout(
         Duration::from_secs(300),
         tokio::process::Command::new(&cli)
             .args(["--url", &url, "test"])
             // Through the environment, not argv, so the token is not visible in `ps`.
-            .env(
-                "SCIM_CLI_HEADERS",
-                format!("Authorization: Bearer {}", config.scim_token),
-            )
+            .env("SCIM_CLI_HEADERS", format!("Authorization: Bearer {}", config.scim_token))
             .output(),
     )
     .await
@@ -60,37 +52,19 @@ async fn passes_scim2_tester_except_documented_deviations() {
     .expect("scim2 runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stdout.contains("Performing a SCIM compliance check"),
-        "scim2 did not run its checks:\n{stdout}\n{stderr}"
-    );
+    assert!(stdout.contains("Performing a SCIM compliance check"), "scim2 did not run its checks:\n{stdout}\n{stderr}");
 
     let lines: Vec<&str> = stdout.lines().collect();
     let successes = lines.iter().filter(|l| l.starts_with("SUCCESS ")).count();
     let mut unexpected = Vec::new();
     let mut deviations_seen = Vec::new();
     for (i, line) in lines.iter().enumerate() {
-        let Some(check) = line
-            .strip_prefix("ERROR ")
-            .or_else(|| line.strip_prefix("CRITICAL "))
-        else {
+        let Some(check) = line.strip_prefix("ERROR ").or_else(|| line.strip_prefix("CRITICAL ")) else {
             continue;
         };
-        let is_result = |l: &&&str| {
-            ["SUCCESS ", "ERROR ", "SKIPPED ", "CRITICAL "]
-                .iter()
-                .any(|p| l.starts_with(p))
-        };
-        let reason = lines[i + 1..]
-            .iter()
-            .take_while(|l| !is_result(l))
-            .copied()
-            .collect::<Vec<_>>()
-            .join("\n");
-        match DELIBERATE_DEVIATIONS
-            .iter()
-            .find(|(name, text)| *name == check.trim() && reason.contains(text))
-        {
+        let is_result = |l: &&&str| ["SUCCESS ", "ERROR ", "SKIPPED ", "CRITICAL "].iter().any(|p| l.starts_with(p));
+        let reason = lines[i + 1..].iter().take_while(|l| !is_result(l)).copied().collect::<Vec<_>>().join("\n");
+        match DELIBERATE_DEVIATIONS.iter().find(|(name, text)| *name == check.trim() && reason.contains(text)) {
             Some(deviation) => deviations_seen.push(deviation.0),
             None => unexpected.push(format!("{check}: {reason}")),
         }
@@ -100,16 +74,10 @@ async fn passes_scim2_tester_except_documented_deviations() {
         "unexpected scim2-tester failures:\n{}\n\nfull output:\n{stdout}",
         unexpected.join("\n")
     );
-    assert!(
-        successes >= 55,
-        "only {successes} checks succeeded:\n{stdout}"
-    );
+    assert!(successes >= 55, "only {successes} checks succeeded:\n{stdout}");
     // Each documented deviation still shows up (otherwise the README list is stale).
     for (name, _) in DELIBERATE_DEVIATIONS {
-        assert!(
-            deviations_seen.contains(name),
-            "deviation {name} no longer reported; update the README and this list"
-        );
+        assert!(deviations_seen.contains(name), "deviation {name} no longer reported; update the README and this list");
     }
     sim.shutdown().await;
 }

@@ -3,9 +3,7 @@
 mod common;
 
 use common::*;
-use onepassword_sim::{
-    ConflictMode, CreateStatus, Lifecycle, SeedState, SeedUser, SimConfig, SuspendedEmailChange,
-};
+use onepassword_sim::{ConflictMode, CreateStatus, Lifecycle, SeedState, SeedUser, SimConfig, SuspendedEmailChange};
 use reqwest::Method;
 use serde_json::json;
 
@@ -18,28 +16,18 @@ async fn missing_or_wrong_token_is_401_with_scim_error() {
         assert_eq!(reply.headers["www-authenticate"], "Bearer");
     }
     // The Events API token is not a SCIM token.
-    h.send(Method::GET, "/scim/v2/Users", Some(EVENTS_TOKEN), None)
-        .await
-        .assert_scim_error(401, None);
+    h.send(Method::GET, "/scim/v2/Users", Some(EVENTS_TOKEN), None).await.assert_scim_error(401, None);
 }
 
 #[tokio::test]
 async fn ping_is_open_and_health_needs_the_token() {
     let h = start_default().await;
     assert_eq!(h.send(Method::GET, "/ping", None, None).await.status, 200);
-    h.send(Method::GET, "/health", None, None)
-        .await
-        .assert_scim_error(401, None);
+    h.send(Method::GET, "/health", None, None).await.assert_scim_error(401, None);
     let health = h.send(Method::GET, "/health", Some(SCIM_TOKEN), None).await;
     assert_eq!(health.status, 200);
     assert_eq!(health.body["reports"].as_array().map(Vec::len), Some(4));
-    assert!(
-        health.body["reports"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|r| r["state"] == "healthy")
-    );
+    assert!(health.body["reports"].as_array().unwrap().iter().all(|r| r["state"] == "healthy"));
 }
 
 #[tokio::test]
@@ -61,16 +49,10 @@ async fn create_returns_200_by_default_with_derived_fields() {
     assert_eq!(id, id.to_uppercase());
     assert_eq!(user["displayName"], "Jane Doe");
     assert_eq!(user["name"]["formatted"], "Jane Doe");
-    assert_eq!(
-        user["emails"],
-        json!([{"value": "jane@example.com", "primary": true}])
-    );
+    assert_eq!(user["emails"], json!([{"value": "jane@example.com", "primary": true}]));
     assert_eq!(user["active"], true, "an invited user reads active: true");
     assert_eq!(user["meta"], json!({"resourceType": "User"}));
-    assert_eq!(
-        h.sim.state().user_view(&id).unwrap().lifecycle,
-        Lifecycle::Invited
-    );
+    assert_eq!(h.sim.state().user_view(&id).unwrap().lifecycle, Lifecycle::Invited);
 
     let fetched = h.scim(Method::GET, &format!("/Users/{id}"), None).await;
     assert_eq!(fetched.status, 200);
@@ -79,86 +61,43 @@ async fn create_returns_200_by_default_with_derived_fields() {
 
 #[tokio::test]
 async fn create_status_201_by_switch() {
-    let h = start(SimConfig {
-        create_status: CreateStatus::Created201,
-        ..SimConfig::default()
-    })
-    .await;
-    let reply = h
-        .scim(
-            Method::POST,
-            "/Users",
-            Some(json!({"userName": "a@example.com"})),
-        )
-        .await;
+    let h = start(SimConfig { create_status: CreateStatus::Created201, ..SimConfig::default() }).await;
+    let reply = h.scim(Method::POST, "/Users", Some(json!({"userName": "a@example.com"}))).await;
     assert_eq!(reply.status, 201);
-    let group = h
-        .scim(Method::POST, "/Groups", Some(json!({"displayName": "Eng"})))
-        .await;
+    let group = h.scim(Method::POST, "/Groups", Some(json!({"displayName": "Eng"}))).await;
     assert_eq!(group.status, 201);
 }
 
 #[tokio::test]
 async fn bad_bodies_are_scim_errors() {
     let h = start_default().await;
-    h.scim(
-        Method::POST,
-        "/Users",
-        Some(json!({"name": {"givenName": "x"}})),
-    )
-    .await
-    .assert_scim_error(400, Some("invalidValue"));
-    let raw = h
-        .http
-        .post(h.url("/scim/v2/Users"))
-        .bearer_auth(SCIM_TOKEN)
-        .body("{not json")
-        .send()
+    h.scim(Method::POST, "/Users", Some(json!({"name": {"givenName": "x"}})))
         .await
-        .unwrap();
+        .assert_scim_error(400, Some("invalidValue"));
+    let raw = h.http.post(h.url("/scim/v2/Users")).bearer_auth(SCIM_TOKEN).body("{not json").send().await.unwrap();
     assert_eq!(raw.status(), 400);
     let body: serde_json::Value = raw.json().await.unwrap();
     assert_eq!(body["scimType"], "invalidSyntax");
-    h.scim(Method::GET, "/Users/NOPE", None)
-        .await
-        .assert_scim_error(404, None);
-    h.scim(Method::GET, "/Nothing/here", None)
-        .await
-        .assert_scim_error(404, None);
-    h.scim(Method::GET, "/Users?startIndex=abc", None)
-        .await
-        .assert_scim_error(400, Some("invalidValue"));
+    h.scim(Method::GET, "/Users/NOPE", None).await.assert_scim_error(404, None);
+    h.scim(Method::GET, "/Nothing/here", None).await.assert_scim_error(404, None);
+    h.scim(Method::GET, "/Users?startIndex=abc", None).await.assert_scim_error(400, Some("invalidValue"));
 }
 
 #[tokio::test]
 async fn duplicate_user_name_is_409_uniqueness_case_insensitively() {
     let h = start_default().await;
     h.create_user("dup@example.com", "A", "B").await;
-    h.scim(
-        Method::POST,
-        "/Users",
-        Some(json!({"userName": "DUP@Example.com"})),
-    )
-    .await
-    .assert_scim_error(409, Some("uniqueness"));
+    h.scim(Method::POST, "/Users", Some(json!({"userName": "DUP@Example.com"})))
+        .await
+        .assert_scim_error(409, Some("uniqueness"));
     assert_eq!(h.sim.state().outbox().len(), 1, "no second invitation");
 }
 
 #[tokio::test]
 async fn duplicate_links_the_existing_user_by_switch() {
-    let h = start(SimConfig {
-        conflict: ConflictMode::LinkExisting,
-        ..SimConfig::default()
-    })
-    .await;
+    let h = start(SimConfig { conflict: ConflictMode::LinkExisting, ..SimConfig::default() }).await;
     let first = h.create_user("dup@example.com", "A", "B").await;
-    let again = h
-        .scim(
-            Method::POST,
-            "/Users",
-            Some(json!({"userName": "dup@example.com"})),
-        )
-        .await;
+    let again = h.scim(Method::POST, "/Users", Some(json!({"userName": "dup@example.com"}))).await;
     assert_eq!(again.status, 200);
     assert_eq!(again.body["id"], first["id"]);
     assert_eq!(h.sim.state().user_count(), 1);
@@ -169,79 +108,38 @@ async fn duplicate_links_the_existing_user_by_switch() {
 async fn filter_by_user_name_is_case_insensitive_and_external_id_exact() {
     let h = start_default().await;
     let created = h
-        .scim(
-            Method::POST,
-            "/Users",
-            Some(json!({"userName": "Mixed.Case@Example.com", "externalId": "HR-42"})),
-        )
+        .scim(Method::POST, "/Users", Some(json!({"userName": "Mixed.Case@Example.com", "externalId": "HR-42"})))
         .await
         .body;
     h.create_user("other@example.com", "O", "T").await;
 
-    let list = h
-        .scim(
-            Method::GET,
-            "/Users?filter=userName%20eq%20%22mixed.case%40example.com%22",
-            None,
-        )
-        .await;
+    let list = h.scim(Method::GET, "/Users?filter=userName%20eq%20%22mixed.case%40example.com%22", None).await;
     assert_eq!(list.status, 200);
-    assert_eq!(
-        list.body["schemas"][0],
-        "urn:ietf:params:scim:api:messages:2.0:ListResponse"
-    );
+    assert_eq!(list.body["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:ListResponse");
     assert_eq!(list.body["totalResults"], 1);
     assert_eq!(list.body["itemsPerPage"], 1);
     assert_eq!(list.body["startIndex"], 1);
     assert_eq!(list.body["Resources"][0]["id"], created["id"]);
 
-    let by_ext = h
-        .scim(
-            Method::GET,
-            "/Users?filter=externalId%20eq%20%22HR-42%22",
-            None,
-        )
-        .await;
+    let by_ext = h.scim(Method::GET, "/Users?filter=externalId%20eq%20%22HR-42%22", None).await;
     assert_eq!(by_ext.body["totalResults"], 1);
     assert_eq!(by_ext.body["Resources"][0]["externalId"], "HR-42");
-    let wrong_case = h
-        .scim(
-            Method::GET,
-            "/Users?filter=externalId%20eq%20%22hr-42%22",
-            None,
-        )
-        .await;
+    let wrong_case = h.scim(Method::GET, "/Users?filter=externalId%20eq%20%22hr-42%22", None).await;
     assert_eq!(wrong_case.body["totalResults"], 0);
 
-    let none = h
-        .scim(
-            Method::GET,
-            "/Users?filter=userName%20eq%20%22nobody%40example.com%22",
-            None,
-        )
-        .await;
+    let none = h.scim(Method::GET, "/Users?filter=userName%20eq%20%22nobody%40example.com%22", None).await;
     assert_eq!(none.body["totalResults"], 0);
     assert_eq!(none.body["Resources"], json!([]));
 
     // Scanning filters work too.
-    let co = h
-        .scim(
-            Method::GET,
-            "/Users?filter=userName%20co%20%22other%22%20and%20active%20eq%20true",
-            None,
-        )
-        .await;
+    let co = h.scim(Method::GET, "/Users?filter=userName%20co%20%22other%22%20and%20active%20eq%20true", None).await;
     assert_eq!(co.body["totalResults"], 1);
 }
 
 #[tokio::test]
 async fn malformed_or_unsupported_filters_are_400_invalid_filter() {
     let h = start_default().await;
-    for filter in [
-        "userName%20eq",
-        "userName%20zz%20%22a%22",
-        "title%20eq%20%22x%22",
-    ] {
+    for filter in ["userName%20eq", "userName%20zz%20%22a%22", "title%20eq%20%22x%22"] {
         h.scim(Method::GET, &format!("/Users?filter={filter}"), None)
             .await
             .assert_scim_error(400, Some("invalidFilter"));
@@ -250,19 +148,11 @@ async fn malformed_or_unsupported_filters_are_400_invalid_filter() {
 
 #[tokio::test]
 async fn filters_can_be_switched_off_to_exercise_client_fallbacks() {
-    let h = start(SimConfig {
-        filter_support: false,
-        ..SimConfig::default()
-    })
-    .await;
+    let h = start(SimConfig { filter_support: false, ..SimConfig::default() }).await;
     h.create_user("a@example.com", "A", "B").await;
-    h.scim(
-        Method::GET,
-        "/Users?filter=userName%20eq%20%22a%40example.com%22",
-        None,
-    )
-    .await
-    .assert_scim_error(400, Some("invalidFilter"));
+    h.scim(Method::GET, "/Users?filter=userName%20eq%20%22a%40example.com%22", None)
+        .await
+        .assert_scim_error(400, Some("invalidFilter"));
     let all = h.scim(Method::GET, "/Users", None).await;
     assert_eq!(all.body["totalResults"], 1);
     let spc = h.scim(Method::GET, "/ServiceProviderConfig", None).await;
@@ -272,47 +162,24 @@ async fn filters_can_be_switched_off_to_exercise_client_fallbacks() {
 #[tokio::test]
 async fn paging_is_one_based_and_honours_count() {
     let h = start_default().await;
-    let users = (0..7)
-        .map(|i| SeedUser::new(format!("u{i}@example.com"), SeedState::Active))
-        .collect();
-    h.sim
-        .state()
-        .seed(onepassword_sim::Seed {
-            users,
-            groups: vec![],
-        })
-        .unwrap();
+    let users = (0..7).map(|i| SeedUser::new(format!("u{i}@example.com"), SeedState::Active)).collect();
+    h.sim.state().seed(onepassword_sim::Seed { users, groups: vec![] }).unwrap();
 
-    let page = h
-        .scim(Method::GET, "/Users?startIndex=3&count=2", None)
-        .await
-        .body;
+    let page = h.scim(Method::GET, "/Users?startIndex=3&count=2", None).await.body;
     assert_eq!(page["totalResults"], 7);
     assert_eq!(page["startIndex"], 3);
     assert_eq!(page["itemsPerPage"], 2);
     assert_eq!(page["Resources"][0]["userName"], "u2@example.com");
     assert_eq!(page["Resources"][1]["userName"], "u3@example.com");
 
-    let last = h
-        .scim(Method::GET, "/Users?startIndex=7&count=5", None)
-        .await
-        .body;
+    let last = h.scim(Method::GET, "/Users?startIndex=7&count=5", None).await.body;
     assert_eq!(last["itemsPerPage"], 1);
-    let beyond = h
-        .scim(Method::GET, "/Users?startIndex=50&count=5", None)
-        .await
-        .body;
+    let beyond = h.scim(Method::GET, "/Users?startIndex=50&count=5", None).await.body;
     assert_eq!(beyond["itemsPerPage"], 0);
     let all = h.scim(Method::GET, "/Users", None).await.body;
     assert_eq!(all["itemsPerPage"], 7, "no count: everything in one page");
-    let zero = h
-        .scim(Method::GET, "/Users?startIndex=0&count=0", None)
-        .await
-        .body;
-    assert_eq!(
-        (zero["startIndex"].as_u64(), zero["itemsPerPage"].as_u64()),
-        (Some(1), Some(0))
-    );
+    let zero = h.scim(Method::GET, "/Users?startIndex=0&count=0", None).await.body;
+    assert_eq!((zero["startIndex"].as_u64(), zero["itemsPerPage"].as_u64()), (Some(1), Some(0)));
 }
 
 #[tokio::test]
@@ -321,36 +188,14 @@ async fn okta_and_entra_deactivation_both_suspend() {
     let okta = id_of(&h.create_user("okta@example.com", "O", "K").await);
     let entra = id_of(&h.create_user("entra@example.com", "E", "N").await);
 
-    let r = h
-        .patch_user(
-            &okta,
-            json!([{"op": "replace", "path": "active", "value": false}]),
-        )
-        .await;
-    assert_eq!(
-        (r.status.as_u16(), r.body["active"].clone()),
-        (200, json!(false))
-    );
-    let r = h
-        .patch_user(
-            &entra,
-            json!([{"op": "Replace", "value": {"active": "False"}}]),
-        )
-        .await;
-    assert_eq!(
-        (r.status.as_u16(), r.body["active"].clone()),
-        (200, json!(false))
-    );
+    let r = h.patch_user(&okta, json!([{"op": "replace", "path": "active", "value": false}])).await;
+    assert_eq!((r.status.as_u16(), r.body["active"].clone()), (200, json!(false)));
+    let r = h.patch_user(&entra, json!([{"op": "Replace", "value": {"active": "False"}}])).await;
+    assert_eq!((r.status.as_u16(), r.body["active"].clone()), (200, json!(false)));
 
     let state = h.sim.state();
-    assert_eq!(
-        state.user_view(&okta).unwrap().lifecycle,
-        Lifecycle::InviteSuspended
-    );
-    assert_eq!(
-        state.user_view(&entra).unwrap().lifecycle,
-        Lifecycle::InviteSuspended
-    );
+    assert_eq!(state.user_view(&okta).unwrap().lifecycle, Lifecycle::InviteSuspended);
+    assert_eq!(state.user_view(&entra).unwrap().lifecycle, Lifecycle::InviteSuspended);
 }
 
 #[tokio::test]
@@ -358,61 +203,32 @@ async fn patch_name_parts_and_display_name_rewrites_the_name() {
     let h = start_default().await;
     let id = id_of(&h.create_user("n@example.com", "Jane", "Doe").await);
 
-    let r = h
-        .patch_user(
-            &id,
-            json!([{"op": "replace", "path": "name.familyName", "value": "Smith"}]),
-        )
-        .await;
+    let r = h.patch_user(&id, json!([{"op": "replace", "path": "name.familyName", "value": "Smith"}])).await;
     assert_eq!(r.body["name"]["familyName"], "Smith");
     assert_eq!(r.body["displayName"], "Jane Smith");
 
     // As observed: the display name is split at the first space into given and family name.
-    let r = h
-        .patch_user(
-            &id,
-            json!([{"op": "replace", "path": "displayName", "value": "Mary Ann Jones"}]),
-        )
-        .await;
+    let r = h.patch_user(&id, json!([{"op": "replace", "path": "displayName", "value": "Mary Ann Jones"}])).await;
     assert_eq!(r.body["displayName"], "Mary Ann Jones");
     assert_eq!(r.body["name"]["givenName"], "Mary");
     assert_eq!(r.body["name"]["familyName"], "Ann Jones");
     assert_eq!(r.body["name"]["formatted"], "Mary Ann Jones");
 
     // Entra sends dotted attribute names inside a path-less value.
-    let r = h
-        .patch_user(
-            &id,
-            json!([{"op": "Replace", "value": {"name.givenName": "Anna"}}]),
-        )
-        .await;
+    let r = h.patch_user(&id, json!([{"op": "Replace", "value": {"name.givenName": "Anna"}}])).await;
     assert_eq!(r.body["name"]["givenName"], "Anna");
 
     // Attributes 1Password does not keep are accepted and ignored.
-    let r = h
-        .patch_user(
-            &id,
-            json!([{"op": "Add", "path": "title", "value": "Engineer"}]),
-        )
-        .await;
+    let r = h.patch_user(&id, json!([{"op": "Add", "path": "title", "value": "Engineer"}])).await;
     assert_eq!(r.status, 200);
     assert!(r.body.get("title").is_none());
 }
 
 #[tokio::test]
 async fn display_name_coupling_can_be_switched_off() {
-    let h = start(SimConfig {
-        display_name_rewrites_name: false,
-        ..SimConfig::default()
-    })
-    .await;
+    let h = start(SimConfig { display_name_rewrites_name: false, ..SimConfig::default() }).await;
     let id = id_of(&h.create_user("n@example.com", "Jane", "Doe").await);
-    let r = h
-        .patch_user(
-            &id,
-            json!([{"op": "replace", "path": "displayName", "value": "JD"}]),
-        )
-        .await;
+    let r = h.patch_user(&id, json!([{"op": "replace", "path": "displayName", "value": "JD"}])).await;
     assert_eq!(r.body["displayName"], "JD");
     assert_eq!(r.body["name"]["givenName"], "Jane");
     assert_eq!(r.body["name"]["familyName"], "Doe");
@@ -422,77 +238,46 @@ async fn display_name_coupling_can_be_switched_off() {
 async fn user_name_and_email_changes_follow_each_other() {
     let h = start_default().await;
     let id = id_of(&h.create_user("old@example.com", "A", "B").await);
-    let r = h
-        .patch_user(
-            &id,
-            json!([{"op": "replace", "path": "userName", "value": "new@example.com"}]),
-        )
-        .await;
+    let r = h.patch_user(&id, json!([{"op": "replace", "path": "userName", "value": "new@example.com"}])).await;
     assert_eq!(r.body["userName"], "new@example.com");
     assert_eq!(r.body["emails"][0]["value"], "new@example.com");
 
     let r = h
-        .patch_user(&id, json!([{"op": "Replace", "path": "emails[type eq \"work\"].value", "value": "work@example.com"}]))
+        .patch_user(
+            &id,
+            json!([{"op": "Replace", "path": "emails[type eq \"work\"].value", "value": "work@example.com"}]),
+        )
         .await;
     assert_eq!(r.status, 200);
     // The old address is still the primary login; the work address is added.
     assert_eq!(r.body["userName"], "new@example.com");
-    let found = h
-        .scim(
-            Method::GET,
-            "/Users?filter=userName%20eq%20%22new%40example.com%22",
-            None,
-        )
-        .await;
+    let found = h.scim(Method::GET, "/Users?filter=userName%20eq%20%22new%40example.com%22", None).await;
     assert_eq!(found.body["totalResults"], 1);
-    let old = h
-        .scim(
-            Method::GET,
-            "/Users?filter=userName%20eq%20%22old%40example.com%22",
-            None,
-        )
-        .await;
+    let old = h.scim(Method::GET, "/Users?filter=userName%20eq%20%22old%40example.com%22", None).await;
     assert_eq!(old.body["totalResults"], 0, "the index follows renames");
 
     h.create_user("taken@example.com", "T", "K").await;
-    h.patch_user(
-        &id,
-        json!([{"op": "replace", "path": "userName", "value": "TAKEN@example.com"}]),
-    )
-    .await
-    .assert_scim_error(409, Some("uniqueness"));
+    h.patch_user(&id, json!([{"op": "replace", "path": "userName", "value": "TAKEN@example.com"}]))
+        .await
+        .assert_scim_error(409, Some("uniqueness"));
 }
 
 #[tokio::test]
 async fn patch_errors() {
     let h = start_default().await;
     let id = id_of(&h.create_user("p@example.com", "A", "B").await);
-    h.patch_user(
-        &id,
-        json!([{"op": "jump", "path": "active", "value": true}]),
-    )
-    .await
-    .assert_scim_error(400, Some("invalidSyntax"));
-    h.patch_user(
-        &id,
-        json!([{"op": "replace", "path": "active", "value": "perhaps"}]),
-    )
-    .await
-    .assert_scim_error(400, Some("invalidValue"));
-    h.patch_user(&id, json!([{"op": "remove", "path": "userName"}]))
+    h.patch_user(&id, json!([{"op": "jump", "path": "active", "value": true}]))
         .await
-        .assert_scim_error(400, Some("mutability"));
-    h.patch_user(
-        "NOSUCHUSER",
-        json!([{"op": "replace", "path": "active", "value": false}]),
-    )
-    .await
-    .assert_scim_error(404, None);
+        .assert_scim_error(400, Some("invalidSyntax"));
+    h.patch_user(&id, json!([{"op": "replace", "path": "active", "value": "perhaps"}]))
+        .await
+        .assert_scim_error(400, Some("invalidValue"));
+    h.patch_user(&id, json!([{"op": "remove", "path": "userName"}])).await.assert_scim_error(400, Some("mutability"));
+    h.patch_user("NOSUCHUSER", json!([{"op": "replace", "path": "active", "value": false}]))
+        .await
+        .assert_scim_error(404, None);
     // Nothing was half-applied by the failing requests.
-    assert_eq!(
-        h.sim.state().user_view(&id).unwrap().lifecycle,
-        Lifecycle::Invited
-    );
+    assert_eq!(h.sim.state().user_view(&id).unwrap().lifecycle, Lifecycle::Invited);
 }
 
 #[tokio::test]
@@ -503,22 +288,11 @@ async fn delete_suspends_and_the_user_stays_listed() {
     assert_eq!(r.status, 204);
     assert_eq!(r.body, serde_json::Value::Null, "204 has no body");
     let got = h.scim(Method::GET, &format!("/Users/{id}"), None).await;
-    assert_eq!(
-        (got.status.as_u16(), got.body["active"].clone()),
-        (200, json!(false))
-    );
+    assert_eq!((got.status.as_u16(), got.body["active"].clone()), (200, json!(false)));
     let list = h.scim(Method::GET, "/Users", None).await;
     assert_eq!(list.body["totalResults"], 1);
-    assert_eq!(
-        h.scim(Method::DELETE, &format!("/Users/{id}"), None)
-            .await
-            .status,
-        204,
-        "idempotent"
-    );
-    h.scim(Method::DELETE, "/Users/NOSUCH", None)
-        .await
-        .assert_scim_error(404, None);
+    assert_eq!(h.scim(Method::DELETE, &format!("/Users/{id}"), None).await.status, 204, "idempotent");
+    h.scim(Method::DELETE, "/Users/NOSUCH", None).await.assert_scim_error(404, None);
 }
 
 #[tokio::test]
@@ -526,26 +300,22 @@ async fn put_replaces_the_user() {
     let h = start_default().await;
     let id = id_of(&h.create_user("put@example.com", "A", "B").await);
     let r = h
-        .scim(Method::PUT, &format!("/Users/{id}"), Some(json!({"userName": "put@example.com",
-            "name": {"givenName": "Carl", "familyName": "Dee"}, "externalId": "E1", "active": true})))
+        .scim(
+            Method::PUT,
+            &format!("/Users/{id}"),
+            Some(json!({"userName": "put@example.com",
+            "name": {"givenName": "Carl", "familyName": "Dee"}, "externalId": "E1", "active": true})),
+        )
         .await;
     assert_eq!(r.status, 200);
     assert_eq!(r.body["name"]["givenName"], "Carl");
     assert_eq!(r.body["externalId"], "E1");
 
-    let h = start(SimConfig {
-        put_supported: false,
-        ..SimConfig::default()
-    })
-    .await;
+    let h = start(SimConfig { put_supported: false, ..SimConfig::default() }).await;
     let id = id_of(&h.create_user("put@example.com", "A", "B").await);
-    h.scim(
-        Method::PUT,
-        &format!("/Users/{id}"),
-        Some(json!({"userName": "put@example.com"})),
-    )
-    .await
-    .assert_scim_error(405, None);
+    h.scim(Method::PUT, &format!("/Users/{id}"), Some(json!({"userName": "put@example.com"})))
+        .await
+        .assert_scim_error(405, None);
 }
 
 #[tokio::test]
@@ -559,21 +329,13 @@ async fn suspended_user_email_change_is_recorded_as_a_violation() {
         })
         .unwrap();
     let id = state.find_user("s@example.com").unwrap().id;
-    let r = h
-        .patch_user(
-            &id,
-            json!([{"op": "replace", "path": "userName", "value": "s2@example.com"}]),
-        )
-        .await;
+    let r = h.patch_user(&id, json!([{"op": "replace", "path": "userName", "value": "s2@example.com"}])).await;
     assert_eq!(r.status, 200, "applied, as the real bridge would");
     let violations = state.violations();
     assert_eq!(violations.len(), 1);
     assert_eq!(violations[0].user_id, id);
     assert_eq!(
-        (
-            violations[0].old_value.as_str(),
-            violations[0].new_value.as_str()
-        ),
+        (violations[0].old_value.as_str(), violations[0].new_value.as_str()),
         ("s@example.com", "s2@example.com")
     );
 
@@ -591,26 +353,17 @@ async fn suspended_user_email_change_is_recorded_as_a_violation() {
 
 #[tokio::test]
 async fn suspended_user_email_change_is_rejected_by_switch() {
-    let h = start(SimConfig {
-        suspended_email_change: SuspendedEmailChange::Reject,
-        ..SimConfig::default()
-    })
-    .await;
+    let h = start(SimConfig { suspended_email_change: SuspendedEmailChange::Reject, ..SimConfig::default() }).await;
     let state = h.sim.state();
     let id = id_of(&h.create_user("s@example.com", "A", "B").await);
+    h.patch_user(&id, json!([{"op": "replace", "path": "active", "value": false}])).await;
     h.patch_user(
         &id,
-        json!([{"op": "replace", "path": "active", "value": false}]),
+        json!([{"op": "replace", "path": "emails", "value": [{"value": "t@example.com", "primary": true}]}]),
     )
-    .await;
-    h.patch_user(&id, json!([{"op": "replace", "path": "emails", "value": [{"value": "t@example.com", "primary": true}]}]))
-        .await
-        .assert_scim_error(400, Some("invalidValue"));
-    assert_eq!(
-        state.find_user(&id).unwrap().user_name,
-        "s@example.com",
-        "nothing changed"
-    );
+    .await
+    .assert_scim_error(400, Some("invalidValue"));
+    assert_eq!(state.find_user(&id).unwrap().user_name, "s@example.com", "nothing changed");
     assert_eq!(state.violations()[0].outcome, "rejected");
 }
 
@@ -619,19 +372,8 @@ async fn served_under_scim_scim_v2_and_root() {
     let h = start_default().await;
     h.create_user("where@example.com", "W", "H").await;
     for prefix in ["/scim/v2", "/scim", ""] {
-        let r = h
-            .send(
-                Method::GET,
-                &format!("{prefix}/Users"),
-                Some(SCIM_TOKEN),
-                None,
-            )
-            .await;
-        assert_eq!(
-            (r.status.as_u16(), r.body["totalResults"].clone()),
-            (200, json!(1)),
-            "prefix {prefix:?}"
-        );
+        let r = h.send(Method::GET, &format!("{prefix}/Users"), Some(SCIM_TOKEN), None).await;
+        assert_eq!((r.status.as_u16(), r.body["totalResults"].clone()), (200, json!(1)), "prefix {prefix:?}");
     }
 }
 
@@ -639,42 +381,20 @@ async fn served_under_scim_scim_v2_and_root() {
 async fn attributes_and_excluded_attributes_project_responses() {
     let h = start_default().await;
     let id = id_of(
-        &h.scim(
-            Method::POST,
-            "/Users",
-            Some(json!({"userName": "p@example.com", "externalId": "X"})),
-        )
-        .await
-        .body,
+        &h.scim(Method::POST, "/Users", Some(json!({"userName": "p@example.com", "externalId": "X"}))).await.body,
     );
-    let only = h
-        .scim(
-            Method::GET,
-            &format!("/Users/{id}?attributes=externalId"),
-            None,
-        )
-        .await
-        .body;
+    let only = h.scim(Method::GET, &format!("/Users/{id}?attributes=externalId"), None).await.body;
     assert_eq!(only["externalId"], "X");
     assert!(only.get("preferredLanguage").is_none());
-    assert_eq!(
-        only["userName"], "p@example.com",
-        "userName is always returned"
-    );
-    let without = h
-        .scim(Method::GET, "/Users?excludedAttributes=externalId", None)
-        .await
-        .body;
+    assert_eq!(only["userName"], "p@example.com", "userName is always returned");
+    let without = h.scim(Method::GET, "/Users?excludedAttributes=externalId", None).await.body;
     assert!(without["Resources"][0].get("externalId").is_none());
 }
 
 #[tokio::test]
 async fn discovery_endpoints_match_the_recordings() {
     let h = start_default().await;
-    let spc = h
-        .scim(Method::GET, "/ServiceProviderConfig", None)
-        .await
-        .body;
+    let spc = h.scim(Method::GET, "/ServiceProviderConfig", None).await.body;
     assert_eq!(spc["patch"]["supported"], true);
     assert_eq!(spc["bulk"]["supported"], false);
     assert_eq!(spc["filter"]["maxResults"], 10000);
@@ -685,31 +405,12 @@ async fn discovery_endpoints_match_the_recordings() {
     assert_eq!(rt["Resources"][0]["endpoint"], "/scim/v2/User");
     let schemas = h.scim(Method::GET, "/Schemas", None).await.body;
     assert_eq!(schemas["totalResults"], 2);
-    let names: Vec<_> = schemas["Resources"][0]["attributes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["name"].clone())
-        .collect();
-    assert!(
-        !names.contains(&json!("active")),
-        "the recorded schema omits active"
-    );
-    h.scim(Method::POST, "/ServiceProviderConfig", Some(json!({})))
-        .await
-        .assert_scim_error(405, None);
+    let names: Vec<_> =
+        schemas["Resources"][0]["attributes"].as_array().unwrap().iter().map(|a| a["name"].clone()).collect();
+    assert!(!names.contains(&json!("active")), "the recorded schema omits active");
+    h.scim(Method::POST, "/ServiceProviderConfig", Some(json!({}))).await.assert_scim_error(405, None);
 
-    let h = start(SimConfig {
-        observed_discovery_quirks: false,
-        ..SimConfig::default()
-    })
-    .await;
+    let h = start(SimConfig { observed_discovery_quirks: false, ..SimConfig::default() }).await;
     let rt = h.scim(Method::GET, "/ResourceTypes", None).await.body;
-    assert_eq!(
-        (
-            rt["startIndex"].clone(),
-            rt["Resources"][0]["endpoint"].clone()
-        ),
-        (json!(1), json!("/Users"))
-    );
+    assert_eq!((rt["startIndex"].clone(), rt["Resources"][0]["endpoint"].clone()), (json!(1), json!("/Users")));
 }

@@ -56,13 +56,7 @@ fn attribute(name: &str, kind: &str, required: bool, returned: &str, extra: Valu
 
 fn reference_sub_attributes(mutability: &str) -> Value {
     json!([
-        attribute(
-            "value",
-            "string",
-            false,
-            "default",
-            json!({"mutability": mutability})
-        ),
+        attribute("value", "string", false, "default", json!({"mutability": mutability})),
         attribute(
             "$ref",
             "reference",
@@ -131,13 +125,7 @@ fn schemas(quirks: bool) -> Vec<Value> {
         "meta": {"resourceType": "Schema", "location": format!("/scim/v2/Schemas/{GROUP_SCHEMA}")},
     });
     if !quirks && let Some(attributes) = user["attributes"].as_array_mut() {
-        attributes.push(attribute(
-            "displayName",
-            "string",
-            false,
-            "default",
-            json!({}),
-        ));
+        attributes.push(attribute("displayName", "string", false, "default", json!({})));
         attributes.push(attribute("active", "boolean", false, "default", json!({})));
     }
     vec![user, group]
@@ -155,10 +143,7 @@ pub async fn list_schemas(State(state): State<SimState>) -> Response {
     scim_response(StatusCode::OK, &body)
 }
 
-pub async fn get_schema(
-    State(state): State<SimState>,
-    Path(id): Path<String>,
-) -> Result<Response, ScimError> {
+pub async fn get_schema(State(state): State<SimState>, Path(id): Path<String>) -> Result<Response, ScimError> {
     schemas(state.config().observed_discovery_quirks)
         .into_iter()
         .find(|s| s["id"].as_str() == Some(id.as_str()))
@@ -167,11 +152,7 @@ pub async fn get_schema(
 }
 
 fn resource_types(quirks: bool) -> Vec<Value> {
-    let (users, groups) = if quirks {
-        ("/scim/v2/User", "/scim/v2/Groups")
-    } else {
-        ("/Users", "/Groups")
-    };
+    let (users, groups) = if quirks { ("/scim/v2/User", "/scim/v2/Groups") } else { ("/Users", "/Groups") };
     vec![
         json!({
             "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ResourceType"],
@@ -201,10 +182,7 @@ pub async fn list_resource_types(State(state): State<SimState>) -> Response {
     scim_response(StatusCode::OK, &body)
 }
 
-pub async fn get_resource_type(
-    State(state): State<SimState>,
-    Path(id): Path<String>,
-) -> Result<Response, ScimError> {
+pub async fn get_resource_type(State(state): State<SimState>, Path(id): Path<String>) -> Result<Response, ScimError> {
     resource_types(state.config().observed_discovery_quirks)
         .into_iter()
         .find(|r| r["id"].as_str() == Some(id.as_str()))

@@ -19,11 +19,7 @@ pub struct ScimError {
 
 impl ScimError {
     pub fn new(status: u16, scim_type: Option<&'static str>, detail: impl Into<String>) -> Self {
-        ScimError {
-            status,
-            scim_type,
-            detail: detail.into(),
-        }
+        ScimError { status, scim_type, detail: detail.into() }
     }
 
     pub fn bad_request(scim_type: &'static str, detail: impl Into<String>) -> Self {
@@ -39,16 +35,12 @@ impl ScimError {
         match err {
             SimError::NotFound(_) => ScimError::new(404, None, detail),
             SimError::Uniqueness(_) => ScimError::new(409, Some("uniqueness"), detail),
-            SimError::ProtectedGroup(_) => {
-                ScimError::new(config.protected_group_error.code(), None, detail)
-            }
+            SimError::ProtectedGroup(_) => ScimError::new(config.protected_group_error.code(), None, detail),
             SimError::InvalidValue(_) | SimError::SuspendedEmailChange(_) => {
                 ScimError::bad_request("invalidValue", detail)
             }
             SimError::Mutability(_) => ScimError::bad_request("mutability", detail),
-            SimError::NotInvited { .. } | SimError::InvitationExpired(_) => {
-                ScimError::new(409, None, detail)
-            }
+            SimError::NotInvited { .. } | SimError::InvitationExpired(_) => ScimError::new(409, None, detail),
         }
     }
 }
@@ -66,9 +58,7 @@ impl IntoResponse for ScimError {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut response = scim_response(status, &body);
         if status == StatusCode::UNAUTHORIZED {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
     }
@@ -77,13 +67,5 @@ impl IntoResponse for ScimError {
 /// A JSON body with the SCIM content type.
 pub fn scim_response(status: StatusCode, body: &serde_json::Value) -> Response {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
-    (
-        status,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(SCIM_CONTENT_TYPE),
-        )],
-        bytes,
-    )
-        .into_response()
+    (status, [(header::CONTENT_TYPE, HeaderValue::from_static(SCIM_CONTENT_TYPE))], bytes).into_response()
 }

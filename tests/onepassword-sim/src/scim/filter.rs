@@ -53,10 +53,7 @@ impl Filter {
         let mut parser = Parser { tokens, pos: 0 };
         let filter = parser.parse_or()?;
         if parser.pos != parser.tokens.len() {
-            return Err(format!(
-                "unexpected {:?} in filter",
-                parser.tokens[parser.pos]
-            ));
+            return Err(format!("unexpected {:?} in filter", parser.tokens[parser.pos]));
         }
         Ok(filter)
     }
@@ -78,9 +75,7 @@ impl Filter {
     pub fn matches<'a>(&self, attr: &dyn Fn(&str) -> Vec<AttrValue<'a>>) -> bool {
         match self {
             Filter::Present { path } => !attr(path).is_empty(),
-            Filter::Compare { path, op, value } => attr(path)
-                .iter()
-                .any(|candidate| compare(candidate, *op, value)),
+            Filter::Compare { path, op, value } => attr(path).iter().any(|candidate| compare(candidate, *op, value)),
             Filter::And(a, b) => a.matches(attr) && b.matches(attr),
             Filter::Or(a, b) => a.matches(attr) || b.matches(attr),
             Filter::Not(inner) => !inner.matches(attr),
@@ -95,18 +90,8 @@ fn compare(candidate: &AttrValue<'_>, op: CompareOp, value: &Literal) -> bool {
             CompareOp::Ne => b != v,
             _ => false,
         },
-        (
-            AttrValue::Str {
-                value: s,
-                case_exact,
-            },
-            Literal::Str(v),
-        ) => {
-            let (s, v) = if *case_exact {
-                (s.to_string(), v.clone())
-            } else {
-                (s.to_lowercase(), v.to_lowercase())
-            };
+        (AttrValue::Str { value: s, case_exact }, Literal::Str(v)) => {
+            let (s, v) = if *case_exact { (s.to_string(), v.clone()) } else { (s.to_lowercase(), v.to_lowercase()) };
             match op {
                 CompareOp::Eq => s == v,
                 CompareOp::Ne => s != v,
@@ -241,9 +226,7 @@ impl Parser {
                 let op = match self.tokens.get(self.pos) {
                     Some(Token::Word(op)) => op.to_ascii_lowercase(),
                     other => {
-                        return Err(format!(
-                            "expected an operator after {path}, found {other:?}"
-                        ));
+                        return Err(format!("expected an operator after {path}, found {other:?}"));
                     }
                 };
                 self.pos += 1;
@@ -267,10 +250,9 @@ impl Parser {
                     Some(Token::Word(w)) if w.eq_ignore_ascii_case("true") => Literal::Bool(true),
                     Some(Token::Word(w)) if w.eq_ignore_ascii_case("false") => Literal::Bool(false),
                     Some(Token::Word(w)) if w.eq_ignore_ascii_case("null") => Literal::Null,
-                    Some(Token::Word(w)) => Literal::Num(
-                        w.parse()
-                            .map_err(|_| format!("invalid value {w:?} in filter"))?,
-                    ),
+                    Some(Token::Word(w)) => {
+                        Literal::Num(w.parse().map_err(|_| format!("invalid value {w:?} in filter"))?)
+                    }
                     other => return Err(format!("expected a value, found {other:?}")),
                 };
                 self.pos += 1;
@@ -284,10 +266,7 @@ impl Parser {
 /// Lower-cases a path and strips a core schema URN prefix.
 pub fn normalise_path(path: &str) -> String {
     let lower = path.to_ascii_lowercase();
-    for prefix in [
-        "urn:ietf:params:scim:schemas:core:2.0:user:",
-        "urn:ietf:params:scim:schemas:core:2.0:group:",
-    ] {
+    for prefix in ["urn:ietf:params:scim:schemas:core:2.0:user:", "urn:ietf:params:scim:schemas:core:2.0:group:"] {
         if let Some(rest) = lower.strip_prefix(prefix) {
             return rest.to_owned();
         }
@@ -298,11 +277,7 @@ pub fn normalise_path(path: &str) -> String {
 /// The filter is exactly `path eq "value"`.
 pub fn as_simple_eq<'f>(filter: &'f Filter, wanted_path: &str) -> Option<&'f str> {
     match filter {
-        Filter::Compare {
-            path,
-            op: CompareOp::Eq,
-            value: Literal::Str(v),
-        } if path == wanted_path => Some(v),
+        Filter::Compare { path, op: CompareOp::Eq, value: Literal::Str(v) } if path == wanted_path => Some(v),
         _ => None,
     }
 }
@@ -323,13 +298,7 @@ mod tests {
 
     #[test]
     fn rejects_malformed_filters() {
-        for bad in [
-            "userName eq",
-            r#"userName xx "a""#,
-            r#"userName eq "open"#,
-            "(userName pr",
-            "",
-        ] {
+        for bad in ["userName eq", r#"userName xx "a""#, r#"userName eq "open"#, "(userName pr", ""] {
             assert!(Filter::parse(bad).is_err(), "{bad:?} should not parse");
         }
     }
@@ -337,19 +306,9 @@ mod tests {
     #[test]
     fn case_insensitive_unless_case_exact() {
         let f = Filter::parse(r#"userName eq "JANE@example.com""#).unwrap();
-        let attr = |_: &str| {
-            vec![AttrValue::Str {
-                value: "jane@EXAMPLE.com",
-                case_exact: false,
-            }]
-        };
+        let attr = |_: &str| vec![AttrValue::Str { value: "jane@EXAMPLE.com", case_exact: false }];
         assert!(f.matches(&attr));
-        let exact = |_: &str| {
-            vec![AttrValue::Str {
-                value: "jane@EXAMPLE.com",
-                case_exact: true,
-            }]
-        };
+        let exact = |_: &str| vec![AttrValue::Str { value: "jane@EXAMPLE.com", case_exact: true }];
         assert!(!f.matches(&exact));
     }
 }

@@ -12,48 +12,25 @@ use super::{ListParams, parse_json, patch};
 use crate::model::Group;
 use crate::state::{GroupChange, SimState};
 
-const FILTERABLE: &[&str] = &[
-    "id",
-    "displayname",
-    "externalid",
-    "members",
-    "members.value",
-];
+const FILTERABLE: &[&str] = &["id", "displayname", "externalid", "members", "members.value"];
 
 fn group_attr<'a>(group: &'a Group, path: &str) -> Vec<AttrValue<'a>> {
     match path {
-        "id" => vec![AttrValue::Str {
-            value: &group.id,
-            case_exact: true,
-        }],
-        "displayname" => vec![AttrValue::Str {
-            value: &group.display_name,
-            case_exact: false,
-        }],
-        "externalid" => group
-            .external_id
-            .as_deref()
-            .map(|value| AttrValue::Str {
-                value,
-                case_exact: true,
-            })
-            .into_iter()
-            .collect(),
-        "members" | "members.value" => group
-            .members
-            .iter()
-            .map(|value| AttrValue::Str {
-                value,
-                case_exact: true,
-            })
-            .collect(),
+        "id" => vec![AttrValue::Str { value: &group.id, case_exact: true }],
+        "displayname" => vec![AttrValue::Str { value: &group.display_name, case_exact: false }],
+        "externalid" => {
+            group.external_id.as_deref().map(|value| AttrValue::Str { value, case_exact: true }).into_iter().collect()
+        }
+        "members" | "members.value" => {
+            group.members.iter().map(|value| AttrValue::Str { value, case_exact: true }).collect()
+        }
         _ => Vec::new(),
     }
 }
 
 fn render(state: &SimState, group: &Group, projection: &Projection) -> serde_json::Value {
-    let wants_members = state.config().group_members_in_responses
-        && !projection.excluded.iter().any(|e| e == "members");
+    let wants_members =
+        state.config().group_members_in_responses && !projection.excluded.iter().any(|e| e == "members");
     let members = wants_members.then(|| group.members.iter().cloned().collect());
     let mut json = group_json(group, members, state.config().meta_location);
     if !projection.is_identity() {
@@ -66,44 +43,26 @@ fn sim_error(state: &SimState) -> impl Fn(crate::error::SimError) -> ScimError +
     move |e| ScimError::from_sim(e, state.config())
 }
 
-pub async fn list(
-    State(state): State<SimState>,
-    RawQuery(query): RawQuery,
-) -> Result<Response, ScimError> {
+pub async fn list(State(state): State<SimState>, RawQuery(query): RawQuery) -> Result<Response, ScimError> {
     let params = ListParams::parse(query.as_deref(), state.config())?;
     let projection = params.projection();
     let filter = params.filter(state.config(), FILTERABLE)?;
     let groups: Vec<Group> = state
         .managed_groups()
         .into_iter()
-        .filter(|g| {
-            filter
-                .as_ref()
-                .is_none_or(|f| f.matches(&|p: &str| group_attr(g, p)))
-        })
+        .filter(|g| filter.as_ref().is_none_or(|f| f.matches(&|p: &str| group_attr(g, p))))
         .collect();
     let total = groups.len();
-    let resources = groups
-        .iter()
-        .skip(params.offset())
-        .take(params.limit)
-        .map(|g| render(&state, g, &projection))
-        .collect();
-    Ok(scim_response(
-        StatusCode::OK,
-        &list_response(total, params.start_index, resources),
-    ))
+    let resources =
+        groups.iter().skip(params.offset()).take(params.limit).map(|g| render(&state, g, &projection)).collect();
+    Ok(scim_response(StatusCode::OK, &list_response(total, params.start_index, resources)))
 }
 
 pub async fn create(State(state): State<SimState>, body: Bytes) -> Result<Response, ScimError> {
     let new = patch::new_group(&parse_json(&body)?)?;
     let group = state.create_group(new).map_err(sim_error(&state))?;
-    let status =
-        StatusCode::from_u16(state.config().create_status.code()).unwrap_or(StatusCode::OK);
-    Ok(scim_response(
-        status,
-        &render(&state, &group, &Projection::default()),
-    ))
+    let status = StatusCode::from_u16(state.config().create_status.code()).unwrap_or(StatusCode::OK);
+    Ok(scim_response(status, &render(&state, &group, &Projection::default())))
 }
 
 pub async fn get(
@@ -112,29 +71,16 @@ pub async fn get(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ScimError> {
     let params = ListParams::parse(query.as_deref(), state.config())?;
-    let group = state
-        .group(&id)
-        .ok_or_else(|| ScimError::not_found(format!("group {id} not found")))?;
-    Ok(scim_response(
-        StatusCode::OK,
-        &render(&state, &group, &params.projection()),
-    ))
+    let group = state.group(&id).ok_or_else(|| ScimError::not_found(format!("group {id} not found")))?;
+    Ok(scim_response(StatusCode::OK, &render(&state, &group, &params.projection())))
 }
 
-pub async fn patch(
-    State(state): State<SimState>,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Result<Response, ScimError> {
+pub async fn patch(State(state): State<SimState>, Path(id): Path<String>, body: Bytes) -> Result<Response, ScimError> {
     let changes = patch::group_patch(&parse_json(&body)?)?;
     change_and_render(&state, &id, changes)
 }
 
-pub async fn put(
-    State(state): State<SimState>,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Result<Response, ScimError> {
+pub async fn put(State(state): State<SimState>, Path(id): Path<String>, body: Bytes) -> Result<Response, ScimError> {
     if !state.config().put_supported {
         return Err(ScimError::new(405, None, "PUT is not supported; use PATCH"));
     }
@@ -148,10 +94,7 @@ fn change_and_render(state: &SimState, id: &str, changes: Vec<GroupChange>) -> R
     Ok(scim_response(StatusCode::OK, &render(state, &group, &Projection::default())))
 }
 
-pub async fn delete(
-    State(state): State<SimState>,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ScimError> {
+pub async fn delete(State(state): State<SimState>, Path(id): Path<String>) -> Result<StatusCode, ScimError> {
     state.delete_group(&id).map_err(sim_error(&state))?;
     Ok(StatusCode::NO_CONTENT)
 }

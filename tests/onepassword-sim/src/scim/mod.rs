@@ -39,29 +39,21 @@ pub struct ListParams {
 impl ListParams {
     pub fn parse(query: Option<&str>, config: &SimConfig) -> Result<Self, ScimError> {
         let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or(""))
-            .map_err(|e| {
-                ScimError::bad_request("invalidValue", format!("malformed query string: {e}"))
-            })?;
-        let find = |key: &str| {
-            pairs
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(key))
-                .map(|(_, v)| v.clone())
-        };
+            .map_err(|e| ScimError::bad_request("invalidValue", format!("malformed query string: {e}")))?;
+        let find = |key: &str| pairs.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v.clone());
         let number = |key: &str| -> Result<Option<i64>, ScimError> {
             find(key)
                 .map(|v| {
-                    v.trim().parse::<i64>().map_err(|_| {
-                        ScimError::bad_request("invalidValue", format!("{key} must be an integer"))
-                    })
+                    v.trim()
+                        .parse::<i64>()
+                        .map_err(|_| ScimError::bad_request("invalidValue", format!("{key} must be an integer")))
                 })
                 .transpose()
         };
         // RFC 7644 §3.4.2.4: startIndex < 1 is read as 1, a negative count as 0.
         let start_index = usize::try_from(number("startIndex")?.unwrap_or(1).max(1)).unwrap_or(1);
         let default_count = config.default_page_size.unwrap_or(config.max_results);
-        let count =
-            number("count")?.map_or(default_count, |c| usize::try_from(c.max(0)).unwrap_or(0));
+        let count = number("count")?.map_or(default_count, |c| usize::try_from(c.max(0)).unwrap_or(0));
         Ok(ListParams {
             filter: find("filter").filter(|f| !f.trim().is_empty()),
             start_index,
@@ -79,51 +71,35 @@ impl ListParams {
         Projection::parse(self.attributes.as_deref(), self.excluded.as_deref())
     }
 
-    pub fn filter(
-        &self,
-        config: &SimConfig,
-        filterable: &[&str],
-    ) -> Result<Option<Filter>, ScimError> {
+    pub fn filter(&self, config: &SimConfig, filterable: &[&str]) -> Result<Option<Filter>, ScimError> {
         let Some(text) = &self.filter else {
             return Ok(None);
         };
         if !config.filter_support {
-            return Err(ScimError::bad_request(
-                "invalidFilter",
-                "filtering is not supported",
-            ));
+            return Err(ScimError::bad_request("invalidFilter", "filtering is not supported"));
         }
         let filter = Filter::parse(text).map_err(|e| ScimError::bad_request("invalidFilter", e))?;
         if let Some(unknown) = filter.paths().into_iter().find(|p| !filterable.contains(p)) {
-            return Err(ScimError::bad_request(
-                "invalidFilter",
-                format!("cannot filter on {unknown}"),
-            ));
+            return Err(ScimError::bad_request("invalidFilter", format!("cannot filter on {unknown}")));
         }
         Ok(Some(filter))
     }
 }
 
 pub fn parse_json(body: &[u8]) -> Result<serde_json::Value, ScimError> {
-    serde_json::from_slice(body).map_err(|e| {
-        ScimError::bad_request("invalidSyntax", format!("the body is not valid JSON: {e}"))
-    })
+    serde_json::from_slice(body)
+        .map_err(|e| ScimError::bad_request("invalidSyntax", format!("the body is not valid JSON: {e}")))
 }
 
 /// Constant-time bearer-token check.
 pub fn bearer_matches(request: &Request, expected: &str) -> bool {
-    let Some(value) = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    else {
+    let Some(value) = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
         return false;
     };
     let Some((scheme, token)) = value.trim().split_once(' ') else {
         return false;
     };
-    scheme.eq_ignore_ascii_case("bearer")
-        && bool::from(token.trim().as_bytes().ct_eq(expected.as_bytes()))
+    scheme.eq_ignore_ascii_case("bearer") && bool::from(token.trim().as_bytes().ct_eq(expected.as_bytes()))
 }
 
 async fn require_token(State(state): State<SimState>, request: Request, next: Next) -> Response {
@@ -135,39 +111,24 @@ async fn require_token(State(state): State<SimState>, request: Request, next: Ne
 }
 
 async fn ping() -> Response {
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "text/plain")],
-        "pong",
-    )
-        .into_response()
+    (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], "pong").into_response()
 }
 
 /// The bridge's health report (shape from 1Password's deployment docs).
 async fn health(State(state): State<SimState>) -> Response {
     let now = render::timestamp(state.now());
     let expires = render::timestamp(state.now() + chrono::TimeDelta::minutes(10));
-    let reports: Vec<_> = [
-        "ConfirmationWatcher",
-        "RedisCache",
-        "SCIMServer",
-        "StartProvisionWatcher",
-    ]
-    .iter()
-    .map(|source| json!({"source": source, "time": now, "expires": expires, "state": "healthy"}))
-    .collect();
-    let body =
-        json!({"build": "209163", "version": "2.9.16", "reports": reports, "retrievedAt": now});
+    let reports: Vec<_> = ["ConfirmationWatcher", "RedisCache", "SCIMServer", "StartProvisionWatcher"]
+        .iter()
+        .map(|source| json!({"source": source, "time": now, "expires": expires, "state": "healthy"}))
+        .collect();
+    let body = json!({"build": "209163", "version": "2.9.16", "reports": reports, "retrievedAt": now});
     (StatusCode::OK, axum::Json(body)).into_response()
 }
 
 /// `POST /.search` across resource types is not offered (RFC 7644 §3.4.3 allows 501).
 async fn root_search() -> ScimError {
-    ScimError::new(
-        501,
-        None,
-        "searching across resource types is not supported",
-    )
+    ScimError::new(501, None, "searching across resource types is not supported")
 }
 
 pub async fn not_found() -> ScimError {
@@ -182,25 +143,10 @@ pub async fn method_not_allowed() -> ScimError {
 fn routes(state: &SimState) -> Router<SimState> {
     Router::new()
         .route("/Users", get(users::list).post(users::create))
-        .route(
-            "/Users/{id}",
-            get(users::get)
-                .patch(users::patch)
-                .put(users::put)
-                .delete(users::delete),
-        )
+        .route("/Users/{id}", get(users::get).patch(users::patch).put(users::put).delete(users::delete))
         .route("/Groups", get(groups::list).post(groups::create))
-        .route(
-            "/Groups/{id}",
-            get(groups::get)
-                .patch(groups::patch)
-                .put(groups::put)
-                .delete(groups::delete),
-        )
-        .route(
-            "/ServiceProviderConfig",
-            get(discovery::service_provider_config),
-        )
+        .route("/Groups/{id}", get(groups::get).patch(groups::patch).put(groups::put).delete(groups::delete))
+        .route("/ServiceProviderConfig", get(discovery::service_provider_config))
         .route("/Schemas", get(discovery::list_schemas))
         .route("/Schemas/{id}", get(discovery::get_schema))
         .route("/ResourceTypes", get(discovery::list_resource_types))
@@ -216,14 +162,5 @@ pub fn router(state: &SimState) -> Router<SimState> {
         .nest("/scim/v2", routes(state))
         .nest("/scim", routes(state))
         .merge(routes(state))
-        .route(
-            "/",
-            get(|| async {
-                (
-                    StatusCode::FOUND,
-                    [(header::LOCATION, "/app")],
-                    Body::empty(),
-                )
-            }),
-        )
+        .route("/", get(|| async { (StatusCode::FOUND, [(header::LOCATION, "/app")], Body::empty()) }))
 }

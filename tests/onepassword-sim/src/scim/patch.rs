@@ -26,26 +26,20 @@ fn invalid_value(detail: impl Into<String>) -> ScimError {
 
 /// Case-insensitive key lookup (clients differ in how they spell attribute names).
 fn get<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
-    obj.iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(key))
-        .map(|(_, v)| v)
+    obj.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v)
 }
 
 /// One PatchOp operation: op, optional path, optional value.
 type Operation = (Op, Option<String>, Option<Value>);
 
 fn operations(body: &Value) -> Result<Vec<Operation>, ScimError> {
-    let obj = body
-        .as_object()
-        .ok_or_else(|| invalid_syntax("a PatchOp body must be a JSON object"))?;
+    let obj = body.as_object().ok_or_else(|| invalid_syntax("a PatchOp body must be a JSON object"))?;
     let ops = get(obj, "Operations")
         .and_then(Value::as_array)
         .ok_or_else(|| invalid_syntax("a PatchOp body needs an Operations array"))?;
     ops.iter()
         .map(|op| {
-            let op = op
-                .as_object()
-                .ok_or_else(|| invalid_syntax("each operation must be an object"))?;
+            let op = op.as_object().ok_or_else(|| invalid_syntax("each operation must be an object"))?;
             let name = get(op, "op").and_then(Value::as_str).unwrap_or_default();
             let kind = match name.to_ascii_lowercase().as_str() {
                 "add" => Op::Add,
@@ -75,9 +69,7 @@ pub fn user_patch(body: &Value) -> Result<Vec<UserChange>, ScimError> {
             Some(path) => user_path_change(op, &path, value.as_ref(), &mut changes)?,
             None => {
                 let Some(Value::Object(attrs)) = value else {
-                    return Err(invalid_syntax(
-                        "an operation without path needs an object value",
-                    ));
+                    return Err(invalid_syntax("an operation without path needs an object value"));
                 };
                 // Attributes first, `active` last: an e-mail change in the same request as a
                 // reactivation then applies to the reactivated user, as the IdPs intend.
@@ -118,9 +110,7 @@ fn bool_value(value: Option<&Value>) -> Result<bool, ScimError> {
         Some(Value::Bool(b)) => Ok(*b),
         Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => Ok(true),
         Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => Ok(false),
-        other => Err(invalid_value(format!(
-            "active must be a boolean, got {other:?}"
-        ))),
+        other => Err(invalid_value(format!("active must be a boolean, got {other:?}"))),
     }
 }
 
@@ -137,10 +127,7 @@ fn user_path_change(
     match path.as_str() {
         "active" => {
             if op == Op::Remove {
-                return Err(ScimError::bad_request(
-                    "mutability",
-                    "active cannot be removed",
-                ));
+                return Err(ScimError::bad_request("mutability", "active cannot be removed"));
             }
             changes.push(UserChange::Active(bool_value(value)?));
         }
@@ -150,69 +137,31 @@ fn user_path_change(
             }
             changes.push(UserChange::UserName(string_value(value, "userName")?));
         }
-        "displayname" => changes.push(UserChange::DisplayName(optional_string(
-            op,
-            value,
-            "displayName",
-        )?)),
-        "name.givenname" => changes.push(UserChange::GivenName(optional_string(
-            op,
-            value,
-            "name.givenName",
-        )?)),
-        "name.familyname" => changes.push(UserChange::FamilyName(optional_string(
-            op,
-            value,
-            "name.familyName",
-        )?)),
-        "name.formatted" => changes.push(UserChange::Formatted(optional_string(
-            op,
-            value,
-            "name.formatted",
-        )?)),
+        "displayname" => changes.push(UserChange::DisplayName(optional_string(op, value, "displayName")?)),
+        "name.givenname" => changes.push(UserChange::GivenName(optional_string(op, value, "name.givenName")?)),
+        "name.familyname" => changes.push(UserChange::FamilyName(optional_string(op, value, "name.familyName")?)),
+        "name.formatted" => changes.push(UserChange::Formatted(optional_string(op, value, "name.formatted")?)),
         "name" => match (op, value) {
-            (Op::Remove, _) => changes.extend([
-                UserChange::GivenName(None),
-                UserChange::FamilyName(None),
-                UserChange::Formatted(None),
-            ]),
+            (Op::Remove, _) => {
+                changes.extend([UserChange::GivenName(None), UserChange::FamilyName(None), UserChange::Formatted(None)])
+            }
             (_, Some(Value::Object(name))) => {
                 // `formatted` first so explicit parts win over the split of the full name.
                 if let Some(v) = get(name, "formatted") {
-                    changes.push(UserChange::Formatted(optional_string(
-                        op,
-                        Some(v),
-                        "name.formatted",
-                    )?));
+                    changes.push(UserChange::Formatted(optional_string(op, Some(v), "name.formatted")?));
                 }
                 if let Some(v) = get(name, "givenName") {
-                    changes.push(UserChange::GivenName(optional_string(
-                        op,
-                        Some(v),
-                        "name.givenName",
-                    )?));
+                    changes.push(UserChange::GivenName(optional_string(op, Some(v), "name.givenName")?));
                 }
                 if let Some(v) = get(name, "familyName") {
-                    changes.push(UserChange::FamilyName(optional_string(
-                        op,
-                        Some(v),
-                        "name.familyName",
-                    )?));
+                    changes.push(UserChange::FamilyName(optional_string(op, Some(v), "name.familyName")?));
                 }
             }
             _ => return Err(invalid_value("name must be an object")),
         },
-        "externalid" => changes.push(UserChange::ExternalId(optional_string(
-            op,
-            value,
-            "externalId",
-        )?)),
+        "externalid" => changes.push(UserChange::ExternalId(optional_string(op, value, "externalId")?)),
         "preferredlanguage" => {
-            changes.push(UserChange::PreferredLanguage(optional_string(
-                op,
-                value,
-                "preferredLanguage",
-            )?));
+            changes.push(UserChange::PreferredLanguage(optional_string(op, value, "preferredLanguage")?));
         }
         "emails" => match op {
             Op::Remove => changes.push(UserChange::RemoveEmails(EmailSelector::All)),
@@ -227,10 +176,7 @@ fn user_path_change(
             }),
         },
         "id" | "meta" | "groups" => {
-            return Err(ScimError::bad_request(
-                "mutability",
-                format!("{raw_path} is read-only"),
-            ));
+            return Err(ScimError::bad_request("mutability", format!("{raw_path} is read-only")));
         }
         // Attributes 1Password does not keep (title, phoneNumbers, addresses, the enterprise
         // extension, …): IdPs send them anyway and the bridge accepts them.
@@ -252,40 +198,25 @@ fn email_filter_change(
     let original_rest = &raw_path[raw_path.len() - rest.len()..];
     let filter = Filter::parse(&original_rest[..close]).map_err(|_| bad_path())?;
     let selector = match filter {
-        Filter::Compare {
-            path,
-            op: CompareOp::Eq,
-            value: Literal::Str(v),
-        } if path == "type" => EmailSelector::Type(v),
-        Filter::Compare {
-            path,
-            op: CompareOp::Eq,
-            value: Literal::Str(v),
-        } if path == "value" => EmailSelector::Value(v),
-        Filter::Compare {
-            path,
-            op: CompareOp::Eq,
-            value: Literal::Bool(true),
-        } if path == "primary" => EmailSelector::Primary,
+        Filter::Compare { path, op: CompareOp::Eq, value: Literal::Str(v) } if path == "type" => EmailSelector::Type(v),
+        Filter::Compare { path, op: CompareOp::Eq, value: Literal::Str(v) } if path == "value" => {
+            EmailSelector::Value(v)
+        }
+        Filter::Compare { path, op: CompareOp::Eq, value: Literal::Bool(true) } if path == "primary" => {
+            EmailSelector::Primary
+        }
         _ => return Err(bad_path()),
     };
     let sub = &rest[close + 1..];
     match (op, sub) {
         (Op::Remove, "") => changes.push(UserChange::RemoveEmails(selector)),
         (Op::Remove, _) => {}
-        (_, ".value") => changes.push(UserChange::SetEmailValue {
-            selector,
-            value: string_value(value, "emails.value")?,
-        }),
+        (_, ".value") => {
+            changes.push(UserChange::SetEmailValue { selector, value: string_value(value, "emails.value")? })
+        }
         (_, "") => {
-            let email = emails(value)?
-                .into_iter()
-                .next()
-                .ok_or_else(|| invalid_value("no e-mail given"))?;
-            changes.push(UserChange::SetEmailValue {
-                selector,
-                value: email.value,
-            });
+            let email = emails(value)?.into_iter().next().ok_or_else(|| invalid_value("no e-mail given"))?;
+            changes.push(UserChange::SetEmailValue { selector, value: email.value });
         }
         // `.type`, `.primary` and the like do not change the login e-mail.
         _ => {}
@@ -302,41 +233,28 @@ fn emails(value: Option<&Value>) -> Result<Vec<Email>, ScimError> {
     items
         .into_iter()
         .map(|item| {
-            let obj = item
-                .as_object()
-                .ok_or_else(|| invalid_value("each e-mail must be an object"))?;
-            let value = get(obj, "value")
-                .and_then(Value::as_str)
-                .ok_or_else(|| invalid_value("e-mail without value"))?;
+            let obj = item.as_object().ok_or_else(|| invalid_value("each e-mail must be an object"))?;
+            let value =
+                get(obj, "value").and_then(Value::as_str).ok_or_else(|| invalid_value("e-mail without value"))?;
             let primary = match get(obj, "primary") {
                 None | Some(Value::Null) => None,
                 other => Some(bool_value(other)?),
             };
             let kind = get(obj, "type").and_then(Value::as_str).map(str::to_owned);
-            Ok(Email {
-                value: value.trim().to_owned(),
-                primary,
-                kind,
-            })
+            Ok(Email { value: value.trim().to_owned(), primary, kind })
         })
         .collect()
 }
 
 /// `POST /Users` body.
 pub fn new_user(body: &Value) -> Result<NewUser, ScimError> {
-    let obj = body
-        .as_object()
-        .ok_or_else(|| invalid_syntax("a User must be a JSON object"))?;
+    let obj = body.as_object().ok_or_else(|| invalid_syntax("a User must be a JSON object"))?;
     let user_name = match get(obj, "userName") {
         Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_owned(),
         _ => return Err(invalid_value("userName is required")),
     };
     let name = get(obj, "name").and_then(Value::as_object);
-    let name_part = |key: &str| {
-        name.and_then(|n| get(n, key))
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-    };
+    let name_part = |key: &str| name.and_then(|n| get(n, key)).and_then(Value::as_str).map(str::to_owned);
     let text = |key: &str| get(obj, key).and_then(Value::as_str).map(str::to_owned);
     Ok(NewUser {
         user_name,
@@ -390,9 +308,7 @@ fn member_ids(value: Option<&Value>) -> Result<Vec<String>, ScimError> {
         Some(v @ Value::Object(_)) => vec![v],
         None | Some(Value::Null) => Vec::new(),
         _ => {
-            return Err(invalid_value(
-                "members must be a list of {\"value\": id} objects",
-            ));
+            return Err(invalid_value("members must be a list of {\"value\": id} objects"));
         }
     };
     items
@@ -415,9 +331,7 @@ pub fn group_patch(body: &Value) -> Result<Vec<GroupChange>, ScimError> {
             Some(path) => group_path_change(op, &path, value.as_ref(), &mut changes)?,
             None => {
                 let Some(Value::Object(attrs)) = value else {
-                    return Err(invalid_syntax(
-                        "an operation without path needs an object value",
-                    ));
+                    return Err(invalid_syntax("an operation without path needs an object value"));
                 };
                 for (key, v) in &attrs {
                     if !key.eq_ignore_ascii_case("id") && !key.eq_ignore_ascii_case("schemas") {
@@ -438,16 +352,11 @@ fn group_path_change(
 ) -> Result<(), ScimError> {
     let path = normalise_path(raw_path);
     if let Some(rest) = path.strip_prefix("members[") {
-        let bad_path =
-            || ScimError::bad_request("invalidPath", format!("unsupported path {raw_path}"));
+        let bad_path = || ScimError::bad_request("invalidPath", format!("unsupported path {raw_path}"));
         let close = rest.find(']').ok_or_else(bad_path)?;
         let original_rest = &raw_path[raw_path.len() - rest.len()..];
         let id = match Filter::parse(&original_rest[..close]).map_err(|_| bad_path())? {
-            Filter::Compare {
-                path,
-                op: CompareOp::Eq,
-                value: Literal::Str(v),
-            } if path == "value" => v,
+            Filter::Compare { path, op: CompareOp::Eq, value: Literal::Str(v) } if path == "value" => v,
             _ => return Err(bad_path()),
         };
         match op {
@@ -459,34 +368,19 @@ fn group_path_change(
     match path.as_str() {
         "displayname" => match op {
             Op::Remove => {
-                return Err(ScimError::bad_request(
-                    "mutability",
-                    "displayName is required",
-                ));
+                return Err(ScimError::bad_request("mutability", "displayName is required"));
             }
-            _ => changes.push(GroupChange::DisplayName(string_value(
-                value,
-                "displayName",
-            )?)),
+            _ => changes.push(GroupChange::DisplayName(string_value(value, "displayName")?)),
         },
-        "externalid" => changes.push(GroupChange::ExternalId(optional_string(
-            op,
-            value,
-            "externalId",
-        )?)),
+        "externalid" => changes.push(GroupChange::ExternalId(optional_string(op, value, "externalId")?)),
         "members" => match (op, value) {
             (Op::Add, _) => changes.push(GroupChange::AddMembers(member_ids(value)?)),
             (Op::Replace, _) => changes.push(GroupChange::ReplaceMembers(member_ids(value)?)),
-            (Op::Remove, None | Some(Value::Null)) => {
-                changes.push(GroupChange::ReplaceMembers(Vec::new()))
-            }
+            (Op::Remove, None | Some(Value::Null)) => changes.push(GroupChange::ReplaceMembers(Vec::new())),
             (Op::Remove, Some(_)) => changes.push(GroupChange::RemoveMembers(member_ids(value)?)),
         },
         "id" | "meta" => {
-            return Err(ScimError::bad_request(
-                "mutability",
-                format!("{raw_path} is read-only"),
-            ));
+            return Err(ScimError::bad_request("mutability", format!("{raw_path} is read-only")));
         }
         _ => {}
     }
@@ -494,18 +388,14 @@ fn group_path_change(
 }
 
 pub fn new_group(body: &Value) -> Result<NewGroup, ScimError> {
-    let obj = body
-        .as_object()
-        .ok_or_else(|| invalid_syntax("a Group must be a JSON object"))?;
+    let obj = body.as_object().ok_or_else(|| invalid_syntax("a Group must be a JSON object"))?;
     let display_name = match get(obj, "displayName") {
         Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_owned(),
         _ => return Err(invalid_value("displayName is required")),
     };
     Ok(NewGroup {
         display_name,
-        external_id: get(obj, "externalId")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
+        external_id: get(obj, "externalId").and_then(Value::as_str).map(str::to_owned),
         members: member_ids(get(obj, "members"))?,
     })
 }
@@ -536,13 +426,11 @@ mod tests {
 
     #[test]
     fn entra_work_email_path_keeps_case_of_the_filter_value() {
-        let body = json!({"Operations": [{"op": "Replace", "path": "emails[type eq \"Work\"].value", "value": "a@b.c"}]});
+        let body =
+            json!({"Operations": [{"op": "Replace", "path": "emails[type eq \"Work\"].value", "value": "a@b.c"}]});
         assert_eq!(
             user_patch(&body).unwrap(),
-            vec![UserChange::SetEmailValue {
-                selector: EmailSelector::Type("Work".into()),
-                value: "a@b.c".into()
-            }]
+            vec![UserChange::SetEmailValue { selector: EmailSelector::Type("Work".into()), value: "a@b.c".into() }]
         );
     }
 
@@ -550,28 +438,14 @@ mod tests {
     fn both_member_removal_forms() {
         let entra = json!({"Operations": [{"op": "Remove", "path": "members", "value": [{"value": "U1"}]}]});
         let okta = json!({"Operations": [{"op": "remove", "path": "members[value eq \"U1\"]"}]});
-        assert_eq!(
-            group_patch(&entra).unwrap(),
-            vec![GroupChange::RemoveMembers(vec!["U1".into()])]
-        );
-        assert_eq!(
-            group_patch(&okta).unwrap(),
-            vec![GroupChange::RemoveMembers(vec!["U1".into()])]
-        );
+        assert_eq!(group_patch(&entra).unwrap(), vec![GroupChange::RemoveMembers(vec!["U1".into()])]);
+        assert_eq!(group_patch(&okta).unwrap(), vec![GroupChange::RemoveMembers(vec!["U1".into()])]);
     }
 
     #[test]
     fn rejects_unknown_ops_and_bad_values() {
-        assert!(
-            user_patch(&json!({"Operations": [{"op": "move", "path": "active", "value": true}]}))
-                .is_err()
-        );
-        assert!(
-            user_patch(
-                &json!({"Operations": [{"op": "replace", "path": "active", "value": "maybe"}]})
-            )
-            .is_err()
-        );
+        assert!(user_patch(&json!({"Operations": [{"op": "move", "path": "active", "value": true}]})).is_err());
+        assert!(user_patch(&json!({"Operations": [{"op": "replace", "path": "active", "value": "maybe"}]})).is_err());
         assert!(user_patch(&json!({"nothing": []})).is_err());
     }
 }

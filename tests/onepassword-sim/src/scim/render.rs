@@ -46,10 +46,7 @@ pub fn user_json(user: &User, active: bool, groups: &[(String, String)], locatio
         name.insert("givenName".into(), json!(g));
     }
     obj.insert("name".into(), Value::Object(name));
-    obj.insert(
-        "emails".into(),
-        serde_json::to_value(&user.emails).unwrap_or(Value::Array(vec![])),
-    );
+    obj.insert("emails".into(), serde_json::to_value(&user.emails).unwrap_or(Value::Array(vec![])));
     obj.insert("active".into(), json!(active));
     if let Some(lang) = &user.preferred_language {
         obj.insert("preferredLanguage".into(), json!(lang));
@@ -131,18 +128,10 @@ pub struct Projection {
 impl Projection {
     pub fn parse(attributes: Option<&str>, excluded: Option<&str>) -> Self {
         let split = |s: Option<&str>| -> Vec<String> {
-            s.map(|s| {
-                s.split(',')
-                    .map(|p| super::filter::normalise_path(p.trim()))
-                    .filter(|p| !p.is_empty())
-                    .collect()
-            })
-            .unwrap_or_default()
+            s.map(|s| s.split(',').map(|p| super::filter::normalise_path(p.trim())).filter(|p| !p.is_empty()).collect())
+                .unwrap_or_default()
         };
-        Projection {
-            attributes: split(attributes),
-            excluded: split(excluded),
-        }
+        Projection { attributes: split(attributes), excluded: split(excluded) }
     }
 
     pub fn is_identity(&self) -> bool {
@@ -178,9 +167,7 @@ impl Projection {
         for excluded in &self.excluded {
             match excluded.split_once('.') {
                 Some((top, sub)) if !always.contains(&top) => {
-                    if let Some((_, child)) =
-                        obj.iter_mut().find(|(k, _)| k.eq_ignore_ascii_case(top))
-                    {
+                    if let Some((_, child)) = obj.iter_mut().find(|(k, _)| k.eq_ignore_ascii_case(top)) {
                         retain_sub_attributes(child, |s| s != sub);
                     }
                 }
@@ -196,10 +183,7 @@ fn retain_sub_attributes(value: &mut Value, keep: impl Fn(&str) -> bool) {
     let keep_in = |obj: &mut Map<String, Value>| obj.retain(|k, _| keep(&k.to_ascii_lowercase()));
     match value {
         Value::Object(obj) => keep_in(obj),
-        Value::Array(items) => items
-            .iter_mut()
-            .filter_map(Value::as_object_mut)
-            .for_each(keep_in),
+        Value::Array(items) => items.iter_mut().filter_map(Value::as_object_mut).for_each(keep_in),
         _ => {}
     }
 }
@@ -219,8 +203,7 @@ mod tests {
 
         let mut v = json!({"id": "1", "externalId": "x", "preferredLanguage": "en",
                            "name": {"givenName": "A", "familyName": "B"}});
-        Projection::parse(None, Some("preferredLanguage,name.givenName"))
-            .apply(&mut v, GROUP_ALWAYS);
+        Projection::parse(None, Some("preferredLanguage,name.givenName")).apply(&mut v, GROUP_ALWAYS);
         assert!(v.get("preferredLanguage").is_none());
         assert_eq!(v["name"], json!({"familyName": "B"}));
     }

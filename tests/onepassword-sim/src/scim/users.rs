@@ -29,14 +29,8 @@ const FILTERABLE: &[&str] = &[
 ];
 
 fn user_attr<'a>(user: &'a User, active: bool, path: &str) -> Vec<AttrValue<'a>> {
-    let ci = |value: &'a str| AttrValue::Str {
-        value,
-        case_exact: false,
-    };
-    let exact = |value: &'a str| AttrValue::Str {
-        value,
-        case_exact: true,
-    };
+    let ci = |value: &'a str| AttrValue::Str { value, case_exact: false };
+    let exact = |value: &'a str| AttrValue::Str { value, case_exact: true };
     match path {
         "id" => vec![exact(&user.id)],
         "username" => vec![ci(&user.user_name)],
@@ -46,25 +40,10 @@ fn user_attr<'a>(user: &'a User, active: bool, path: &str) -> Vec<AttrValue<'a>>
         "name.familyname" => user.family_name.as_deref().map(ci).into_iter().collect(),
         "name.formatted" => user.formatted.as_deref().map(ci).into_iter().collect(),
         "emails" | "emails.value" => user.emails.iter().map(|e| ci(&e.value)).collect(),
-        "emails.type" => user
-            .emails
-            .iter()
-            .filter_map(|e| e.kind.as_deref())
-            .map(ci)
-            .collect(),
-        "emails.primary" => user
-            .emails
-            .iter()
-            .filter_map(|e| e.primary)
-            .map(AttrValue::Bool)
-            .collect(),
+        "emails.type" => user.emails.iter().filter_map(|e| e.kind.as_deref()).map(ci).collect(),
+        "emails.primary" => user.emails.iter().filter_map(|e| e.primary).map(AttrValue::Bool).collect(),
         "active" => vec![AttrValue::Bool(active)],
-        "preferredlanguage" => user
-            .preferred_language
-            .as_deref()
-            .map(ci)
-            .into_iter()
-            .collect(),
+        "preferredlanguage" => user.preferred_language.as_deref().map(ci).into_iter().collect(),
         _ => Vec::new(),
     }
 }
@@ -83,10 +62,7 @@ pub(super) fn render_user(
     json
 }
 
-pub async fn list(
-    State(state): State<SimState>,
-    RawQuery(query): RawQuery,
-) -> Result<Response, ScimError> {
+pub async fn list(State(state): State<SimState>, RawQuery(query): RawQuery) -> Result<Response, ScimError> {
     let params = ListParams::parse(query.as_deref(), state.config())?;
     let projection = params.projection();
     let now = state.now();
@@ -103,13 +79,7 @@ pub async fn list(
         Some(ids) => {
             let all = state.users_with_groups(&ids);
             let total = all.len();
-            (
-                total,
-                all.into_iter()
-                    .skip(params.offset())
-                    .take(params.limit)
-                    .collect(),
-            )
+            (total, all.into_iter().skip(params.offset()).take(params.limit).collect())
         }
         None => state.query_users(
             |u| {
@@ -122,28 +92,16 @@ pub async fn list(
             params.limit,
         ),
     };
-    let resources = page
-        .iter()
-        .map(|(u, groups)| render_user(&state, u, groups, &projection))
-        .collect();
-    Ok(scim_response(
-        StatusCode::OK,
-        &list_response(total, params.start_index, resources),
-    ))
+    let resources = page.iter().map(|(u, groups)| render_user(&state, u, groups, &projection)).collect();
+    Ok(scim_response(StatusCode::OK, &list_response(total, params.start_index, resources)))
 }
 
 pub async fn create(State(state): State<SimState>, body: Bytes) -> Result<Response, ScimError> {
     let new = patch::new_user(&parse_json(&body)?)?;
-    let (user, _created) = state
-        .create_user(new)
-        .map_err(|e| ScimError::from_sim(e, state.config()))?;
+    let (user, _created) = state.create_user(new).map_err(|e| ScimError::from_sim(e, state.config()))?;
     let groups = state.user_groups(&user);
-    let status =
-        StatusCode::from_u16(state.config().create_status.code()).unwrap_or(StatusCode::OK);
-    Ok(scim_response(
-        status,
-        &render_user(&state, &user, &groups, &Projection::default()),
-    ))
+    let status = StatusCode::from_u16(state.config().create_status.code()).unwrap_or(StatusCode::OK);
+    Ok(scim_response(status, &render_user(&state, &user, &groups, &Projection::default())))
 }
 
 pub async fn get(
@@ -152,58 +110,30 @@ pub async fn get(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ScimError> {
     let params = ListParams::parse(query.as_deref(), state.config())?;
-    let user = state
-        .user(&id)
-        .ok_or_else(|| ScimError::not_found(format!("user {id} not found")))?;
+    let user = state.user(&id).ok_or_else(|| ScimError::not_found(format!("user {id} not found")))?;
     let groups = state.user_groups(&user);
-    Ok(scim_response(
-        StatusCode::OK,
-        &render_user(&state, &user, &groups, &params.projection()),
-    ))
+    Ok(scim_response(StatusCode::OK, &render_user(&state, &user, &groups, &params.projection())))
 }
 
-pub async fn patch(
-    State(state): State<SimState>,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Result<Response, ScimError> {
+pub async fn patch(State(state): State<SimState>, Path(id): Path<String>, body: Bytes) -> Result<Response, ScimError> {
     let changes = patch::user_patch(&parse_json(&body)?)?;
-    let user = state
-        .change_user(&id, changes, Via::Patch)
-        .map_err(|e| ScimError::from_sim(e, state.config()))?;
+    let user = state.change_user(&id, changes, Via::Patch).map_err(|e| ScimError::from_sim(e, state.config()))?;
     let groups = state.user_groups(&user);
-    Ok(scim_response(
-        StatusCode::OK,
-        &render_user(&state, &user, &groups, &Projection::default()),
-    ))
+    Ok(scim_response(StatusCode::OK, &render_user(&state, &user, &groups, &Projection::default())))
 }
 
-pub async fn put(
-    State(state): State<SimState>,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Result<Response, ScimError> {
+pub async fn put(State(state): State<SimState>, Path(id): Path<String>, body: Bytes) -> Result<Response, ScimError> {
     if !state.config().put_supported {
         return Err(ScimError::new(405, None, "PUT is not supported; use PATCH"));
     }
     let changes = patch::user_replacement(&parse_json(&body)?)?;
-    let user = state
-        .change_user(&id, changes, Via::Put)
-        .map_err(|e| ScimError::from_sim(e, state.config()))?;
+    let user = state.change_user(&id, changes, Via::Put).map_err(|e| ScimError::from_sim(e, state.config()))?;
     let groups = state.user_groups(&user);
-    Ok(scim_response(
-        StatusCode::OK,
-        &render_user(&state, &user, &groups, &Projection::default()),
-    ))
+    Ok(scim_response(StatusCode::OK, &render_user(&state, &user, &groups, &Projection::default())))
 }
 
 /// DELETE suspends: 204, and the user stays listed with `active: false`.
-pub async fn delete(
-    State(state): State<SimState>,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ScimError> {
-    state
-        .delete_user(&id)
-        .map_err(|e| ScimError::from_sim(e, state.config()))?;
+pub async fn delete(State(state): State<SimState>, Path(id): Path<String>) -> Result<StatusCode, ScimError> {
+    state.delete_user(&id).map_err(|e| ScimError::from_sim(e, state.config()))?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -9,8 +9,8 @@ process and records two moments, measured from process start:
                   (for ingest: a signed two-event webhook, read the connections secret,
                   queue both events, answer 202).
 
-The first poll is what the issue's target compares. The first answer keeps that honest:
-work moved out of init into the first request shows up there.
+The first poll is what the target compares (docs/ingest.md, "Cold start"). The first
+answer keeps that honest: work moved out of init into the first request shows up there.
 """
 
 import base64

@@ -1,7 +1,8 @@
 //! verify + parse + normalize, per source, in-process (no queue, no network).
 //!
-//! Criterion reports means; the target is a p99 (≤ 1 ms), so after criterion's run
-//! this times every call of a separate run individually and prints p50/p99/max per case.
+//! Criterion reports means; the target (README, Benchmarks) is a p99 (≤ 1 ms), so after
+//! criterion's run this times every call of a separate run individually and prints
+//! p50/p99/max per case.
 //!
 //! `cargo bench -p provisioning --bench ingest`
 

@@ -550,3 +550,6 @@ fn membership(user: &ScimUser, groups: &[ScimGroup]) -> BTreeSet<String> {
         .extend(groups.iter().filter(|g| g.members.iter().any(|m| m.value == user.id)).map(|g| g.display_name.clone()));
     names
 }
+
+#[cfg(test)]
+mod tests;

@@ -172,6 +172,9 @@ fn wire_version() -> u32 {
 }
 
 #[cfg(test)]
+mod schema_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

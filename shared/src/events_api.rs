@@ -11,13 +11,17 @@ use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use rand::Rng;
 use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
-use std::fmt;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use url::Url;
+
+use crate::http_retry::{
+    Attempt, BaseUrlError, GaveUp, HttpClient, Reply, RetryPolicy, Verdict, describe_transport, is_transient, join_url,
+    parse_base_url,
+};
+use crate::secrets::SecretString;
 
 /// Largest page the API accepts.
 pub const MAX_PAGE_LIMIT: u32 = 1000;
@@ -40,10 +44,8 @@ pub enum EventsApiError {
     Transport(String),
     #[error("Events API answered something we could not read: {0}")]
     Decode(String),
-    #[error("gave up before the deadline; last problem: {last}")]
-    DeadlineExceeded { last: String },
-    #[error("gave up after {attempts} attempts; last problem: {last}")]
-    RetriesExhausted { attempts: u32, last: String },
+    #[error(transparent)]
+    GaveUp(#[from] GaveUp),
 }
 
 /// Which page to read: a fresh start (reset cursor) or the continuation of a stored cursor.
@@ -133,87 +135,50 @@ pub trait SignInEvents: Send + Sync {
 
 #[derive(Debug, Clone)]
 pub struct EventsClientConfig {
-    pub request_timeout: Duration,
-    /// Attempts after the first for 429, 5xx and transport failures.
-    pub max_retries: u32,
-    pub base_backoff: Duration,
-    pub max_backoff: Duration,
-    /// Accept `http://` URLs (local stack and tests only).
-    pub allow_http: bool,
+    /// Retries of 429, 5xx and transport failures, backoff and per-request timeout.
+    pub retry: RetryPolicy,
 }
 
 impl Default for EventsClientConfig {
     fn default() -> Self {
-        EventsClientConfig {
-            request_timeout: Duration::from_secs(10),
-            max_retries: 4,
-            base_backoff: Duration::from_millis(200),
-            max_backoff: Duration::from_secs(5),
-            allow_http: false,
-        }
+        let retry = RetryPolicy { max_retries: 4, max_backoff: Duration::from_secs(5), ..RetryPolicy::default() };
+        EventsClientConfig { retry }
     }
 }
-
-/// How long before the deadline no new attempt starts, so the caller can still report.
-const DEADLINE_MARGIN: Duration = Duration::from_millis(300);
 
 /// The Events API over HTTPS with a bearer token.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct HttpSignInEvents {
-    http: reqwest::Client,
+    http: HttpClient,
     base: Url,
-    token: String,
-    config: EventsClientConfig,
-}
-
-impl fmt::Debug for HttpSignInEvents {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HttpSignInEvents").field("base", &self.base.as_str()).finish_non_exhaustive()
-    }
+    token: SecretString,
 }
 
 impl HttpSignInEvents {
     /// `base_url` is the account's Events API host, e.g. `https://events.1password.com`.
-    /// `http` is shared so warm invocations reuse connections.
+    /// `http` comes from [`Self::http_client`] and is shared, so warm invocations (and a
+    /// client rebuilt after a token rotation) reuse connections.
     pub fn new(
-        http: reqwest::Client,
+        http: HttpClient,
         base_url: &str,
-        token: impl Into<String>,
-        config: EventsClientConfig,
+        token: SecretString,
+        allow_http: bool,
     ) -> Result<Self, EventsApiError> {
-        let base = Url::parse(base_url).map_err(|e| EventsApiError::InvalidUrl(e.to_string()))?;
-        match base.scheme() {
-            "https" => {}
-            "http" if config.allow_http => {}
-            _ => return Err(EventsApiError::InsecureUrl),
-        }
-        if base.cannot_be_a_base() {
-            return Err(EventsApiError::InvalidUrl("cannot be a base".into()));
-        }
-        Ok(HttpSignInEvents { http, base, token: token.into(), config })
+        let base = parse_base_url(base_url, allow_http).map_err(|error| match error {
+            BaseUrlError::Insecure => EventsApiError::InsecureUrl,
+            other => EventsApiError::InvalidUrl(other.to_string()),
+        })?;
+        Ok(HttpSignInEvents { http, base, token })
     }
 
-    /// A client with the timeouts this module expects.
-    pub fn http_client() -> reqwest::Client {
-        reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new())
+    /// The HTTP client this module expects, with `config`'s retry policy.
+    pub fn http_client(config: &EventsClientConfig) -> Result<HttpClient, EventsApiError> {
+        HttpClient::new("events_api", config.retry.clone())
+            .map_err(|e| EventsApiError::Transport(describe_transport(&e).to_owned()))
     }
 
     fn url(&self, segments: &[&str]) -> Url {
-        let mut url = self.base.clone();
-        if let Ok(mut path) = url.path_segments_mut() {
-            path.pop_if_empty();
-            path.extend(segments);
-        }
-        url
-    }
-
-    fn backoff(&self, attempt: u32) -> Duration {
-        let cap = self.config.base_backoff.saturating_mul(1u32 << attempt.min(16)).min(self.config.max_backoff);
-        Duration::from_millis(rand::rng().random_range(0..=cap.as_millis().max(1) as u64))
+        join_url(&self.base, segments)
     }
 
     /// One logical request with retries on 429/5xx/transport failures, never past `deadline`.
@@ -225,74 +190,37 @@ impl HttpSignInEvents {
         deadline: Instant,
     ) -> Result<T, EventsApiError> {
         let operation = format!("{method} /{}", segments.join("/"));
-        let mut attempt = 0u32;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left <= DEADLINE_MARGIN {
-                return Err(EventsApiError::DeadlineExceeded { last: "no time left".into() });
-            }
+        let build = |_: Attempt| {
             let mut request = self
                 .http
+                .http()
                 .request(method.clone(), self.url(segments))
-                .bearer_auth(&self.token)
-                .header(reqwest::header::ACCEPT, "application/json")
-                .timeout(self.config.request_timeout.min(left - DEADLINE_MARGIN));
+                .bearer_auth(self.token.expose())
+                .header(reqwest::header::ACCEPT, "application/json");
             if let Some(body) = body {
                 request = request.json(body);
             }
-            let (problem, retry_after) = match request.send().await {
-                Ok(response) => {
-                    let status = response.status();
-                    let retry_after = retry_after(&response);
-                    let bytes = match response.bytes().await {
-                        Ok(bytes) => bytes,
-                        Err(e) => {
-                            metrics::counter!("events_api_calls", "status" => "transport").increment(1);
-                            self.retry_or_fail(&mut attempt, format!("{operation}: {}", describe(&e)), None, deadline)
-                                .await?;
-                            continue;
-                        }
-                    };
-                    metrics::counter!("events_api_calls", "status" => status.as_u16().to_string()).increment(1);
-                    match status {
-                        s if s.is_success() => {
-                            return serde_json::from_slice(&bytes).map_err(|e| EventsApiError::Decode(e.to_string()));
-                        }
-                        StatusCode::UNAUTHORIZED => return Err(EventsApiError::Unauthorized),
-                        StatusCode::FORBIDDEN => return Err(EventsApiError::Forbidden),
-                        s if s == StatusCode::TOO_MANY_REQUESTS || s.is_server_error() => {
-                            (format!("{operation} answered {s}"), retry_after)
-                        }
-                        s => return Err(EventsApiError::Status { status: s.as_u16(), message: error_message(&bytes) }),
-                    }
-                }
-                Err(e) => {
-                    metrics::counter!("events_api_calls", "status" => "transport").increment(1);
-                    (format!("{operation}: {}", describe(&e)), None)
-                }
-            };
-            self.retry_or_fail(&mut attempt, problem, retry_after, deadline).await?;
-        }
+            async move { Ok(request) }
+        };
+        self.http.send(&operation, Some(deadline), build, |reply, _| classify(&operation, reply)).await
     }
+}
 
-    async fn retry_or_fail(
-        &self,
-        attempt: &mut u32,
-        problem: String,
-        retry_after: Option<Duration>,
-        deadline: Instant,
-    ) -> Result<(), EventsApiError> {
-        *attempt += 1;
-        if *attempt > self.config.max_retries {
-            return Err(EventsApiError::RetriesExhausted { attempts: *attempt, last: problem });
+/// What an Events API answer means.
+fn classify<T: serde::de::DeserializeOwned>(operation: &str, reply: Reply) -> Verdict<T, EventsApiError> {
+    match reply.status {
+        status if status.is_success() => match serde_json::from_slice(&reply.body) {
+            Ok(value) => Verdict::Done(value),
+            Err(e) => Verdict::Fail(EventsApiError::Decode(e.to_string())),
+        },
+        StatusCode::UNAUTHORIZED => Verdict::Fail(EventsApiError::Unauthorized),
+        StatusCode::FORBIDDEN => Verdict::Fail(EventsApiError::Forbidden),
+        status if is_transient(status) => {
+            Verdict::Retry { problem: format!("{operation} answered {status}"), retry_after: reply.retry_after }
         }
-        let delay = retry_after.unwrap_or_else(|| self.backoff(*attempt));
-        if Instant::now() + delay + DEADLINE_MARGIN >= deadline {
-            return Err(EventsApiError::DeadlineExceeded { last: problem });
+        status => {
+            Verdict::Fail(EventsApiError::Status { status: status.as_u16(), message: error_message(&reply.body) })
         }
-        tracing::info!(attempt = *attempt, delay_ms = delay.as_millis() as u64, problem, "retrying Events API call");
-        tokio::time::sleep(delay).await;
-        Ok(())
     }
 }
 
@@ -305,24 +233,6 @@ impl SignInEvents for HttpSignInEvents {
 
     async fn introspect(&self, deadline: Instant) -> Result<Introspection, EventsApiError> {
         self.call(reqwest::Method::GET, &["api", "v2", "auth", "introspect"], None, deadline).await
-    }
-}
-
-fn retry_after(response: &reqwest::Response) -> Option<Duration> {
-    let value = response.headers().get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
-    value.trim().parse::<u64>().ok().map(|s| Duration::from_secs(s.min(60)))
-}
-
-fn describe(error: &reqwest::Error) -> &'static str {
-    // Categories only: never the URL or headers.
-    if error.is_timeout() {
-        "timed out"
-    } else if error.is_connect() {
-        "connection failed"
-    } else if error.is_body() || error.is_decode() {
-        "response cut off"
-    } else {
-        "request failed"
     }
 }
 
@@ -449,37 +359,28 @@ mod tests {
         assert_eq!(PageRequest::Continue { cursor: "abc".into() }.body(), serde_json::json!({"cursor": "abc"}));
     }
 
+    fn client(base: &str, allow_http: bool) -> Result<HttpSignInEvents, EventsApiError> {
+        let http = HttpSignInEvents::http_client(&EventsClientConfig::default()).unwrap();
+        HttpSignInEvents::new(http, base, SecretString::new("ev-secret-77"), allow_http)
+    }
+
     #[test]
     fn plain_http_is_refused_unless_allowed() {
-        let http = reqwest::Client::new();
-        let refused = HttpSignInEvents::new(http.clone(), "http://events.local", "t", EventsClientConfig::default());
-        assert!(matches!(refused, Err(EventsApiError::InsecureUrl)));
-        let allowed = EventsClientConfig { allow_http: true, ..Default::default() };
-        assert!(HttpSignInEvents::new(http.clone(), "http://events.local", "t", allowed).is_ok());
-        assert!(matches!(
-            HttpSignInEvents::new(http, "not a url", "t", EventsClientConfig::default()),
-            Err(EventsApiError::InvalidUrl(_))
-        ));
+        assert!(matches!(client("http://events.local", false), Err(EventsApiError::InsecureUrl)));
+        assert!(client("http://events.local", true).is_ok());
+        assert!(matches!(client("not a url", false), Err(EventsApiError::InvalidUrl(_))));
     }
 
     #[test]
     fn debug_output_hides_the_token() {
-        let client = HttpSignInEvents::new(
-            reqwest::Client::new(),
-            "https://events.1password.com",
-            "ev-secret-77",
-            EventsClientConfig::default(),
-        )
-        .unwrap();
+        let client = client("https://events.1password.com", false).unwrap();
         assert!(!format!("{client:?}").contains("ev-secret-77"));
     }
 
     #[test]
     fn builds_urls_under_a_base_with_or_without_a_trailing_slash() {
         for base in ["https://events.1password.com", "https://events.1password.com/", "https://h/prefix/"] {
-            let client =
-                HttpSignInEvents::new(reqwest::Client::new(), base, "t", EventsClientConfig::default()).unwrap();
-            let url = client.url(&["api", "v2", "signinattempts"]);
+            let url = client(base, false).unwrap().url(&["api", "v2", "signinattempts"]);
             assert!(url.as_str().ends_with("/api/v2/signinattempts"), "{url}");
             assert!(!url.as_str().contains("//api"), "{url}");
         }

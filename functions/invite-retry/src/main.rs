@@ -1,8 +1,8 @@
 //! `invite-retry`: scheduled (EventBridge); re-issues invitations that were never accepted.
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use provisioning::invites::InviteRetryApp;
-use provisioning::worker::deadline_of;
+use provisioning::invite_retry::InviteRetryApp;
+use provisioning::lambda::deadline_of;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

@@ -6,17 +6,18 @@
 
 use anyhow::{Context, Result};
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
-use e2e::worker_harness::sqs_message;
+use dev_support::sqs_message;
 use onepassword_sim::{RunningSim, SimConfig};
 use provisioning::config::Env;
-use provisioning::enrich::{Enricher, InMemoryEnricher};
-use provisioning::ingest::{IngestApp, IngestSettings, SystemClock};
-use provisioning::invites::{InviteRetryApp, InviteRetryConfig, RunSummary};
+use provisioning::enrich::InMemoryEnricher;
+use provisioning::ingest::{IngestApp, IngestConfig, SystemClock};
+use provisioning::invite_retry;
+use provisioning::invite_retry::{InviteRetryApp, InviteRetryConfig, RunSummary};
 use provisioning::ledger::{DynamoLedger, InMemoryLedger, Ledger};
-use provisioning::notify::{InMemoryNotifier, Notifier};
+use provisioning::notify::InMemoryNotifier;
 use provisioning::queue::{EventQueue, InMemoryEventQueue, QueuedEvent, SqsEventQueue};
 use provisioning::secrets::{AwsSecretSource, InMemorySecretSource, SecretSource};
-use provisioning::worker::{WorkerApp, WorkerConfig};
+use provisioning::worker::{self, WorkerApp, WorkerConfig};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -47,7 +48,7 @@ type Adapters = (Arc<dyn SecretSource>, Arc<dyn Ledger>, Queue, Arc<dyn EventQue
 
 enum Queue {
     Memory { queue: Arc<InMemoryEventQueue>, redeliver: Mutex<VecDeque<(QueuedEvent, u32)>> },
-    Moto { queues: e2e::FifoQueues, _moto: e2e::Moto },
+    Moto { queues: dev_support::FifoQueues, _moto: dev_support::Moto },
 }
 
 pub struct Stack {
@@ -83,7 +84,7 @@ impl Stack {
         }
 
         let (secrets, ledger, queue, event_queue): Adapters = if options.aws {
-            let moto = e2e::Moto::start().context("starting moto (run scripts/setup first)")?;
+            let moto = dev_support::Moto::start().context("starting moto (run scripts/setup first)")?;
             let sdk = moto.sdk_config().await;
             let sm = aws_sdk_secretsmanager::Client::new(&sdk);
             for (id, value) in [
@@ -94,7 +95,7 @@ impl Stack {
             }
             let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
             DynamoLedger::create_table_for_tests(&dynamo, LEDGER_TABLE).await?;
-            let queues = e2e::FifoQueues::create(&sdk, "local-events", MAX_RECEIVES).await?;
+            let queues = dev_support::FifoQueues::create(&sdk, "local-events", MAX_RECEIVES).await?;
             let event_queue = Arc::new(SqsEventQueue::from_sdk_config(&sdk, queues.queue_url.clone()));
             (
                 Arc::new(AwsSecretSource::from_sdk_config(&sdk)),
@@ -122,31 +123,25 @@ impl Stack {
             ("LEDGER_TABLE", LEDGER_TABLE),
             ("MAPPING_RULES", MAPPING_RULES),
             ("ALLOW_HTTP_BRIDGE", allow_http),
-            ("ALLOW_HTTP", allow_http),
         ]);
-        let ingest =
-            IngestApp::new(IngestSettings::from_env(&env)?, event_queue, secrets.clone(), Arc::new(SystemClock));
+        let ingest_ports =
+            provisioning::ingest::Ports { queue: event_queue, secrets: secrets.clone(), clock: Arc::new(SystemClock) };
+        let ingest = IngestApp::new(IngestConfig::from_env(&env)?, ingest_ports);
         let hr = Arc::new(InMemoryEnricher::new());
         let notifications = Arc::new(InMemoryNotifier::default());
-        let worker = WorkerApp::with_all_adapters(
-            WorkerConfig::from_env(&env)?,
-            secrets.clone(),
-            ledger.clone(),
-            Some(hr.clone() as Arc<dyn Enricher>),
-            Some(notifications.clone() as Arc<dyn Notifier>),
-        )
-        .await?;
-        let mut invites = InviteRetryApp::with_adapters(
-            InviteRetryConfig::from_env(&env)?,
-            secrets,
-            ledger,
-            Some(notifications.clone() as Arc<dyn Notifier>),
-        )
-        .await?;
+        let worker_config = WorkerConfig::from_env(&env)?;
+        let mut worker_ports = worker::Ports::from_secret(&worker_config, secrets.clone(), ledger.clone()).await?;
+        worker_ports.enricher = hr.clone();
+        worker_ports.notifier = Some(notifications.clone());
+        let worker = WorkerApp::new(worker_config, worker_ports);
+        let retry_config = InviteRetryConfig::from_env(&env)?;
+        let mut retry_ports = invite_retry::Ports::from_secret(&retry_config, secrets, ledger).await?;
+        retry_ports.notifier = Some(notifications.clone());
         if let Some(sim) = &sim {
             let state = sim.state();
-            invites = invites.with_clock(Arc::new(move || state.now()));
+            retry_ports.clock = Arc::new(move || state.now());
         }
+        let invites = InviteRetryApp::new(retry_config, retry_ports);
 
         let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], options.port)))
             .await

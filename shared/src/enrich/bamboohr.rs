@@ -6,8 +6,10 @@
 
 use serde_json::Value;
 
-use super::{Credential, EnrichError, endpoint, first_text, parse_base_url, send_json, text_at};
+use super::{EnrichError, first_text, join_url, parse_base_url, send_json, text_at};
 use crate::event::Attributes;
+use crate::http_retry::HttpClient;
+use crate::secrets::SecretString;
 
 /// The field aliases we read. `status` is the account status (`Active`/`Inactive`);
 /// `employmentHistoryStatus` is the "Employment Status" table's current value
@@ -18,14 +20,14 @@ department,division,jobTitle,location,supervisorEid,supervisorEmail,status,emplo
 pub(super) struct BambooHr {
     connection: String,
     base: url::Url,
-    api_key: Credential,
+    api_key: SecretString,
 }
 
 impl BambooHr {
     pub(super) fn new(
         connection: &str,
         company_domain: &str,
-        api_key: &Credential,
+        api_key: &SecretString,
         base_url: Option<&str>,
     ) -> Result<Self, EnrichError> {
         let company_domain = company_domain.trim();
@@ -40,18 +42,15 @@ impl BambooHr {
         Ok(BambooHr { connection: connection.to_owned(), base, api_key: api_key.clone() })
     }
 
-    pub(super) async fn fetch(
-        &self,
-        http: &reqwest::Client,
-        employee_id: &str,
-    ) -> Result<Option<Attributes>, EnrichError> {
-        let mut url = endpoint(&self.base, &["employees", employee_id]);
+    pub(super) async fn fetch(&self, http: &HttpClient, employee_id: &str) -> Result<Option<Attributes>, EnrichError> {
+        let mut url = join_url(&self.base, &["employees", employee_id]);
         url.query_pairs_mut().append_pair("fields", FIELDS).append_pair("onlyCurrent", "true");
         let request = http
+            .http()
             .get(url)
             .header(reqwest::header::ACCEPT, "application/json")
             .basic_auth(self.api_key.expose(), Some("x"));
-        Ok(send_json(&self.connection, request).await?.map(|body| attributes(&body)))
+        Ok(send_json(http, &self.connection, request).await?.map(|body| attributes(&body)))
     }
 }
 

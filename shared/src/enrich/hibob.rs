@@ -11,8 +11,10 @@
 
 use serde_json::{Value, json};
 
-use super::{Credential, EnrichError, endpoint, parse_base_url, send_json};
+use super::{EnrichError, join_url, parse_base_url, send_json};
 use crate::event::Attributes;
+use crate::http_retry::HttpClient;
+use crate::secrets::SecretString;
 
 pub(super) const DEFAULT_BASE_URL: &str = "https://api.hibob.com/v1";
 
@@ -36,14 +38,14 @@ pub(super) struct HiBob {
     connection: String,
     base: url::Url,
     service_user_id: String,
-    service_user_token: Credential,
+    service_user_token: SecretString,
 }
 
 impl HiBob {
     pub(super) fn new(
         connection: &str,
         service_user_id: &str,
-        service_user_token: &Credential,
+        service_user_token: &SecretString,
         base_url: Option<&str>,
     ) -> Result<Self, EnrichError> {
         if service_user_id.trim().is_empty() {
@@ -61,18 +63,15 @@ impl HiBob {
         })
     }
 
-    pub(super) async fn fetch(
-        &self,
-        http: &reqwest::Client,
-        employee_id: &str,
-    ) -> Result<Option<Attributes>, EnrichError> {
-        let url = endpoint(&self.base, &["people", employee_id]);
+    pub(super) async fn fetch(&self, http: &HttpClient, employee_id: &str) -> Result<Option<Attributes>, EnrichError> {
+        let url = join_url(&self.base, &["people", employee_id]);
         let request = http
+            .http()
             .post(url)
             .header(reqwest::header::ACCEPT, "application/json")
             .basic_auth(&self.service_user_id, Some(self.service_user_token.expose()))
             .json(&json!({ "fields": FIELDS, "humanReadable": "REPLACE" }));
-        Ok(send_json(&self.connection, request).await?.map(|body| attributes(&body)))
+        Ok(send_json(http, &self.connection, request).await?.map(|body| attributes(&body)))
     }
 }
 

@@ -20,6 +20,9 @@ use async_trait::async_trait;
 use reqwest::StatusCode;
 use serde::Deserialize;
 
+use crate::http_retry::{self, Attempt, GaveUp, HttpClient, Reply, RetryPolicy, Verdict, describe_transport, join_url};
+use crate::secrets::SecretString;
+
 use crate::event::{Attributes, PersonKey};
 
 #[async_trait]
@@ -68,27 +71,6 @@ impl EnrichError {
     }
 }
 
-/// A credential from the secret. Its `Debug` never shows the value.
-#[derive(Clone, Deserialize, PartialEq, Eq)]
-#[serde(transparent)]
-pub struct Credential(String);
-
-impl Credential {
-    pub fn new(value: impl Into<String>) -> Self {
-        Credential(value.into())
-    }
-
-    pub(crate) fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Credential {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Credential(<redacted>)")
-    }
-}
-
 /// One connection's API settings, as the worker secret's `sources` map holds them.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
@@ -96,7 +78,7 @@ pub enum SourceApiConfig {
     Bamboohr {
         /// The part before `.bamboohr.com` in the company's BambooHR address.
         company_domain: String,
-        api_key: Credential,
+        api_key: SecretString,
         /// Overrides `https://{company_domain}.bamboohr.com/api/v1` (tests; the legacy
         /// `https://api.bamboohr.com/api/gateway.php/{company_domain}/v1` also works).
         #[serde(default)]
@@ -104,7 +86,7 @@ pub enum SourceApiConfig {
     },
     Hibob {
         service_user_id: String,
-        service_user_token: Credential,
+        service_user_token: SecretString,
         /// Overrides `https://api.hibob.com/v1`.
         #[serde(default)]
         base_url: Option<String>,
@@ -112,7 +94,7 @@ pub enum SourceApiConfig {
     Okta {
         /// e.g. `https://acme.okta.com`.
         org_url: String,
-        api_token: Credential,
+        api_token: SecretString,
     },
 }
 
@@ -134,7 +116,7 @@ enum SourceApi {
 /// The real enricher: one HTTP client (rustls, pooled, with timeouts) shared by every
 /// configured connection.
 pub struct SourceApis {
-    http: reqwest::Client,
+    http: HttpClient,
     apis: HashMap<String, SourceApi>,
 }
 
@@ -153,15 +135,13 @@ impl SourceApis {
 
     /// Like [`SourceApis::new`] with a different per-request timeout.
     pub fn with_timeout(configs: &SourceApiConfigs, timeout: Duration) -> Result<Self, EnrichError> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(DEFAULT_CONNECT_TIMEOUT.min(timeout))
-            .timeout(timeout)
-            .user_agent(concat!("onepassword-provisioning/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| EnrichError::Misconfigured {
-                connection: "*".into(),
-                reason: format!("cannot build the HTTP client: {e}"),
-            })?;
+        // One attempt per read: a failing read fails the message, and SQS redelivers it after
+        // the visibility timeout, which is a gentler retry than hammering an HR system.
+        let policy = RetryPolicy { max_retries: 0, request_timeout: timeout, ..RetryPolicy::default() };
+        let http = HttpClient::new("source_api", policy).map_err(|e| EnrichError::Misconfigured {
+            connection: "*".into(),
+            reason: format!("cannot build the HTTP client: {}", describe_transport(&e)),
+        })?;
         let mut apis = HashMap::new();
         for (connection, config) in &configs.0 {
             let api = match config {
@@ -229,92 +209,76 @@ impl Enricher for InMemoryEnricher {
 
 // ---------------------------------------------------------------- shared HTTP handling
 
-/// Parses and checks a base URL from the secret; the error says which connection.
+/// Parses and checks a base URL from the secret; the error says which connection. `http`
+/// is accepted (tests point a connection at a local server).
 fn parse_base_url(connection: &str, raw: &str) -> Result<url::Url, EnrichError> {
-    let url = url::Url::parse(raw.trim_end_matches('/')).map_err(|e| EnrichError::Misconfigured {
+    http_retry::parse_base_url(raw.trim_end_matches('/'), true).map_err(|error| EnrichError::Misconfigured {
         connection: connection.to_owned(),
-        reason: format!("invalid URL {raw:?}: {e}"),
-    })?;
-    if !matches!(url.scheme(), "https" | "http") || url.cannot_be_a_base() {
-        return Err(EnrichError::Misconfigured {
-            connection: connection.to_owned(),
-            reason: format!("{raw:?} is not an http(s) base URL"),
-        });
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        // Credentials in a URL end up in logs; they belong in their own keys.
-        return Err(EnrichError::Misconfigured {
-            connection: connection.to_owned(),
-            reason: "the URL must not embed credentials".into(),
-        });
-    }
-    Ok(url)
-}
-
-/// `base` + path segments, each percent-encoded, so an id can never change the path.
-fn endpoint(base: &url::Url, segments: &[&str]) -> url::Url {
-    let mut url = base.clone();
-    if let Ok(mut path) = url.path_segments_mut() {
-        path.pop_if_empty();
-        for segment in segments {
-            path.push(segment);
-        }
-    }
-    url
+        reason: format!("the URL {raw:?} {error}"),
+    })
 }
 
 /// Sends a request and sorts the outcome: `Ok(None)` for 404, the body for 2xx, a typed
 /// error otherwise.
 async fn send_json(
+    http: &HttpClient,
     connection: &str,
     request: reqwest::RequestBuilder,
 ) -> Result<Option<serde_json::Value>, EnrichError> {
-    let response = request.send().await.map_err(|e| transport_error(connection, e))?;
-    let status = response.status();
-    if status == StatusCode::NOT_FOUND {
-        return Ok(None);
-    }
-    if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-        return Err(EnrichError::Unauthorized { connection: connection.to_owned(), status: status.as_u16() });
-    }
-    if status == StatusCode::TOO_MANY_REQUESTS {
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-        return Err(EnrichError::Throttled { connection: connection.to_owned(), retry_after });
-    }
-    if status.is_server_error() {
-        return Err(EnrichError::Unavailable {
+    let build = |_: Attempt| {
+        let request =
+            request.try_clone().ok_or_else(|| Failure::Enrich(misconfigured(connection, "unclonable request")));
+        async move { request }
+    };
+    let classify = |reply: Reply, _: Attempt| match reply.status {
+        StatusCode::NOT_FOUND => Verdict::Done(None),
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Verdict::Fail(Failure::Enrich(EnrichError::Unauthorized {
+            connection: connection.to_owned(),
+            status: reply.status.as_u16(),
+        })),
+        // Handed back to the queue at once, with the source's own advice on when to retry.
+        StatusCode::TOO_MANY_REQUESTS => Verdict::Fail(Failure::Enrich(EnrichError::Throttled {
+            connection: connection.to_owned(),
+            retry_after: reply.retry_after,
+        })),
+        status if status.is_server_error() => {
+            Verdict::Retry { problem: format!("HTTP {}", status.as_u16()), retry_after: reply.retry_after }
+        }
+        status if !status.is_success() => Verdict::Fail(Failure::Enrich(EnrichError::UnexpectedResponse {
             connection: connection.to_owned(),
             reason: format!("HTTP {}", status.as_u16()),
-        });
-    }
-    if !status.is_success() {
-        return Err(EnrichError::UnexpectedResponse {
-            connection: connection.to_owned(),
-            reason: format!("HTTP {}", status.as_u16()),
-        });
-    }
-    let body = response.bytes().await.map_err(|e| transport_error(connection, e))?;
-    serde_json::from_slice(&body).map(Some).map_err(|e| EnrichError::UnexpectedResponse {
-        connection: connection.to_owned(),
-        reason: format!("body is not JSON: {e}"),
+        })),
+        _ => match serde_json::from_slice(&reply.body) {
+            Ok(body) => Verdict::Done(Some(body)),
+            Err(e) => Verdict::Fail(Failure::Enrich(EnrichError::UnexpectedResponse {
+                connection: connection.to_owned(),
+                reason: format!("body is not JSON: {e}"),
+            })),
+        },
+    };
+    http.send(connection, None, build, classify).await.map_err(|failure| match failure {
+        Failure::Enrich(error) => error,
+        // Without the URL: it names the person's id, which is not needed to act on the error.
+        Failure::GaveUp(GaveUp::RetriesExhausted { last, .. } | GaveUp::Deadline { last }) => {
+            EnrichError::Unavailable { connection: connection.to_owned(), reason: last }
+        }
     })
 }
 
-fn transport_error(connection: &str, error: reqwest::Error) -> EnrichError {
-    // Without the URL: it names the person's id, which is not needed to act on the error.
-    let kind = if error.is_timeout() {
-        "timed out"
-    } else if error.is_connect() {
-        "connection failed"
-    } else {
-        "request failed"
-    };
-    EnrichError::Unavailable { connection: connection.to_owned(), reason: format!("{kind}: {}", error.without_url()) }
+/// A read's failure inside the retry loop, before it is told in the connection's terms.
+enum Failure {
+    Enrich(EnrichError),
+    GaveUp(GaveUp),
+}
+
+impl From<GaveUp> for Failure {
+    fn from(gave_up: GaveUp) -> Self {
+        Failure::GaveUp(gave_up)
+    }
+}
+
+fn misconfigured(connection: &str, reason: &str) -> EnrichError {
+    EnrichError::Misconfigured { connection: connection.to_owned(), reason: reason.to_owned() }
 }
 
 /// A non-blank string at `pointer`, trimmed; numbers are rendered (some sources send ids

@@ -9,8 +9,10 @@
 
 use serde_json::Value;
 
-use super::{Credential, EnrichError, endpoint, first_text, parse_base_url, send_json, text_at};
+use super::{EnrichError, first_text, join_url, parse_base_url, send_json, text_at};
 use crate::event::Attributes;
+use crate::http_retry::HttpClient;
+use crate::secrets::SecretString;
 
 pub(super) struct Okta {
     connection: String,
@@ -19,7 +21,7 @@ pub(super) struct Okta {
 }
 
 impl Okta {
-    pub(super) fn new(connection: &str, org_url: &str, api_token: &Credential) -> Result<Self, EnrichError> {
+    pub(super) fn new(connection: &str, org_url: &str, api_token: &SecretString) -> Result<Self, EnrichError> {
         let base = parse_base_url(connection, org_url)?;
         let mut authorization = reqwest::header::HeaderValue::from_str(&format!("SSWS {}", api_token.expose()))
             .map_err(|_| EnrichError::Misconfigured {
@@ -31,13 +33,14 @@ impl Okta {
         Ok(Okta { connection: connection.to_owned(), base, authorization })
     }
 
-    pub(super) async fn fetch(&self, http: &reqwest::Client, user_id: &str) -> Result<Option<Attributes>, EnrichError> {
-        let url = endpoint(&self.base, &["api", "v1", "users", user_id]);
+    pub(super) async fn fetch(&self, http: &HttpClient, user_id: &str) -> Result<Option<Attributes>, EnrichError> {
+        let url = join_url(&self.base, &["api", "v1", "users", user_id]);
         let request = http
+            .http()
             .get(url)
             .header(reqwest::header::ACCEPT, "application/json")
             .header(reqwest::header::AUTHORIZATION, self.authorization.clone());
-        Ok(send_json(&self.connection, request).await?.map(|body| attributes(&body)))
+        Ok(send_json(http, &self.connection, request).await?.map(|body| attributes(&body)))
     }
 }
 

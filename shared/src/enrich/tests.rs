@@ -389,7 +389,7 @@ fn the_documented_secret_shape_parses_and_debug_redacts_credentials() {
     for secret in [BAMBOO_KEY, BOB_TOKEN, OKTA_TOKEN] {
         assert!(!rendered.contains(secret), "Debug leaks a credential: {rendered}");
     }
-    assert!(rendered.contains("okta-main") && rendered.contains("<redacted>"), "{rendered}");
+    assert!(rendered.contains("okta-main") && rendered.contains("api_token: ***"), "{rendered}");
 }
 
 #[test]

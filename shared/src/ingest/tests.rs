@@ -8,6 +8,7 @@ use crate::sources::{bamboohr, generic, hibob};
 use base64::Engine;
 use chrono::{DateTime, TimeZone, Utc};
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 const SECRET_ID: &str = "ingest/connections";
 const BAMBOO_KEY: &str = "5f2c9a0d7e31b4c8a6e9d2f10b7c3a48";
@@ -25,7 +26,7 @@ fn connections_json(bamboo_key: &str) -> String {
     .to_string()
 }
 
-/// 2026-03-02T09:15:00Z, the research vectors' signing time.
+/// 2026-03-02T09:15:00Z, the signing time of our vectors in tests/fixtures/signature-vectors.json.
 fn vector_time() -> DateTime<Utc> {
     Utc.timestamp_opt(1_772_442_900, 0).unwrap()
 }
@@ -42,13 +43,14 @@ fn harness_with(max_body_bytes: usize) -> Harness {
     let secrets = Arc::new(InMemorySecretSource::new());
     secrets.set(SECRET_ID, connections_json(BAMBOO_KEY));
     let clock = Arc::new(FixedClock::new(vector_time()));
-    let settings = IngestSettings {
+    let settings = IngestConfig {
         connections_secret_id: SECRET_ID.into(),
         secret_cache_ttl: Duration::from_secs(300),
         max_body_bytes,
         timestamp_tolerance: Duration::from_secs(300),
     };
-    let app = IngestApp::new(settings, queue.clone(), secrets.clone(), clock.clone());
+    let ports = Ports { queue: queue.clone(), secrets: secrets.clone(), clock: clock.clone() };
+    let app = IngestApp::new(settings, ports);
     Harness { app, queue, secrets, clock }
 }
 
@@ -352,8 +354,8 @@ async fn an_unreadable_secret_is_503_and_a_misconfigured_app_500() {
 fn settings_come_from_the_template_variables_with_defaults() {
     let env = Env::from_pairs([("CONNECTIONS_SECRET_ID", "arn:x")]);
     assert_eq!(
-        IngestSettings::from_env(&env).unwrap(),
-        IngestSettings {
+        IngestConfig::from_env(&env).unwrap(),
+        IngestConfig {
             connections_secret_id: "arn:x".into(),
             secret_cache_ttl: Duration::from_secs(300),
             max_body_bytes: 1_048_576,
@@ -366,14 +368,14 @@ fn settings_come_from_the_template_variables_with_defaults() {
         ("MAX_BODY_BYTES", "2048"),
         ("TIMESTAMP_TOLERANCE_SECONDS", "30"),
     ]);
-    let settings = IngestSettings::from_env(&env).unwrap();
+    let settings = IngestConfig::from_env(&env).unwrap();
     assert_eq!(settings.secret_cache_ttl, Duration::from_secs(60));
     assert_eq!(settings.max_body_bytes, 2048);
     assert_eq!(settings.timestamp_tolerance, Duration::from_secs(30));
-    let error = IngestSettings::from_env(&Env::from_pairs([])).unwrap_err().to_string();
+    let error = IngestConfig::from_env(&Env::from_pairs([])).unwrap_err().to_string();
     assert!(error.contains("CONNECTIONS_SECRET_ID"), "{error}");
     let env = Env::from_pairs([("CONNECTIONS_SECRET_ID", "arn:x"), ("MAX_BODY_BYTES", "1MB")]);
-    assert!(IngestSettings::from_env(&env).unwrap_err().to_string().contains("MAX_BODY_BYTES"));
+    assert!(IngestConfig::from_env(&env).unwrap_err().to_string().contains("MAX_BODY_BYTES"));
 }
 
 #[test]

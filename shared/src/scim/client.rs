@@ -1,18 +1,21 @@
 //! HTTP implementation of [`Directory`] for the 1Password SCIM bridge.
 //!
-//! Retries 429, 5xx and timeouts with exponential backoff and full jitter, honouring
-//! `Retry-After`, never past the invocation's deadline; bounds concurrent requests with a
-//! semaphore shared by every clone; refreshes the bearer token once on a 401 (rotation).
+//! Every request goes through [`crate::http_retry`]: 429, 5xx and timeouts are retried with
+//! backoff, never past the invocation's deadline; requests in flight are bounded across every
+//! clone; a 401 re-reads the bearer token once (rotation).
 
 use async_trait::async_trait;
-use rand::Rng;
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
-use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-use tokio::sync::Semaphore;
+use std::time::Instant;
 use url::Url;
+
+use crate::http_retry::{
+    Attempt, BaseUrlError, HttpClient, Reply, RetryPolicy, Verdict, describe_transport, is_transient, join_url,
+    parse_base_url,
+};
+use crate::secrets::SecretString;
 
 use super::{
     CreateOutcome, Directory, GROUP_SCHEMA, ListResponse, NewUser, PatchOperation, PatchRequest, ScimError,
@@ -21,16 +24,10 @@ use super::{
 
 /// Where the bridge is and how to authenticate. `base_url` includes the SCIM base path
 /// (`https://scim.example.com/scim` or `/scim/v2`).
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct BridgeCredentials {
     pub base_url: String,
-    pub token: String,
-}
-
-impl fmt::Debug for BridgeCredentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BridgeCredentials").field("base_url", &self.base_url).field("token", &"<redacted>").finish()
-    }
+    pub token: SecretString,
 }
 
 #[async_trait]
@@ -45,7 +42,7 @@ pub struct StaticCredentials(Arc<BridgeCredentials>);
 
 impl StaticCredentials {
     pub fn new(base_url: impl Into<String>, token: impl Into<String>) -> Self {
-        StaticCredentials(Arc::new(BridgeCredentials { base_url: base_url.into(), token: token.into() }))
+        StaticCredentials(Arc::new(BridgeCredentials { base_url: base_url.into(), token: SecretString::new(token) }))
     }
 }
 
@@ -62,13 +59,10 @@ impl CredentialProvider for StaticCredentials {
 #[derive(Debug, Clone)]
 pub struct ScimClientConfig {
     /// Requests in flight at once, across every clone of the client. The bridge is a
-    /// single instance; the research recommends 1–2.
+    /// single instance; 1–2 keep it responsive (docs/external-facts.md).
     pub concurrency: usize,
-    pub request_timeout: Duration,
-    /// Attempts after the first for retryable failures.
-    pub max_retries: u32,
-    pub base_backoff: Duration,
-    pub max_backoff: Duration,
+    /// Retries, backoff and per-request timeout.
+    pub retry: RetryPolicy,
     /// Accept `http://` bridge URLs (local stack and tests only).
     pub allow_http: bool,
     /// Page size when listing.
@@ -77,76 +71,39 @@ pub struct ScimClientConfig {
 
 impl Default for ScimClientConfig {
     fn default() -> Self {
-        ScimClientConfig {
-            concurrency: 2,
-            request_timeout: Duration::from_secs(10),
-            max_retries: 5,
-            base_backoff: Duration::from_millis(200),
-            max_backoff: Duration::from_secs(10),
-            allow_http: false,
-            page_size: 100,
-        }
+        ScimClientConfig { concurrency: 2, retry: RetryPolicy::default(), allow_http: false, page_size: 100 }
     }
 }
 
 #[derive(Clone)]
 pub struct ScimClient {
-    http: reqwest::Client,
+    http: HttpClient,
     credentials: Arc<dyn CredentialProvider>,
-    limiter: Arc<Semaphore>,
-    config: Arc<ScimClientConfig>,
+    allow_http: bool,
+    page_size: usize,
     deadline: Option<Instant>,
 }
 
-/// How long before the deadline we stop starting new attempts, so the caller still has
-/// time to report the failure.
-const DEADLINE_MARGIN: Duration = Duration::from_millis(500);
-
 impl ScimClient {
     pub fn new(credentials: Arc<dyn CredentialProvider>, config: ScimClientConfig) -> Result<Self, ScimError> {
-        let http = reqwest::Client::builder()
-            .pool_idle_timeout(Duration::from_secs(60))
-            .connect_timeout(Duration::from_secs(5))
-            .build()
-            .map_err(|e| ScimError::Transport(e.to_string()))?;
+        let http = HttpClient::new("scim", config.retry)
+            .map_err(|e| ScimError::Transport(describe_transport(&e).to_owned()))?
+            .with_concurrency_limit(config.concurrency);
         Ok(ScimClient {
             http,
             credentials,
-            limiter: Arc::new(Semaphore::new(config.concurrency.max(1))),
-            config: Arc::new(config),
+            allow_http: config.allow_http,
+            page_size: config.page_size.max(1),
             deadline: None,
         })
     }
 
-    /// The same client (same pool, same concurrency limit) bounded by `deadline`.
-    pub fn until(&self, deadline: Instant) -> Self {
-        ScimClient { deadline: Some(deadline), ..self.clone() }
-    }
-
     fn url(&self, base: &str, segments: &[&str]) -> Result<Url, ScimError> {
-        let mut url = Url::parse(base).map_err(|e| ScimError::InvalidUrl(e.to_string()))?;
-        match url.scheme() {
-            "https" => {}
-            "http" if self.config.allow_http => {}
-            _ => return Err(ScimError::InsecureUrl),
-        }
-        {
-            let mut path = url.path_segments_mut().map_err(|_| ScimError::InvalidUrl("cannot be a base".into()))?;
-            path.pop_if_empty();
-            // Ids are opaque: push() percent-encodes them.
-            for segment in segments {
-                path.push(segment);
-            }
-        }
-        Ok(url)
-    }
-
-    fn backoff(&self, attempt: u32) -> Duration {
-        let exponential = self.config.base_backoff.saturating_mul(1u32 << attempt.min(16));
-        let cap = exponential.min(self.config.max_backoff);
-        // Full jitter: spreads retries of many workers hitting one bridge.
-        let millis = rand::rng().random_range(0..=cap.as_millis().max(1) as u64);
-        Duration::from_millis(millis)
+        let base = parse_base_url(base, self.allow_http).map_err(|error| match error {
+            BaseUrlError::Insecure => ScimError::InsecureUrl,
+            other => ScimError::InvalidUrl(other.to_string()),
+        })?;
+        Ok(join_url(&base, segments))
     }
 
     /// Sends one logical request, with retries. Returns the final status and body for the
@@ -158,89 +115,31 @@ impl ScimClient {
         query: &[(&str, String)],
         body: Option<&serde_json::Value>,
     ) -> Result<(StatusCode, Vec<u8>), ScimError> {
-        let mut credentials = self.credentials.current().await?;
-        let mut refreshed = false;
-        let mut attempt: u32 = 0;
         let operation = format!("{method} /{}", segments.first().copied().unwrap_or(""));
-        loop {
-            let url = self.url(&credentials.base_url, segments)?;
-            let remaining = match self.deadline {
-                Some(deadline) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left <= DEADLINE_MARGIN {
-                        return Err(ScimError::DeadlineExceeded { last: "no time left".into() });
-                    }
-                    left - DEADLINE_MARGIN
-                }
-                None => self.config.request_timeout,
-            };
-            let mut request = self
-                .http
-                .request(method.clone(), url)
-                .bearer_auth(&credentials.token)
-                .header(reqwest::header::ACCEPT, "application/scim+json, application/json")
-                .timeout(self.config.request_timeout.min(remaining))
-                .query(query);
-            if let Some(body) = body {
-                request = request.header(reqwest::header::CONTENT_TYPE, "application/scim+json").body(body.to_string());
-            }
-            let started = Instant::now();
-            let result = {
-                let _permit = self.limiter.acquire().await.map_err(|e| ScimError::Transport(e.to_string()))?;
-                match request.send().await {
-                    Ok(response) => {
-                        let status = response.status();
-                        let retry_after = retry_after(&response);
-                        match response.bytes().await {
-                            Ok(bytes) => Ok((status, retry_after, bytes.to_vec())),
-                            Err(e) => Err(describe_transport(&e)),
-                        }
-                    }
-                    Err(e) => Err(describe_transport(&e)),
-                }
-            };
-            let elapsed = started.elapsed();
-            metrics::histogram!("scim_call_ms", "operation" => operation.clone())
-                .record(elapsed.as_secs_f64() * 1000.0);
-
-            let (problem, retry_after) = match result {
-                Ok((StatusCode::UNAUTHORIZED, _, _)) if !refreshed => {
-                    tracing::warn!(operation, "bridge answered 401; refreshing the token once");
+        let build = |attempt: Attempt| {
+            let method = method.clone();
+            async move {
+                let credentials = if attempt.refresh_credentials {
                     metrics::counter!("scim_token_refreshes").increment(1);
-                    credentials = self.credentials.refresh().await?;
-                    refreshed = true;
-                    continue;
+                    self.credentials.refresh().await?
+                } else {
+                    self.credentials.current().await?
+                };
+                let mut request = self
+                    .http
+                    .http()
+                    .request(method, self.url(&credentials.base_url, segments)?)
+                    .bearer_auth(credentials.token.expose())
+                    .header(reqwest::header::ACCEPT, "application/scim+json, application/json")
+                    .query(query);
+                if let Some(body) = body {
+                    request =
+                        request.header(reqwest::header::CONTENT_TYPE, "application/scim+json").body(body.to_string());
                 }
-                Ok((StatusCode::UNAUTHORIZED, _, _)) => return Err(ScimError::Unauthorized),
-                Ok((status, retry_after, bytes)) if is_retryable(status) => {
-                    metrics::counter!("scim_calls", "status" => status.as_u16().to_string()).increment(1);
-                    let detail = parse_error(&bytes).detail.unwrap_or_default();
-                    (format!("{operation} answered {status} {detail}").trim().to_owned(), retry_after)
-                }
-                Ok((status, _, bytes)) => {
-                    metrics::counter!("scim_calls", "status" => status.as_u16().to_string()).increment(1);
-                    return Ok((status, bytes));
-                }
-                Err(problem) => {
-                    metrics::counter!("scim_calls", "status" => "transport").increment(1);
-                    (format!("{operation}: {problem}"), None)
-                }
-            };
-
-            attempt += 1;
-            if attempt > self.config.max_retries {
-                return Err(ScimError::RetriesExhausted { attempts: attempt, last: problem });
+                Ok(request)
             }
-            let delay = retry_after.unwrap_or_else(|| self.backoff(attempt));
-            if let Some(deadline) = self.deadline
-                && Instant::now() + delay + DEADLINE_MARGIN >= deadline
-            {
-                return Err(ScimError::DeadlineExceeded { last: problem });
-            }
-            metrics::counter!("scim_retries").increment(1);
-            tracing::info!(operation, attempt, delay_ms = delay.as_millis() as u64, problem, "retrying bridge call");
-            tokio::time::sleep(delay).await;
-        }
+        };
+        self.http.send(&operation, self.deadline, build, |reply, attempt| classify(&operation, reply, attempt)).await
     }
 
     async fn send_json<T: DeserializeOwned>(
@@ -283,7 +182,7 @@ impl ScimClient {
         let mut all = Vec::new();
         let mut start_index = 1usize;
         loop {
-            let query = [("startIndex", start_index.to_string()), ("count", self.config.page_size.to_string())];
+            let query = [("startIndex", start_index.to_string()), ("count", self.page_size.to_string())];
             let page: ListResponse<T> = self.send_json(Method::GET, segments, &query, None, &[StatusCode::OK]).await?;
             let received = page.resources.len();
             all.extend(page.resources);
@@ -297,6 +196,10 @@ impl ScimClient {
 
 #[async_trait]
 impl Directory for ScimClient {
+    fn until(self: Arc<Self>, deadline: Instant) -> Arc<dyn Directory> {
+        Arc::new(ScimClient { deadline: Some(deadline), ..(*self).clone() })
+    }
+
     async fn find_user(&self, external_id: &str, user_name: Option<&str>) -> Result<Option<ScimUser>, ScimError> {
         let by_external_id = |user: &ScimUser| user.external_id.as_deref() == Some(external_id);
         let by_user_name = |user: &ScimUser| user_name.is_some_and(|name| user.user_name.eq_ignore_ascii_case(name));
@@ -374,26 +277,20 @@ impl ScimClient {
     }
 }
 
-fn is_retryable(status: StatusCode) -> bool {
-    status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
-}
-
-fn retry_after(response: &reqwest::Response) -> Option<Duration> {
-    let value = response.headers().get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
-    // Seconds only; the HTTP-date form is rare for APIs and we then fall back to backoff.
-    value.trim().parse::<u64>().ok().map(|s| Duration::from_secs(s.min(60)))
-}
-
-fn describe_transport(error: &reqwest::Error) -> String {
-    // Categories only: short, stable, and free of URLs and headers.
-    if error.is_timeout() {
-        "timed out".to_owned()
-    } else if error.is_connect() {
-        "connection failed".to_owned()
-    } else if error.is_body() || error.is_decode() {
-        "response cut off".to_owned()
-    } else {
-        "request failed".to_owned()
+/// What a bridge answer means: 401 once → re-read the token (rotation); 429 and 5xx pass on
+/// their own; everything else is the caller's to interpret.
+fn classify(operation: &str, reply: Reply, attempt: Attempt) -> Verdict<(StatusCode, Vec<u8>), ScimError> {
+    match reply.status {
+        StatusCode::UNAUTHORIZED if !attempt.refreshed => {
+            Verdict::RefreshAndRetry { problem: format!("{operation} answered 401") }
+        }
+        StatusCode::UNAUTHORIZED => Verdict::Fail(ScimError::Unauthorized),
+        status if is_transient(status) => {
+            let detail = parse_error(&reply.body).detail.unwrap_or_default();
+            let problem = format!("{operation} answered {status} {detail}").trim().to_owned();
+            Verdict::Retry { problem, retry_after: reply.retry_after }
+        }
+        status => Verdict::Done((status, reply.body)),
     }
 }
 

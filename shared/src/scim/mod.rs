@@ -2,9 +2,15 @@
 //! invite-retry use, and its HTTP implementation [`ScimClient`].
 
 mod client;
+#[cfg(any(test, feature = "test-support"))]
+pub mod conformance;
+mod credentials;
+mod memory;
 mod types;
 
 pub use client::{BridgeCredentials, CredentialProvider, ScimClient, ScimClientConfig, StaticCredentials};
+pub use credentials::{SecretCredentials, WorkerSecret};
+pub use memory::{DirectoryCall, DirectoryOp, InMemoryDirectory};
 pub use types::*;
 
 use async_trait::async_trait;
@@ -23,10 +29,8 @@ pub enum ScimError {
     Transport(String),
     #[error("bridge answered something we could not read: {0}")]
     Decode(String),
-    #[error("gave up before the invocation deadline; last problem: {last}")]
-    DeadlineExceeded { last: String },
-    #[error("gave up after {attempts} attempts; last problem: {last}")]
-    RetriesExhausted { attempts: u32, last: String },
+    #[error(transparent)]
+    GaveUp(#[from] crate::http_retry::GaveUp),
     #[error("bridge credentials unavailable: {0}")]
     Credentials(String),
 }
@@ -52,6 +56,9 @@ pub enum CreateOutcome {
 /// The 1Password side, as the planner and applier need it.
 #[async_trait]
 pub trait Directory: Send + Sync {
+    /// This directory with every call bounded by `deadline` (the invocation's). A directory
+    /// without I/O has nothing to bound and returns itself.
+    fn until(self: std::sync::Arc<Self>, deadline: std::time::Instant) -> std::sync::Arc<dyn Directory>;
     /// The user with this externalId or, failing that, this userName, in one request
     /// (`externalId eq … or userName eq …`): the externalId match wins.
     async fn find_user(&self, external_id: &str, user_name: Option<&str>) -> Result<Option<ScimUser>, ScimError>;

@@ -1,5 +1,6 @@
-//! SCIM 2.0 resources as the 1Password bridge returns them (see the research notes: users
-//! carry no state beyond `active`, `meta` is thin, groups may omit `members`).
+//! SCIM 2.0 resources as the 1Password bridge returns them (see docs/external-facts.md, "Bridge
+//! users" and "Bridge groups": users carry no state beyond `active`, `meta` is thin, groups may
+//! omit `members`).
 
 use serde::{Deserialize, Serialize};
 

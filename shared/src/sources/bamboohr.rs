@@ -363,7 +363,7 @@ mod tests {
     }
 
     #[test]
-    fn both_research_vectors_verify() {
+    fn our_vector_and_fusebits_published_vector_verify() {
         for (name, now) in [("bamboohr", "2026-03-02T09:15:00Z"), ("bamboohr_fusebit", "2022-07-19T16:27:03Z")] {
             let pairs = [("X-BambooHR-Signature", vector(name, "sig")), ("X-BambooHR-Timestamp", vector(name, "ts"))];
             let pairs: Vec<_> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();

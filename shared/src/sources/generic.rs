@@ -211,7 +211,7 @@ mod tests {
     }
 
     #[test]
-    fn the_research_vector_verifies() {
+    fn our_standard_webhooks_vector_verifies() {
         let pairs = vector_headers(&vector("standard", "sig"));
         let body = vector("standard", "body");
         assert_eq!(check(&vector("standard", "secret"), &as_refs(&pairs), body.as_bytes(), AT_VECTOR_TIME), Ok(()));
@@ -343,9 +343,9 @@ mod tests {
     }
 
     #[test]
-    fn the_research_payload_verifies_but_is_not_our_event_shape() {
-        // Research's suggested "employee.terminated" payload is signed correctly but is
-        // not the canonical event, so the admin gets a 400 that points at the schema.
+    fn the_vector_payload_verifies_but_is_not_our_event_shape() {
+        // The "employee.terminated" body of our Standard Webhooks vector is signed correctly but
+        // is not the canonical event, so the admin gets a 400 that points at the schema.
         let error = parse(vector("standard", "body").as_bytes(), &context("2026-03-02T09:15:00Z")).unwrap_err();
         assert!(error.to_string().contains("schema"), "{error}");
     }

@@ -183,7 +183,7 @@ mod tests {
     }
 
     #[test]
-    fn the_research_vector_verifies_and_is_a_leaver() {
+    fn the_employee_left_vector_verifies_and_is_a_leaver() {
         let body = vector("hibob", "body");
         assert_eq!(sign(&vector("hibob", "secret"), body.as_bytes()), vector("hibob", "sig"));
         let outcome = run(&vector("hibob", "secret"), Some(&vector("hibob", "sig")), body.as_bytes()).unwrap();
@@ -224,7 +224,7 @@ mod tests {
     }
 
     #[test]
-    fn event_types_map_per_the_research_table() {
+    fn event_types_map_to_joiner_mover_leaver_rehire() {
         let body = |t: &str, data: &str| {
             format!(
                 r#"{{"companyId":638121,"type":"{t}","triggeredBy":"system","triggeredAt":"2026-03-02T09:15:00.402117","version":"v2","data":{{"employeeId":"42"{data}}}}}"#

@@ -315,7 +315,8 @@ pub(crate) mod test_support {
         map
     }
 
-    /// The vectors file copied verbatim from the research.
+    /// The signature test vectors; where each one comes from: docs/external-facts.md,
+    /// "Signature test vectors".
     pub fn vectors() -> serde_json::Value {
         serde_json::from_str(include_str!("../../../tests/fixtures/signature-vectors.json")).unwrap()
     }
@@ -403,9 +404,9 @@ mod vector_tests {
     use super::test_support::{context, headers, vectors};
     use super::*;
 
-    /// Every vector in the research file is checked by the source that uses its scheme.
-    /// Stripe-, GitHub-, Deel- and Gusto-style schemes are not ones a connection can be
-    /// configured with (the issue asks for Standard Webhooks only), so those four vectors
+    /// Every vector in tests/fixtures/signature-vectors.json is checked by the source that uses
+    /// its scheme. Stripe-, GitHub-, Deel- and Gusto-style schemes are not ones a connection can
+    /// be configured with (generic senders use Standard Webhooks only), so those four vectors
     /// are listed here rather than silently skipped: a new vector fails this test until it
     /// is wired to a source or added to that list deliberately.
     #[test]

@@ -248,7 +248,7 @@ mod tests {
     }
 
     #[test]
-    fn event_types_map_per_the_research_table() {
+    fn event_types_map_to_joiner_mover_leaver_rehire() {
         let kind = |t: &str| one(t, "SUCCESS", "User").events.first().map(|e| e.kind);
         for t in [
             "user.lifecycle.create",

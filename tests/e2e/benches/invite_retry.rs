@@ -10,9 +10,9 @@ use chrono::Duration as ChronoDuration;
 use onepassword_sim::{Seed, SeedState, SeedUser, SimConfig};
 use provisioning::PersonKey;
 use provisioning::config::Env;
-use provisioning::invites::{InviteRetryApp, InviteRetryConfig};
+use provisioning::invite_retry::{InviteRetryApp, InviteRetryConfig, Ports};
 use provisioning::ledger::{InMemoryLedger, Invitation, InvitationStatus, Ledger};
-use provisioning::secrets::{InMemorySecretSource, SecretSource};
+use provisioning::secrets::InMemorySecretSource;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -88,15 +88,9 @@ async fn bench() {
     .expect("config");
     let concurrency = config.concurrency;
     let clock_state = state.clone();
-    let app = InviteRetryApp::with_adapters(
-        config,
-        secrets as Arc<dyn SecretSource>,
-        ledger.clone() as Arc<dyn Ledger>,
-        None,
-    )
-    .await
-    .expect("app")
-    .with_clock(Arc::new(move || clock_state.now()));
+    let mut ports = Ports::from_secret(&config, secrets, ledger.clone()).await.expect("app");
+    ports.clock = Arc::new(move || clock_state.now());
+    let app = InviteRetryApp::new(config, ports);
     state.clear_operations();
     let baseline = vm_hwm_kib();
 

@@ -4,10 +4,8 @@
 
 use onepassword_sim::{Operation, RunningSim, SimConfig};
 use provisioning::config::Env;
-use provisioning::invites::{InviteRetryApp, InviteRetryConfig, RunSummary};
-use provisioning::ledger::Ledger;
+use provisioning::invite_retry::{InviteRetryApp, InviteRetryConfig, Ports, RunSummary};
 use provisioning::notify::Notifier;
-use provisioning::secrets::SecretSource;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -51,15 +49,13 @@ pub async fn retry_app(
     let mut config = InviteRetryConfig::from_env(&Env::from_pairs(pairs)).expect("invite-retry config");
     tweak(&mut config);
     let state = h.sim.state();
-    InviteRetryApp::with_adapters(
-        config,
-        h.secrets.clone() as Arc<dyn SecretSource>,
-        h.ledger.clone() as Arc<dyn Ledger>,
-        notifier,
-    )
-    .await
-    .expect("invite-retry starts")
-    .with_clock(Arc::new(move || state.now()))
+    let mut ports =
+        Ports::from_secret(&config, h.secrets.clone(), h.ledger.clone()).await.expect("invite-retry starts");
+    ports.clock = Arc::new(move || state.now());
+    if let Some(notifier) = notifier {
+        ports.notifier = Some(notifier);
+    }
+    InviteRetryApp::new(config, ports)
 }
 
 /// One run with a comfortable deadline.

@@ -3,12 +3,13 @@
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use chrono::{DateTime, Duration as ChronoDuration, TimeZone, Utc};
+pub use dev_support::sqs_message;
 use onepassword_sim::{RunningSim, SimConfig};
 use provisioning::config::Env;
-use provisioning::enrich::{Enricher, InMemoryEnricher};
-use provisioning::ledger::{InMemoryLedger, Ledger};
-use provisioning::secrets::{InMemorySecretSource, SecretSource};
-use provisioning::worker::{WorkerApp, WorkerConfig};
+use provisioning::enrich::InMemoryEnricher;
+use provisioning::ledger::InMemoryLedger;
+use provisioning::secrets::InMemorySecretSource;
+use provisioning::worker::{Ports, WorkerApp, WorkerConfig};
 use provisioning::{Attributes, EventKind, LifecycleEvent, PersonKey, SourceKind};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -62,15 +63,11 @@ impl WorkerHarness {
         ];
         pairs.extend_from_slice(env);
         let config = WorkerConfig::from_env(&Env::from_pairs(pairs)).expect("worker config");
-        let app = WorkerApp::with_all_adapters(
-            config,
-            secrets.clone() as Arc<dyn SecretSource>,
-            ledger.clone() as Arc<dyn Ledger>,
-            source.map(|s| s as Arc<dyn Enricher>),
-            None,
-        )
-        .await
-        .expect("worker starts");
+        let mut ports = Ports::from_secret(&config, secrets.clone(), ledger.clone()).await.expect("worker starts");
+        if let Some(source) = source {
+            ports.enricher = source;
+        }
+        let app = WorkerApp::new(config, ports);
         WorkerHarness { sim, app, secrets, ledger, next_message: 0.into() }
     }
 
@@ -98,14 +95,6 @@ impl WorkerHarness {
         self.sim.state().clear_operations();
         calls
     }
-}
-
-pub fn sqs_message(id: &str, group: &str, body: &str) -> SqsMessage {
-    let mut message = SqsMessage::default();
-    message.message_id = Some(id.to_owned());
-    message.body = Some(body.to_owned());
-    message.attributes.insert("MessageGroupId".into(), group.to_owned());
-    message
 }
 
 pub fn base_time() -> DateTime<Utc> {

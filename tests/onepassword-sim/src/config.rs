@@ -1,5 +1,7 @@
 //! Every behaviour switch of the simulator. `Default` is the most plausible real behaviour:
-//! what was observed where something was observed, the research's best guess elsewhere.
+//! what was observed where something was observed, our best guess elsewhere. The markers below
+//! ([DOC], [OBS], [3RD], [UNK]) say how firm each fact is; they and their public sources are
+//! explained in docs/external-facts.md ("1Password SCIM bridge").
 
 use std::time::Duration;
 

@@ -2,14 +2,11 @@
 //! duplicates dropped, batches above SQS's limit of ten, and an outage answered with 503
 //! whose retry queues everything once.
 
-#[path = "ingest_support.rs"]
-mod support;
-
+use crate::support::ingest::*;
 use provisioning::queue::deduplication_id;
 use provisioning::{EventKind, PersonKey};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use support::*;
 
 #[tokio::test]
 async fn a_signed_request_lands_exactly_the_expected_messages_and_a_duplicate_is_dropped() {

@@ -1,7 +1,6 @@
-//! Shared by the ingest_* tests (each includes this file as a module): moto with the
+//! Shared by the ingest_* tests: moto with the
 //! connections secret and a FIFO queue, the real ingest binary pointed at them, and
 //! helpers to sign requests the way each source does and to read the queue back.
-//! Compiled on its own as well (cargo builds every file in tests/); it holds no tests.
 #![allow(dead_code)]
 
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};

@@ -1,11 +1,11 @@
 //! The JSON Schema and the Rust type describe the same wire format: every valid fixture is
 //! accepted by both, every invalid one rejected by both, and what Rust writes validates.
 
-use provisioning::LifecycleEvent;
+use super::LifecycleEvent;
 use std::path::{Path, PathBuf};
 
 fn schema() -> jsonschema::Validator {
-    let text = include_str!("../schemas/lifecycle-event.v1.json");
+    let text = include_str!("../../schemas/lifecycle-event.v1.json");
     let schema: serde_json::Value = serde_json::from_str(text).expect("schema is JSON");
     jsonschema::options().should_validate_formats(true).build(&schema).expect("schema compiles")
 }

@@ -1,10 +1,8 @@
 //! The Events API: its own token, introspection, cursor paging of sign-in attempts and audit events.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::support::*;
 use onepassword_sim::SimConfig;
 use reqwest::Method;
 use serde_json::json;

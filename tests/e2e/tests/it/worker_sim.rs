@@ -159,6 +159,9 @@ struct RacingDirectory {
 
 #[async_trait]
 impl Directory for RacingDirectory {
+    fn until(self: Arc<Self>, _deadline: std::time::Instant) -> Arc<dyn Directory> {
+        self
+    }
     async fn find_user(&self, e: &str, u: Option<&str>) -> Result<Option<ScimUser>, ScimError> {
         self.inner.find_user(e, u).await
     }

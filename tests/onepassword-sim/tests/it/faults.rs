@@ -1,10 +1,8 @@
 //! Fault injection over real HTTP: latency, 429 + Retry-After, 5xx, dropped connections, hangs.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::support::*;
 use onepassword_sim::{FaultAction, FaultRule};
 use reqwest::Method;
 use serde_json::json;

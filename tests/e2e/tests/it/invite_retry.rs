@@ -6,7 +6,7 @@ use e2e::invite_retry_harness::{pass_ttl, patches_of, retry_app, retry_secret, r
 use e2e::worker_harness::{WorkerHarness, event};
 use onepassword_sim::{FaultAction, FaultRule, InvitationKind, Lifecycle};
 use provisioning::EventKind::{Joiner, Leaver};
-use provisioning::invites::SkipReason;
+use provisioning::invite_retry::SkipReason;
 use provisioning::ledger::{InvitationStatus, Ledger};
 use provisioning::notify::{InMemoryNotifier, Notifier};
 use provisioning::scim::{Directory, PatchOperation, ScimClient, ScimClientConfig, StaticCredentials};

@@ -1,11 +1,9 @@
 //! The invitation lifecycle SCIM cannot show: expiry on a controllable clock, acceptance,
 //! re-invitation through active=false/true, and real-account suspensions recorded apart.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::support::*;
 use onepassword_sim::{AccountAction, InvitationKind, Lifecycle, Seed, SeedState, SeedUser, SimConfig, SimError, Via};
 use reqwest::Method;
 use serde_json::json;

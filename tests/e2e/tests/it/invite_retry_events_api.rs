@@ -4,11 +4,15 @@
 
 use onepassword_sim::{FaultAction, FaultRule, Seed, SeedState, SeedUser, SimConfig};
 use provisioning::events_api::{EventsApiError, EventsClientConfig, HttpSignInEvents, PageRequest, SignInEvents};
+use provisioning::http_retry::GaveUp;
+use provisioning::secrets::SecretString;
 use std::time::{Duration, Instant};
 
 fn client(sim: &onepassword_sim::RunningSim, token: &str) -> HttpSignInEvents {
-    let config = EventsClientConfig { allow_http: true, base_backoff: Duration::from_millis(20), ..Default::default() };
-    HttpSignInEvents::new(HttpSignInEvents::http_client(), &sim.base_url(), token, config).unwrap()
+    let mut config = EventsClientConfig::default();
+    config.retry.base_backoff = Duration::from_millis(20);
+    let http = HttpSignInEvents::http_client(&config).unwrap();
+    HttpSignInEvents::new(http, &sim.base_url(), SecretString::new(token), true).unwrap()
 }
 
 async fn sim_with_sign_ins(n: usize) -> onepassword_sim::RunningSim {
@@ -92,7 +96,7 @@ async fn retries_stop_at_the_deadline() {
     let result = client(&sim, "sim-events-token")
         .sign_in_attempts(&PageRequest::Reset { limit: 10, start_time: None }, Instant::now() + Duration::from_secs(2))
         .await;
-    assert!(matches!(result, Err(EventsApiError::DeadlineExceeded { .. })), "{result:?}");
+    assert!(matches!(result, Err(EventsApiError::GaveUp(GaveUp::Deadline { .. }))), "{result:?}");
     assert!(started.elapsed() < Duration::from_secs(2), "gave up in time");
 }
 

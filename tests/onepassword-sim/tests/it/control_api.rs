@@ -1,8 +1,6 @@
 //! The `/_sim/` control API over HTTP, and the operations log.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use onepassword_sim::SimConfig;
 use reqwest::Method;
 use serde_json::json;

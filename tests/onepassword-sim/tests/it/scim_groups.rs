@@ -1,8 +1,6 @@
 //! SCIM `/Groups`: managed groups only, protected groups refuse changes, both membership forms.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use onepassword_sim::{ProtectedGroupError, Seed, SeedGroup, SimConfig};
 use reqwest::Method;
 use serde_json::json;

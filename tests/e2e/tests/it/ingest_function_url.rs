@@ -2,11 +2,8 @@
 //! emulation: the ingest binary reads its connections from moto's Secrets Manager and
 //! queues to moto's SQS FIFO. Each also checks the function's logs for leaks.
 
-#[path = "ingest_support.rs"]
-mod support;
-
+use crate::support::ingest::*;
 use provisioning::{EventKind, PersonKey, SourceKind};
-use support::*;
 
 #[tokio::test]
 async fn bamboohr_event_based_and_field_based_webhooks_are_queued() {

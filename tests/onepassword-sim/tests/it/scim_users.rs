@@ -1,8 +1,6 @@
 //! SCIM `/Users` over real HTTP: auth, shapes, filters, paging, PATCH forms, DELETE, conflicts.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use onepassword_sim::{ConflictMode, CreateStatus, Lifecycle, SeedState, SeedUser, SimConfig, SuspendedEmailChange};
 use reqwest::Method;
 use serde_json::json;

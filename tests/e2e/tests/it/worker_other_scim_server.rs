@@ -8,7 +8,7 @@ use provisioning::config::Env;
 use provisioning::ledger::InMemoryLedger;
 use provisioning::scim::{Directory, ScimClient, ScimClientConfig, StaticCredentials};
 use provisioning::secrets::InMemorySecretSource;
-use provisioning::worker::{WorkerApp, WorkerConfig};
+use provisioning::worker::{Ports, WorkerApp, WorkerConfig};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,9 +33,9 @@ async fn joiner_mover_leaver_against_scim2_server() {
         ("ALLOW_HTTP_BRIDGE", "true"),
         ("MAPPING_RULES", RULES),
     ]);
-    let app = WorkerApp::with_adapters(WorkerConfig::from_env(&env).unwrap(), secrets, Arc::new(InMemoryLedger::new()))
-        .await
-        .unwrap();
+    let config = WorkerConfig::from_env(&env).unwrap();
+    let ports = Ports::from_secret(&config, secrets, Arc::new(InMemoryLedger::new())).await.unwrap();
+    let app = WorkerApp::new(config, ports);
     let deliver = |e: provisioning::LifecycleEvent| {
         let app = app.clone();
         async move {

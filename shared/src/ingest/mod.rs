@@ -6,7 +6,8 @@
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
+use tracing::Instrument;
 
 use crate::config::{ConfigError, Env};
 use crate::http_api::{error_response, json_response};
@@ -18,29 +19,16 @@ use crate::sources::{self, Connections, Context, InboundRequest, Normalized, Out
 const LOGGED_IDS: usize = 20;
 
 pub use crate::clock::{Clock, FixedClock, SystemClock};
+pub use config::IngestConfig;
 
-/// `ingest`'s settings; the variable names are the ones template.yaml sets.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IngestSettings {
-    /// `CONNECTIONS_SECRET_ID`: the Secrets Manager secret holding the connections.
-    pub connections_secret_id: String,
-    /// `SECRET_CACHE_TTL_SECONDS` (300).
-    pub secret_cache_ttl: Duration,
-    /// `MAX_BODY_BYTES` (1 MiB).
-    pub max_body_bytes: usize,
-    /// `TIMESTAMP_TOLERANCE_SECONDS` (300).
-    pub timestamp_tolerance: Duration,
-}
+mod config;
 
-impl IngestSettings {
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        Ok(IngestSettings {
-            connections_secret_id: env.required("CONNECTIONS_SECRET_ID")?,
-            secret_cache_ttl: env.seconds_or("SECRET_CACHE_TTL_SECONDS", Duration::from_secs(300))?,
-            max_body_bytes: env.parsed_or("MAX_BODY_BYTES", 1_048_576usize)?,
-            timestamp_tolerance: env.seconds_or("TIMESTAMP_TOLERANCE_SECONDS", Duration::from_secs(300))?,
-        })
-    }
+/// Every external system `ingest` uses: in Lambda the AWS clients, built by the first
+/// request that needs them ([`IngestApp::from_env`]); by hand in the local stack and tests.
+pub struct Ports {
+    pub queue: Arc<dyn EventQueue>,
+    pub secrets: Arc<dyn SecretSource>,
+    pub clock: Arc<dyn Clock>,
 }
 
 /// Everything `ingest` builds once per cold start. Cheap to clone.
@@ -58,7 +46,7 @@ enum Inner {
 }
 
 struct Ready {
-    settings: IngestSettings,
+    config: IngestConfig,
     queue: Arc<dyn EventQueue>,
     connections: CachedSecret<Connections>,
     clock: Arc<dyn Clock>,
@@ -81,14 +69,10 @@ pub fn route(path: &str) -> Option<&str> {
 }
 
 impl IngestApp {
-    pub fn new(
-        settings: IngestSettings,
-        queue: Arc<dyn EventQueue>,
-        secrets: Arc<dyn SecretSource>,
-        clock: Arc<dyn Clock>,
-    ) -> Self {
-        let connections = CachedSecret::new(secrets, settings.connections_secret_id.clone(), settings.secret_cache_ttl);
-        IngestApp { inner: Arc::new(Inner::Ready(Ready { settings, queue, connections, clock })) }
+    pub fn new(config: IngestConfig, ports: Ports) -> Self {
+        let Ports { queue, secrets, clock } = ports;
+        let connections = CachedSecret::new(secrets, config.connections_secret_id.clone(), config.secret_cache_ttl);
+        IngestApp { inner: Arc::new(Inner::Ready(Ready { config, queue, connections, clock })) }
     }
 
     /// The Lambda's configuration: settings from the environment (checked now, so a bad
@@ -100,10 +84,9 @@ impl IngestApp {
     /// shares one slice of CPU with anything running beside it -- stays short.
     pub async fn from_env() -> Result<Self, ConfigError> {
         let env = Env::from_process();
-        let settings = IngestSettings::from_env(&env)?;
-        let queue_url = env.required("QUEUE_URL")?;
-        let aws = Arc::new(LazyAws::new(queue_url));
-        Ok(Self::new(settings, aws.clone(), aws, Arc::new(SystemClock)))
+        let config = IngestConfig::from_env(&env)?;
+        let aws = Arc::new(LazyAws::new(env.required("QUEUE_URL")?));
+        Ok(Self::new(config, Ports { queue: aws.clone(), secrets: aws, clock: Arc::new(SystemClock) }))
     }
 
     /// An app that routes but cannot serve webhooks; `reason` goes to the logs.
@@ -123,8 +106,9 @@ impl IngestApp {
             tracing::info!(connection, status = 405, outcome = "method_not_allowed", "method not allowed");
             return method_not_allowed("GET, POST");
         }
+        let span = tracing::info_span!("request", connection = %connection, source = tracing::field::Empty);
         match self.inner.as_ref() {
-            Inner::Ready(ready) => ready.handle(&connection, request).await,
+            Inner::Ready(ready) => ready.handle(&connection, request).instrument(span).await,
             Inner::Misconfigured(reason) => {
                 tracing::error!(%reason, connection, status = 500, "ingest is misconfigured");
                 error_response(500, "ingest is misconfigured; see the function's logs")
@@ -147,7 +131,7 @@ impl LazyAws {
     async fn clients(&self) -> &(SqsEventQueue, AwsSecretSource) {
         self.clients
             .get_or_init(|| async {
-                let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+                let sdk = crate::lambda::sdk_config().await;
                 (SqsEventQueue::from_sdk_config(&sdk, self.queue_url.clone()), AwsSecretSource::from_sdk_config(&sdk))
             })
             .await
@@ -168,24 +152,17 @@ impl SecretSource for LazyAws {
     }
 }
 
-/// The parts of one request's story that every log line and metric carries.
-struct Report<'a> {
-    connection: &'a str,
+/// The parts of one request's story its answer's metric and log line carry (the request's
+/// span carries the connection and the source).
+struct Report {
     source: &'static str,
     started: Instant,
 }
 
-impl Report<'_> {
+impl Report {
     fn answer(&self, status: u16, outcome: &'static str, response: Response<Body>) -> Response<Body> {
         metrics::counter!("webhook_requests", "source" => self.source, "outcome" => outcome).increment(1);
-        tracing::info!(
-            connection = self.connection,
-            source = self.source,
-            status,
-            outcome,
-            elapsed_ms = self.started.elapsed().as_millis() as u64,
-            "webhook answered"
-        );
+        tracing::info!(status, outcome, elapsed_ms = self.started.elapsed().as_millis() as u64, "webhook answered");
         response
     }
 }
@@ -193,16 +170,16 @@ impl Report<'_> {
 impl Ready {
     async fn handle(&self, connection: &str, request: Request) -> Response<Body> {
         let started = Instant::now();
-        let mut report = Report { connection, source: "unknown", started };
+        let mut report = Report { source: "unknown", started };
         let body: &[u8] = request.body().as_ref();
-        if body.len() > self.settings.max_body_bytes {
-            let message = format!("the body exceeds {} bytes", self.settings.max_body_bytes);
+        if body.len() > self.config.max_body_bytes {
+            let message = format!("the body exceeds {} bytes", self.config.max_body_bytes);
             return report.answer(413, "too_large", error_response(413, &message));
         }
         let connections = match self.connections.get().await {
             Ok(connections) => connections,
             Err(error) => {
-                tracing::error!(%error, connection, "cannot read the connections secret");
+                tracing::error!(%error, "cannot read the connections secret");
                 return report.answer(
                     503,
                     "secrets_unavailable",
@@ -211,7 +188,7 @@ impl Ready {
             }
         };
         let inbound = InboundRequest { method: request.method(), headers: request.headers(), body };
-        let context = Context { connection, now: self.clock.now(), tolerance: self.settings.timestamp_tolerance };
+        let context = Context { connection, now: self.clock.now(), tolerance: self.config.timestamp_tolerance };
 
         let mut result = run(&connections, connection, &inbound, &context);
         // An unknown connection or a failed verification may mean the secret changed
@@ -220,22 +197,23 @@ impl Ready {
             match self.connections.refresh_if_allowed().await {
                 Ok(Some(fresh)) => result = run(&fresh, connection, &inbound, &context),
                 Ok(None) => {}
-                Err(error) => tracing::warn!(%error, connection, "could not re-read the connections secret"),
+                Err(error) => tracing::warn!(%error, "could not re-read the connections secret"),
             }
         }
         let Some((source, result)) = result else {
             return report.answer(404, "unknown_connection", error_response(404, "unknown connection"));
         };
         report.source = source;
+        tracing::Span::current().record("source", source);
         match result {
             Ok(Outcome::Handshake(handshake)) => report.answer(200, "handshake", json_response(200, &handshake.0)),
             Ok(Outcome::Events(normalized)) => self.queue_events(&report, normalized).await,
             Err(SourceError::Unauthorized(reason)) => {
-                tracing::warn!(connection, source, reason, "webhook refused");
+                tracing::warn!(reason, "webhook refused");
                 report.answer(401, "unauthorized", error_response(401, "unauthorized"))
             }
             Err(SourceError::BadRequest(message)) => {
-                tracing::warn!(connection, source, problem = %message, "malformed webhook body");
+                tracing::warn!(problem = %message, "malformed webhook body");
                 report.answer(400, "bad_request", error_response(400, &message))
             }
             Err(SourceError::UnsupportedMediaType(message)) => {
@@ -248,7 +226,7 @@ impl Ready {
         }
     }
 
-    async fn queue_events(&self, report: &Report<'_>, normalized: Normalized) -> Response<Body> {
+    async fn queue_events(&self, report: &Report, normalized: Normalized) -> Response<Body> {
         let Normalized { events, ignored } = normalized;
         let event_ids: Vec<&str> = events.iter().take(LOGGED_IDS).map(|e| e.source_event_id.as_str()).collect();
         let ignored_ids: Vec<String> = ignored
@@ -260,8 +238,6 @@ impl Ready {
             && let Err(error) = self.queue.send(&events).await
         {
             tracing::error!(
-                connection = report.connection,
-                source = report.source,
                 %error,
                 events = events.len(),
                 event_ids = ?event_ids,
@@ -276,8 +252,6 @@ impl Ready {
         metrics::counter!("events_accepted", "source" => report.source).increment(events.len() as u64);
         metrics::counter!("events_ignored", "source" => report.source).increment(ignored.len() as u64);
         tracing::info!(
-            connection = report.connection,
-            source = report.source,
             accepted = events.len(),
             ignored = ignored.len(),
             event_ids = ?event_ids,

@@ -13,7 +13,8 @@ use crate::events_api::MAX_PAGE_LIMIT;
 #[serde(rename_all = "kebab-case")]
 pub enum ReissueStrategy {
     /// `PATCH active=false`, then `PATCH active=true`. Unverified against a real bridge
-    /// (research §5, option a): whether reactivation mails a new invitation is unknown.
+    /// (docs/external-facts.md, "Provisioning invitations", option a): whether reactivation
+    /// mails a new invitation is unknown.
     ToggleActive,
     /// Never touch 1Password; report expired invitations once so an admin can resend them.
     ReportOnly,
@@ -54,13 +55,13 @@ pub struct InviteRetryConfig {
     /// An invitation not accepted this long after it was (last) sent counts as expired.
     pub invite_ttl: Duration,
     /// Re-issues per invitation before escalating to a human.
-    pub max_reissues: u32,
+    pub max_invite_attempts: u32,
     pub strategy: ReissueStrategy,
     /// Invitations handled at once; also the bound on concurrent bridge requests.
     pub concurrency: usize,
     pub secret_ttl: Duration,
     /// Accept `http://` bridge and Events API URLs (local stack and tests only).
-    pub allow_http: bool,
+    pub allow_http_bridge: bool,
     /// No new invitation is started when less than this is left before the Lambda deadline.
     pub time_margin: Duration,
     /// Sign-in attempts per Events API page (1–1000). Not an environment variable: tests
@@ -79,7 +80,7 @@ impl InviteRetryConfig {
         if ttl_hours == 0 {
             return Err(malformed("INVITE_TTL_HOURS", "must be at least 1 hour"));
         }
-        let max_reissues: u32 = env.parsed_or("MAX_INVITE_ATTEMPTS", 3)?;
+        let max_invite_attempts: u32 = env.parsed_or("MAX_INVITE_ATTEMPTS", 3)?;
         let concurrency: usize = env.parsed_or("RETRY_CONCURRENCY", 4)?;
         if concurrency == 0 {
             return Err(malformed("RETRY_CONCURRENCY", "must be at least 1"));
@@ -92,11 +93,11 @@ impl InviteRetryConfig {
             secret_id: env.required("WORKER_SECRET_ID")?,
             ledger_table: env.required("LEDGER_TABLE")?,
             invite_ttl: Duration::from_secs(ttl_hours.saturating_mul(3600)),
-            max_reissues,
+            max_invite_attempts,
             strategy,
             concurrency,
             secret_ttl: env.seconds_or("SECRET_CACHE_TTL_SECONDS", Duration::from_secs(300))?,
-            allow_http: env.flag("ALLOW_HTTP_BRIDGE", false)?,
+            allow_http_bridge: env.flag("ALLOW_HTTP_BRIDGE", false)?,
             time_margin: env.seconds_or("TIME_BUDGET_MARGIN_SECONDS", Duration::from_secs(20))?,
             events_page_limit: MAX_PAGE_LIMIT,
             scim_max_retries: 3,
@@ -123,11 +124,11 @@ mod tests {
     fn defaults_match_the_template() {
         let config = InviteRetryConfig::from_env(&env(&[])).unwrap();
         assert_eq!(config.invite_ttl, Duration::from_secs(120 * 3600));
-        assert_eq!(config.max_reissues, 3);
+        assert_eq!(config.max_invite_attempts, 3);
         assert_eq!(config.strategy, ReissueStrategy::ToggleActive);
         assert_eq!(config.concurrency, 4);
         assert_eq!(config.secret_ttl, Duration::from_secs(300));
-        assert!(!config.allow_http);
+        assert!(!config.allow_http_bridge);
         assert_eq!(config.time_margin, Duration::from_secs(20));
     }
 
@@ -144,11 +145,11 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(config.invite_ttl, Duration::from_secs(48 * 3600));
-        assert_eq!(config.max_reissues, 5);
+        assert_eq!(config.max_invite_attempts, 5);
         assert_eq!(config.strategy, ReissueStrategy::ReportOnly);
         assert_eq!(config.concurrency, 2);
         assert_eq!(config.secret_ttl, Duration::from_secs(60));
-        assert!(config.allow_http);
+        assert!(config.allow_http_bridge);
         assert_eq!(config.time_margin, Duration::from_secs(5));
     }
 

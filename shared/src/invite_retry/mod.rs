@@ -31,14 +31,19 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 use tokio::sync::Mutex;
 
+use tracing::Instrument;
+
 use crate::config::{ConfigError, Env};
+use crate::event::PersonKey;
 use crate::events_api::{EventsApiError, EventsClientConfig, HttpSignInEvents, SignInEvents};
+use crate::http_retry::{HttpClient, RetryPolicy};
 use crate::ledger::{DynamoLedger, Invitation, InvitationStatus, Ledger};
-use crate::notify::{Notifier, SlackNotifier};
-use crate::scim::{Directory, PatchOperation, ScimClient, ScimClientConfig, ScimError};
-use crate::secrets::{AwsSecretSource, CachedSecret, SecretSource, SecretsError};
+use crate::notify::Notifier;
+use crate::scim::{
+    Directory, PatchOperation, ScimClient, ScimClientConfig, ScimError, SecretCredentials, WorkerSecret,
+};
+use crate::secrets::{AwsSecretSource, CachedSecret, SecretSource, SecretString, SecretsError};
 use crate::telemetry::mask_email;
-use crate::worker::{SecretCredentials, WorkerSecret};
 
 /// Expired invitations fetched from the ledger at a time.
 const LEDGER_PAGE: usize = 200;
@@ -145,86 +150,87 @@ enum Mode {
     ReportOnly,
 }
 
+/// Where a run reads sign-ins from.
 #[derive(Clone)]
-pub struct InviteRetryApp {
-    config: Arc<InviteRetryConfig>,
-    ledger: Arc<dyn Ledger>,
-    secret: Arc<CachedSecret<WorkerSecret>>,
-    scim: ScimClient,
-    directory: Option<Arc<dyn Directory>>,
-    notifier: Option<Arc<dyn Notifier>>,
-    events_http: reqwest::Client,
-    events: Option<Arc<dyn SignInEvents>>,
-    clock: Arc<dyn Clock>,
+pub enum SignIns {
+    /// The Events API the worker secret configures, re-read after the secret's TTL (so a
+    /// token added or rotated later is picked up) and once after a 401. No token in the
+    /// secret means report-only.
+    FromSecret { secret: Arc<CachedSecret<WorkerSecret>>, http: HttpClient },
+    /// A fixed source (tests, the local stack).
+    Fixed(Arc<dyn SignInEvents>),
 }
 
-impl InviteRetryApp {
-    /// Real adapters, built once per cold start: Secrets Manager, DynamoDB, the SCIM
-    /// client, the Events API and (when configured) Slack.
-    pub async fn from_env() -> Result<Self, StartupError> {
-        let config = InviteRetryConfig::from_env(&Env::from_process())?;
-        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        let secrets: Arc<dyn SecretSource> = Arc::new(AwsSecretSource::from_sdk_config(&sdk));
-        let ledger: Arc<dyn Ledger> =
-            Arc::new(DynamoLedger::new(aws_sdk_dynamodb::Client::new(&sdk), config.ledger_table.clone()));
-        Self::with_adapters(config, secrets, ledger, None).await
+/// Every external system invite-retry uses, built once per cold start: from AWS in Lambda
+/// ([`Ports::from_aws`]), by hand in the local stack and the tests.
+#[derive(Clone)]
+pub struct Ports {
+    pub ledger: Arc<dyn Ledger>,
+    /// The 1Password SCIM bridge.
+    pub directory: Arc<dyn Directory>,
+    pub sign_ins: SignIns,
+    pub notifier: Option<Arc<dyn Notifier>>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Ports {
+    /// DynamoDB, and what the worker secret in Secrets Manager configures.
+    pub async fn from_aws(config: &InviteRetryConfig, sdk: &aws_config::SdkConfig) -> Result<Self, StartupError> {
+        let ledger = Arc::new(DynamoLedger::new(aws_sdk_dynamodb::Client::new(sdk), config.ledger_table.clone()));
+        Self::from_secret(config, Arc::new(AwsSecretSource::from_sdk_config(sdk)), ledger).await
     }
 
-    /// Builds the app from a config and the stateful adapters (the local stack and tests
-    /// pass in-memory or moto-backed ones). `notifier` replaces the Slack notifier the
-    /// secret would configure.
-    pub async fn with_adapters(
-        config: InviteRetryConfig,
+    /// The bridge, the Events API and Slack as the worker secret configures them. A
+    /// half-configured Events API fails the cold start rather than every run.
+    pub async fn from_secret(
+        config: &InviteRetryConfig,
         secrets: Arc<dyn SecretSource>,
         ledger: Arc<dyn Ledger>,
-        notifier: Option<Arc<dyn Notifier>>,
     ) -> Result<Self, StartupError> {
-        let secret = Arc::new(CachedSecret::<WorkerSecret>::new(secrets, config.secret_id.clone(), config.secret_ttl));
+        let secret = WorkerSecret::cached(secrets, &config.secret_id, config.secret_ttl);
         let initial = secret.get().await?;
-        let events_http = HttpSignInEvents::http_client();
-        // Fail the cold start on a half-configured Events API rather than every run.
-        events_port(&initial, &events_http, &config).map_err(|e| StartupError::EventsApi(e.to_string()))?;
-        let notifier = notifier.or_else(|| {
-            initial.slack_webhook_url.as_ref().map(|url| Arc::new(SlackNotifier::new(url.clone())) as Arc<dyn Notifier>)
-        });
-        let scim = ScimClient::new(
-            Arc::new(SecretCredentials::new(secret.clone())),
-            ScimClientConfig {
-                concurrency: config.concurrency,
-                max_retries: config.scim_max_retries,
-                allow_http: config.allow_http,
-                ..Default::default()
-            },
-        )?;
-        Ok(InviteRetryApp {
-            config: Arc::new(config),
+        let http = HttpSignInEvents::http_client(&EventsClientConfig::default())
+            .map_err(|e| StartupError::EventsApi(e.to_string()))?;
+        events_port(&initial, &http, config).map_err(|e| StartupError::EventsApi(e.to_string()))?;
+        let scim = ScimClientConfig {
+            concurrency: config.concurrency,
+            retry: RetryPolicy { max_retries: config.scim_max_retries, ..RetryPolicy::default() },
+            allow_http: config.allow_http_bridge,
+            ..ScimClientConfig::default()
+        };
+        Ok(Ports {
             ledger,
-            secret,
-            scim,
-            directory: None,
-            notifier,
-            events_http,
-            events: None,
+            directory: Arc::new(ScimClient::new(Arc::new(SecretCredentials::new(secret.clone())), scim)?),
+            sign_ins: SignIns::FromSecret { secret, http },
+            notifier: initial.slack_notifier(),
             clock: Arc::new(SystemClock),
         })
     }
+}
 
-    /// Reads "now" from `clock` (tests: the simulator's clock).
-    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
-        self
+#[derive(Clone)]
+pub struct InviteRetryApp {
+    config: Arc<InviteRetryConfig>,
+    ports: Ports,
+}
+
+/// The expired invitations one run decided about, for the digests sent at its end.
+#[derive(Default)]
+struct Digest {
+    escalated: Vec<Invitation>,
+    reported: Vec<Invitation>,
+}
+
+impl InviteRetryApp {
+    pub fn new(config: InviteRetryConfig, ports: Ports) -> Self {
+        InviteRetryApp { config: Arc::new(config), ports }
     }
 
-    /// Uses `events` instead of the Events API the secret configures.
-    pub fn with_sign_in_events(mut self, events: Arc<dyn SignInEvents>) -> Self {
-        self.events = Some(events);
-        self
-    }
-
-    /// Uses `directory` instead of the SCIM bridge the secret configures.
-    pub fn with_directory(mut self, directory: Arc<dyn Directory>) -> Self {
-        self.directory = Some(directory);
-        self
+    /// The Lambda's app: settings from the environment, ports from AWS.
+    pub async fn from_env() -> Result<Self, StartupError> {
+        let config = InviteRetryConfig::from_env(&Env::from_process())?;
+        let ports = Ports::from_aws(&config, &crate::lambda::sdk_config().await).await?;
+        Ok(Self::new(config, ports))
     }
 
     pub fn config(&self) -> &InviteRetryConfig {
@@ -234,162 +240,91 @@ impl InviteRetryApp {
     /// One scheduled run; `deadline` is the invocation's deadline.
     pub async fn handle(&self, deadline: Instant) -> RunSummary {
         let budget_end = deadline.checked_sub(self.config.time_margin).unwrap_or_else(Instant::now);
-        let now = self.clock.now();
+        let now = self.ports.clock.now();
         let mut summary = RunSummary::default();
-
-        let events = match self.current_events_port().await {
-            Ok(events) => events,
-            Err(problem) => {
-                summary.errors.push(problem);
-                None
-            }
-        };
-        let mode = match (&events, self.config.strategy) {
-            (Some(_), ReissueStrategy::ToggleActive) => Mode::Reissue,
-            _ => Mode::ReportOnly,
-        };
-        summary.mode = match mode {
-            Mode::Reissue => ReissueStrategy::ToggleActive.as_str().to_owned(),
-            Mode::ReportOnly => ReissueStrategy::ReportOnly.as_str().to_owned(),
-        };
-        if events.is_none() && self.config.strategy == ReissueStrategy::ToggleActive {
-            tracing::warn!("no Events API token in the secret: report-only, nobody is re-invited");
-        }
-
+        let events = self.sign_ins_for_run(&mut summary).await;
+        let mode = self.mode(events.is_some());
+        summary.mode = mode.strategy().as_str().to_owned();
         // 1. Sign-ins since the stored cursor.
         let feed = match events {
-            Some(events) => {
-                let mut feed = SignInFeed::new(events, self.ledger.clone(), self.config.events_page_limit);
-                let caught_up = self.catch_up(&mut feed, now, budget_end, &mut summary).await;
-                Some((Mutex::new(feed), caught_up))
-            }
+            Some(events) => Some(self.open_feed(events, now, budget_end, &mut summary).await),
             None => None,
         };
-        let acceptance_known = feed.as_ref().is_some_and(|(_, caught_up)| *caught_up);
-        let feed = feed.map(|(feed, _)| feed);
-        let has_events = feed.is_some();
-
         // 2.–4. Expired invitations, oldest first, a page at a time.
-        let sent_before = now - chrono::Duration::from_std(self.config.invite_ttl).unwrap_or(chrono::Duration::MAX);
-        let directory: Arc<dyn Directory> = match &self.directory {
-            Some(directory) => directory.clone(),
-            None => Arc::new(self.scim.until(deadline)),
-        };
         let run = Run {
             app: self,
-            directory,
-            feed: feed.as_ref(),
+            directory: self.ports.directory.clone().until(deadline),
+            feed: feed.as_ref().map(|(feed, _)| feed),
             mode,
-            acceptance_ok: AtomicBool::new(acceptance_known),
+            acceptance_ok: AtomicBool::new(feed.as_ref().is_some_and(|(_, caught_up)| *caught_up)),
             accepted_later: AtomicUsize::new(0),
             errors: std::sync::Mutex::new(Vec::new()),
             budget_end,
         };
-        let mut seen: HashSet<crate::event::PersonKey> = HashSet::new();
-        let mut escalations = Vec::new();
-        let mut reports = Vec::new();
-        loop {
-            if Instant::now() >= budget_end {
-                summary.stopped_early = true;
-                break;
-            }
-            let batch = match self.ledger.pending_invitations(sent_before, seen.len() + LEDGER_PAGE).await {
-                Ok(batch) => batch,
-                Err(error) => {
-                    tracing::error!(%error, "cannot list expired invitations");
-                    summary.errors.push(format!("listing expired invitations: {error}"));
-                    break;
-                }
-            };
-            let fresh: Vec<Invitation> = batch.into_iter().filter(|i| seen.insert(i.person.clone())).collect();
-            if fresh.is_empty() {
-                break;
-            }
-            let outcomes: Vec<Outcome> = futures::stream::iter(fresh)
-                .map(|invitation| run.process(invitation))
-                .buffer_unordered(self.config.concurrency)
-                .collect()
-                .await;
-            for outcome in outcomes {
-                summary.checked += 1;
-                match outcome {
-                    Outcome::Reinvited => summary.reinvited += 1,
-                    Outcome::Escalated(invitation) => {
-                        summary.escalated += 1;
-                        escalations.push(invitation);
-                    }
-                    Outcome::Reported(invitation) => {
-                        summary.reported += 1;
-                        reports.push(invitation);
-                    }
-                    Outcome::Skipped(reason) => {
-                        if reason == SkipReason::TimeBudget {
-                            summary.stopped_early = true;
-                        }
-                        if reason == SkipReason::ReactivationFailed {
-                            summary
-                                .errors
-                                .push("a user was deactivated and could not be reactivated; see the logs".into());
-                        }
-                        summary.skip(reason);
-                    }
-                }
-            }
-        }
+        let sent_before = now - chrono::Duration::from_std(self.config.invite_ttl).unwrap_or(chrono::Duration::MAX);
+        let digest = self.sweep_expired(&run, sent_before, &mut summary).await;
         summary.accepted += run.accepted_later.load(Ordering::SeqCst);
         summary.errors.extend(run.errors.into_inner().unwrap_or_else(|p| p.into_inner()));
-
-        // One Slack message per kind per run, however many people it names.
-        if !escalations.is_empty() {
-            self.notify(&notice::escalation_digest(&escalations, self.config.max_reissues)).await;
-        }
-        if !reports.is_empty() {
-            let reason = if has_events { notice::ReportReason::Configured } else { notice::ReportReason::NoEventsApi };
-            self.notify(&notice::report_digest(&reports, self.config.invite_ttl, reason)).await;
-        }
-        for (reason, count) in &summary.skipped_reasons {
-            metrics::counter!("invitations", "outcome" => "skipped", "reason" => reason.as_str())
-                .increment(*count as u64);
-        }
-        tracing::info!(summary = %serde_json::to_string(&summary).unwrap_or_default(), "invite-retry run finished");
+        self.finish(&summary, digest, feed.is_some()).await;
         summary
     }
 
-    /// The Events API for this run: the override, else the secret's (re-read after its TTL,
-    /// so a token added or rotated later is picked up); `None` means report-only.
-    async fn current_events_port(&self) -> Result<Option<Arc<dyn SignInEvents>>, String> {
-        if let Some(events) = &self.events {
-            return Ok(Some(events.clone()));
+    /// Re-issuing needs sign-ins and the toggle strategy; anything else only reports.
+    fn mode(&self, has_sign_ins: bool) -> Mode {
+        if !has_sign_ins && self.config.strategy == ReissueStrategy::ToggleActive {
+            tracing::warn!("no Events API token in the secret: report-only, nobody is re-invited");
         }
-        let secret = self.secret.get().await.map_err(|e| {
-            tracing::error!(error = %e, "cannot read the secret; report-only this run");
-            format!("reading the secret: {e}")
-        })?;
-        events_port(&secret, &self.events_http, &self.config).map_err(|e| {
-            tracing::error!(error = %e, "Events API misconfigured; report-only this run");
-            e.to_string()
+        match (has_sign_ins, self.config.strategy) {
+            (true, ReissueStrategy::ToggleActive) => Mode::Reissue,
+            _ => Mode::ReportOnly,
+        }
+    }
+
+    /// The sign-in source for this run; `None` (report-only) without one, with the reason
+    /// in the summary's errors when it is a failure.
+    async fn sign_ins_for_run(&self, summary: &mut RunSummary) -> Option<Arc<dyn SignInEvents>> {
+        let SignIns::FromSecret { secret, http } = &self.ports.sign_ins else {
+            let SignIns::Fixed(events) = &self.ports.sign_ins else { return None };
+            return Some(events.clone());
+        };
+        let secret = match secret.get().await {
+            Ok(secret) => secret,
+            Err(error) => {
+                tracing::error!(%error, "cannot read the secret; report-only this run");
+                summary.errors.push(format!("reading the secret: {error}"));
+                return None;
+            }
+        };
+        events_port(&secret, http, &self.config).unwrap_or_else(|error| {
+            tracing::error!(%error, "Events API misconfigured; report-only this run");
+            summary.errors.push(error.to_string());
+            None
         })
     }
 
-    /// Catches up with the sign-ins; a 401 re-reads the secret once (rotated token).
-    async fn catch_up(
+    /// Catches up with the sign-ins (a 401 re-reads the secret once: rotated token); the
+    /// feed, and whether acceptance is known up to date.
+    async fn open_feed(
         &self,
-        feed: &mut SignInFeed,
+        events: Arc<dyn SignInEvents>,
         now: DateTime<Utc>,
         budget_end: Instant,
         summary: &mut RunSummary,
-    ) -> bool {
+    ) -> (Mutex<SignInFeed>, bool) {
+        let mut feed = SignInFeed::new(events, self.ports.ledger.clone(), self.config.events_page_limit);
         let mut result = feed.catch_up(now, budget_end).await;
-        if matches!(result, Err(FeedError::Events(EventsApiError::Unauthorized))) && self.events.is_none() {
+        if matches!(result, Err(FeedError::Events(EventsApiError::Unauthorized)))
+            && let SignIns::FromSecret { secret, http } = &self.ports.sign_ins
+        {
             tracing::warn!("Events API answered 401; re-reading the secret once");
-            if let Ok(secret) = self.secret.force_refresh().await
-                && let Ok(Some(events)) = events_port(&secret, &self.events_http, &self.config)
+            if let Ok(secret) = secret.force_refresh().await
+                && let Ok(Some(events)) = events_port(&secret, http, &self.config)
             {
-                *feed = SignInFeed::new(events, self.ledger.clone(), self.config.events_page_limit);
+                feed = SignInFeed::new(events, self.ports.ledger.clone(), self.config.events_page_limit);
                 result = feed.catch_up(now, budget_end).await;
             }
         }
-        match result {
+        let caught_up = match result {
             Ok((accepted, caught_up)) => {
                 summary.accepted += accepted.len();
                 if !caught_up {
@@ -403,11 +338,64 @@ impl InviteRetryApp {
                 summary.errors.push(format!("reading sign-ins: {error}"));
                 false
             }
+        };
+        (Mutex::new(feed), caught_up)
+    }
+
+    /// Every expired invitation, a ledger page at a time, each in its own span.
+    async fn sweep_expired(&self, run: &Run<'_>, sent_before: DateTime<Utc>, summary: &mut RunSummary) -> Digest {
+        let mut seen: HashSet<PersonKey> = HashSet::new();
+        let mut digest = Digest::default();
+        loop {
+            if Instant::now() >= run.budget_end {
+                summary.stopped_early = true;
+                return digest;
+            }
+            let batch = match self.ports.ledger.pending_invitations(sent_before, seen.len() + LEDGER_PAGE).await {
+                Ok(batch) => batch,
+                Err(error) => {
+                    tracing::error!(%error, "cannot list expired invitations");
+                    summary.errors.push(format!("listing expired invitations: {error}"));
+                    return digest;
+                }
+            };
+            let fresh: Vec<Invitation> = batch.into_iter().filter(|i| seen.insert(i.person.clone())).collect();
+            if fresh.is_empty() {
+                return digest;
+            }
+            let outcomes: Vec<Outcome> = futures::stream::iter(fresh)
+                .map(|invitation| {
+                    let span = tracing::info_span!("invitation", person = %invitation.person);
+                    run.process(invitation).instrument(span)
+                })
+                .buffer_unordered(self.config.concurrency)
+                .collect()
+                .await;
+            for outcome in outcomes {
+                summary.count(outcome, &mut digest);
+            }
         }
     }
 
+    /// One Slack message per kind per run, however many people it names; metrics; the
+    /// summary's log line.
+    async fn finish(&self, summary: &RunSummary, digest: Digest, has_events: bool) {
+        if !digest.escalated.is_empty() {
+            self.notify(&notice::escalation_digest(&digest.escalated, self.config.max_invite_attempts)).await;
+        }
+        if !digest.reported.is_empty() {
+            let reason = if has_events { notice::ReportReason::Configured } else { notice::ReportReason::NoEventsApi };
+            self.notify(&notice::report_digest(&digest.reported, self.config.invite_ttl, reason)).await;
+        }
+        for (reason, count) in &summary.skipped_reasons {
+            metrics::counter!("invitations", "outcome" => "skipped", "reason" => reason.as_str())
+                .increment(*count as u64);
+        }
+        tracing::info!(summary = %serde_json::to_string(summary).unwrap_or_default(), "invite-retry run finished");
+    }
+
     async fn notify(&self, text: &str) {
-        let Some(notifier) = &self.notifier else { return };
+        let Some(notifier) = &self.ports.notifier else { return };
         if let Err(error) = notifier.notify(text).await {
             tracing::warn!(%error, "Slack notification failed; the error log lines above stand");
             metrics::counter!("notifications_failed").increment(1);
@@ -415,13 +403,48 @@ impl InviteRetryApp {
     }
 }
 
+impl RunSummary {
+    fn count(&mut self, outcome: Outcome, digest: &mut Digest) {
+        self.checked += 1;
+        match outcome {
+            Outcome::Reinvited => self.reinvited += 1,
+            Outcome::Escalated(invitation) => {
+                self.escalated += 1;
+                digest.escalated.push(invitation);
+            }
+            Outcome::Reported(invitation) => {
+                self.reported += 1;
+                digest.reported.push(invitation);
+            }
+            Outcome::Skipped(reason) => {
+                if reason == SkipReason::TimeBudget {
+                    self.stopped_early = true;
+                }
+                if reason == SkipReason::ReactivationFailed {
+                    self.errors.push("a user was deactivated and could not be reactivated; see the logs".into());
+                }
+                self.skip(reason);
+            }
+        }
+    }
+}
+
+impl Mode {
+    fn strategy(self) -> ReissueStrategy {
+        match self {
+            Mode::Reissue => ReissueStrategy::ToggleActive,
+            Mode::ReportOnly => ReissueStrategy::ReportOnly,
+        }
+    }
+}
+
 /// The Events API the secret configures, or `None` without a token.
 fn events_port(
     secret: &WorkerSecret,
-    http: &reqwest::Client,
+    http: &HttpClient,
     config: &InviteRetryConfig,
 ) -> Result<Option<Arc<dyn SignInEvents>>, EventsApiError> {
-    let Some(token) = secret.events_api_token.as_deref().filter(|t| !t.trim().is_empty()) else {
+    let Some(token) = secret.events_api_token.as_ref().map(|t| t.expose()).filter(|t| !t.trim().is_empty()) else {
         return Ok(None);
     };
     let Some(url) = secret.events_api_url.as_deref().filter(|u| !u.trim().is_empty()) else {
@@ -429,8 +452,8 @@ fn events_port(
             "events_api_token is set but events_api_url is not (e.g. https://events.1password.com)".into(),
         ));
     };
-    let client_config = EventsClientConfig { allow_http: config.allow_http, ..Default::default() };
-    Ok(Some(Arc::new(HttpSignInEvents::new(http.clone(), url.trim(), token.trim(), client_config)?)))
+    let token = SecretString::new(token.trim());
+    Ok(Some(Arc::new(HttpSignInEvents::new(http.clone(), url.trim(), token, config.allow_http_bridge)?)))
 }
 
 /// One run's shared context for the concurrent per-invitation work.
@@ -460,7 +483,7 @@ impl Run<'_> {
         if let Err(reason) = self.refresh_acceptance().await {
             return Outcome::Skipped(reason);
         }
-        let ledger = &self.app.ledger;
+        let ledger = &self.app.ports.ledger;
         let person = &listed.person;
         // Never act on what the ledger no longer holds as this pending invitation.
         let current = match ledger.invitation(person).await {
@@ -502,7 +525,7 @@ impl Run<'_> {
         }
         match self.mode {
             Mode::ReportOnly => self.report(current).await,
-            Mode::Reissue if current.reissues >= self.app.config.max_reissues => self.escalate(current).await,
+            Mode::Reissue if current.reissues >= self.app.config.max_invite_attempts => self.escalate(current).await,
             Mode::Reissue => self.reissue(current).await,
         }
     }
@@ -517,7 +540,7 @@ impl Run<'_> {
         if feed.last_caught_up().is_some_and(|at| at.elapsed() < self.app.config.acceptance_refresh_after) {
             return Ok(());
         }
-        match feed.catch_up(self.app.clock.now(), self.budget_end).await {
+        match feed.catch_up(self.app.ports.clock.now(), self.budget_end).await {
             Ok((accepted, caught_up)) => {
                 self.accepted_later.fetch_add(accepted.len(), Ordering::SeqCst);
                 if caught_up {
@@ -552,7 +575,7 @@ impl Run<'_> {
             return Outcome::Skipped(SkipReason::BridgeError);
         }
         // A leaver applied between our check and now must stay suspended.
-        match self.app.ledger.invitation(person).await {
+        match self.app.ports.ledger.invitation(person).await {
             Ok(Some(latest)) if latest.status == InvitationStatus::Pending => {}
             Ok(_) => {
                 tracing::warn!(%person, %email, user_id, "the person left while the invitation was re-issued; left deactivated");
@@ -568,7 +591,7 @@ impl Run<'_> {
             self.error(format!("{person}: deactivated but not reactivated ({error})"));
             return Outcome::Skipped(SkipReason::ReactivationFailed);
         }
-        match self.app.ledger.record_reissue(person, current.reissues, self.app.clock.now()).await {
+        match self.app.ports.ledger.record_reissue(person, current.reissues, self.app.ports.clock.now()).await {
             Ok(true) => {}
             Ok(false) => tracing::warn!(%person, "the invitation changed while being re-issued; not counted"),
             Err(error) => {
@@ -597,8 +620,8 @@ impl Run<'_> {
 
     /// Marks the invitation escalated (a human takes it from here), unless the ledger no
     /// longer holds it as pending; `what` names the decision in the log.
-    async fn settle_escalated(&self, person: &crate::event::PersonKey, what: &str) -> Result<(), Outcome> {
-        match self.app.ledger.settle_invitation(person, InvitationStatus::Escalated).await {
+    async fn settle_escalated(&self, person: &PersonKey, what: &str) -> Result<(), Outcome> {
+        match self.app.ports.ledger.settle_invitation(person, InvitationStatus::Escalated).await {
             Ok(true) => Ok(()),
             Ok(false) => Err(Outcome::Skipped(SkipReason::NoLongerPending)),
             Err(error) => {

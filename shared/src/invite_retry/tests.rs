@@ -52,6 +52,10 @@ impl FakeDirectory {
 
 #[async_trait]
 impl Directory for FakeDirectory {
+    fn until(self: Arc<Self>, _deadline: Instant) -> Arc<dyn Directory> {
+        self
+    }
+
     async fn find_user(&self, _: &str, _: Option<&str>) -> Result<Option<ScimUser>, ScimError> {
         unreachable!("invite-retry looks users up by id only")
     }
@@ -100,7 +104,7 @@ struct FailingEvents;
 #[async_trait]
 impl SignInEvents for FailingEvents {
     async fn sign_in_attempts(&self, _: &PageRequest, _: Instant) -> Result<SignInPage, EventsApiError> {
-        Err(EventsApiError::RetriesExhausted { attempts: 5, last: "503".into() })
+        Err(EventsApiError::GaveUp(crate::http_retry::GaveUp::RetriesExhausted { attempts: 5, last: "503".into() }))
     }
     async fn introspect(&self, _: Instant) -> Result<Introspection, EventsApiError> {
         Err(EventsApiError::Unauthorized)
@@ -127,16 +131,14 @@ async fn fixture(
     secrets.set("s", secret.to_string());
     let ledger = Arc::new(InMemoryLedger::new());
     let notifier = Arc::new(InMemoryNotifier::default());
-    let mut app =
-        InviteRetryApp::with_adapters(config, secrets, ledger.clone(), Some(notifier.clone() as Arc<dyn Notifier>))
-            .await
-            .unwrap()
-            .with_directory(directory)
-            .with_clock(Arc::new(move || now));
+    let mut ports = Ports::from_secret(&config, secrets, ledger.clone()).await.unwrap();
+    ports.directory = directory;
+    ports.clock = Arc::new(move || now);
+    ports.notifier = Some(notifier.clone());
     if let Some(events) = events {
-        app = app.with_sign_in_events(events);
+        ports.sign_ins = SignIns::Fixed(events);
     }
-    Fixture { ledger, notifier, app }
+    Fixture { ledger, notifier, app: InviteRetryApp::new(config, ports) }
 }
 
 fn bridge_only() -> serde_json::Value {
@@ -379,7 +381,7 @@ async fn a_half_configured_events_api_fails_the_cold_start() {
         InviteRetryConfig::from_env(&Env::from_pairs([("WORKER_SECRET_ID", "s"), ("LEDGER_TABLE", "t")])).unwrap();
     let secrets = Arc::new(InMemorySecretSource::new());
     secrets.set("s", secret.to_string());
-    let error = InviteRetryApp::with_adapters(config, secrets, Arc::new(InMemoryLedger::new()), None)
+    let error = Ports::from_secret(&config, secrets, Arc::new(InMemoryLedger::new()))
         .await
         .err()
         .expect("startup error")

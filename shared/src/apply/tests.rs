@@ -1,0 +1,393 @@
+//! The applier against the in-memory twin of 1Password, the in-memory ledger, source API and
+//! notifier: what it leaves behind in each of them when the bridge races, conflicts or goes
+//! stale under it. (The same flows over HTTP against the simulator: tests/e2e worker_sim.)
+
+use super::*;
+use crate::enrich::InMemoryEnricher;
+use crate::event::{Attributes, PersonKey, SourceKind};
+use crate::ledger::InMemoryLedger;
+use crate::notify::InMemoryNotifier;
+use crate::scim::{DirectoryOp, InMemoryDirectory, ScimEmail, ScimName};
+use chrono::TimeZone;
+
+/// Everyone is in Employees; Engineering and Finance follow the department.
+const RULES: &str = r#"{"default_groups":["Employees"],"rules":[
+    {"name":"engineering","when":{"department":["Engineering"]},"groups":["Engineering"]},
+    {"name":"finance","when":{"department":["Finance"]},"groups":["Finance"]}]}"#;
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).single().expect("valid time")
+}
+
+fn person(id: &str) -> PersonKey {
+    PersonKey::new("hr", id)
+}
+
+/// "ada.lovelace@…" → Ada / Lovelace.
+fn names_of(email: &str) -> (String, String) {
+    let local = email.split('@').next().unwrap_or_default();
+    let (given, family) = local.split_once('.').unwrap_or((local, "Doe"));
+    let capitalise = |s: &str| s[..1].to_uppercase() + &s[1..];
+    (capitalise(given), capitalise(family))
+}
+
+/// A complete event (no source API read needed) for person `hr:{id}`.
+fn event(kind: EventKind, id: &str, email: &str, department: &str, minutes: i64) -> LifecycleEvent {
+    let (given, family) = names_of(email);
+    LifecycleEvent {
+        version: 1,
+        kind,
+        person: person(id),
+        source_kind: SourceKind::Generic,
+        source_event_id: format!("{kind}-{id}-{minutes}"),
+        effective_at: t0() + chrono::Duration::minutes(minutes),
+        received_at: t0() + chrono::Duration::minutes(minutes),
+        attributes: Attributes {
+            work_email: Some(email.to_owned()),
+            given_name: Some(given),
+            family_name: Some(family),
+            department: Some(department.to_owned()),
+            ..Default::default()
+        },
+    }
+}
+
+/// A 1Password user as someone else made it (an admin, another provisioning).
+fn existing_user(email: &str, external_id: Option<&str>, active: bool) -> ScimUser {
+    let (given, family) = names_of(email);
+    ScimUser {
+        id: String::new(),
+        user_name: email.to_owned(),
+        external_id: external_id.map(str::to_owned),
+        active,
+        name: Some(ScimName {
+            given_name: Some(given.clone()),
+            family_name: Some(family.clone()),
+            formatted: Some(format!("{given} {family}")),
+        }),
+        display_name: Some(format!("{given} {family}")),
+        emails: vec![ScimEmail { value: email.to_owned(), primary: true }],
+        groups: vec![],
+    }
+}
+
+struct Fixture {
+    directory: InMemoryDirectory,
+    ledger: Arc<InMemoryLedger>,
+    notifier: Arc<InMemoryNotifier>,
+    applier: Applier,
+}
+
+impl Fixture {
+    fn new(brake: Brake) -> Self {
+        let ledger = Arc::new(InMemoryLedger::new());
+        let notifier = Arc::new(InMemoryNotifier::default());
+        let applier = applier(&ledger, &notifier, brake, false);
+        Fixture { directory: InMemoryDirectory::new(), ledger, notifier, applier }
+    }
+
+    async fn process(&self, event: LifecycleEvent) -> Result<Outcome, ApplyError> {
+        self.applier.process(&self.directory, event, t0()).await
+    }
+
+    /// Users with this userName (case-insensitively).
+    fn users_named(&self, email: &str) -> Vec<ScimUser> {
+        self.directory.users().into_iter().filter(|u| u.user_name.eq_ignore_ascii_case(email)).collect()
+    }
+
+    fn user(&self, email: &str) -> ScimUser {
+        let mut users = self.users_named(email);
+        assert_eq!(users.len(), 1, "exactly one user {email}: {users:?}");
+        users.remove(0)
+    }
+
+    /// The names of the groups whose members include the user, sorted.
+    fn groups_of(&self, user_id: &str) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .directory
+            .groups()
+            .into_iter()
+            .filter(|g| g.members.iter().any(|m| m.value == user_id))
+            .map(|g| g.display_name)
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn calls_of(&self, op: DirectoryOp) -> Vec<String> {
+        self.directory.calls().into_iter().filter(|c| c.op == op).map(|c| c.target).collect()
+    }
+
+    async fn user_id_in_ledger(&self, id: &str) -> Option<String> {
+        self.ledger.person(&person(id)).await.unwrap().and_then(|r| r.user_id)
+    }
+}
+
+fn applier(ledger: &Arc<InMemoryLedger>, notifier: &Arc<InMemoryNotifier>, brake: Brake, dry_run: bool) -> Applier {
+    Applier::new(
+        ledger.clone(),
+        Arc::new(InMemoryEnricher::new()),
+        Some(notifier.clone() as Arc<dyn Notifier>),
+        MappingRules::from_json(RULES).unwrap(),
+        PlanPolicy::default(),
+        brake,
+        dry_run,
+    )
+}
+
+fn applied(outcome: Result<Outcome, ApplyError>) -> Vec<&'static str> {
+    match outcome {
+        Ok(Outcome::Applied { operations, .. }) => operations,
+        other => panic!("expected Applied, got {other:?}"),
+    }
+}
+
+const NEW_JOINER_OPS: [&str; 5] = ["create_user", "create_group", "add_to_group", "create_group", "add_to_group"];
+
+#[tokio::test]
+async fn a_joiner_adopts_the_account_that_has_their_email_instead_of_duplicating_it() {
+    enum Appears {
+        /// There before the event: the lookup by userName finds it.
+        Before,
+        /// Made a moment before our create (Okta's own provisioning, say): the create answers
+        /// 409 and the applier adopts it.
+        JustBeforeCreate,
+    }
+    let cases = [
+        (
+            "existing account",
+            Appears::Before,
+            true,
+            vec!["create_group", "add_to_group", "create_group", "add_to_group"],
+        ),
+        (
+            "account made just before our create",
+            Appears::JustBeforeCreate,
+            true,
+            vec!["adopt_existing", "create_group", "add_to_group", "create_group", "add_to_group"],
+        ),
+        (
+            "suspended account made just before our create",
+            Appears::JustBeforeCreate,
+            false,
+            vec!["adopt_existing", "reactivate", "create_group", "add_to_group", "create_group", "add_to_group"],
+        ),
+    ];
+    for (name, appears, active, expected) in cases {
+        let f = Fixture::new(Brake::default());
+        let email = "ada.lovelace@example.com";
+        let seeded = Arc::new(std::sync::Mutex::new(None));
+        match appears {
+            Appears::Before => {
+                *seeded.lock().unwrap() = Some(f.directory.insert_user(existing_user(email, None, active)))
+            }
+            Appears::JustBeforeCreate => {
+                let slot = seeded.clone();
+                f.directory.before_next(DirectoryOp::CreateUser, move |d, _| {
+                    // Another casing of the same address: still the same account.
+                    *slot.lock().unwrap() =
+                        Some(d.insert_user(existing_user("Ada.Lovelace@Example.com", None, active)));
+                });
+            }
+        }
+
+        let operations = applied(f.process(event(EventKind::Joiner, "1", email, "Engineering", 0)).await);
+        assert_eq!(operations, expected, "{name}");
+
+        let existing = seeded.lock().unwrap().clone().expect("the account was made");
+        let ada = f.user(email);
+        assert_eq!(ada.id, existing.id, "{name}: adopted, not duplicated");
+        assert!(ada.active, "{name}: active");
+        assert_eq!(f.groups_of(&ada.id), vec!["Employees", "Engineering"], "{name}");
+        assert_eq!(f.user_id_in_ledger("1").await, Some(existing.id.clone()), "{name}: ledger");
+        assert_eq!(f.ledger.invitation(&person("1")).await.unwrap(), None, "{name}: we invited nobody");
+        let creates = f.calls_of(DirectoryOp::CreateUser).len();
+        assert_eq!(creates, matches!(appears, Appears::JustBeforeCreate) as usize, "{name}: creates");
+    }
+}
+
+#[tokio::test]
+async fn a_group_created_by_another_invocation_just_before_ours_is_used() {
+    for (name, theirs) in [("same name", "Employees"), ("other case", "EMPLOYEES")] {
+        let f = Fixture::new(Brake::default());
+        let bob = f.directory.insert_user(existing_user("bob.babbage@example.com", Some("hr:2"), true));
+        let their_group = Arc::new(std::sync::Mutex::new(None));
+        let slot = their_group.clone();
+        let bob_id = bob.id.clone();
+        f.directory.before_next(DirectoryOp::CreateGroup, move |d, call| {
+            assert_eq!(call.target, "Employees", "the first group created");
+            *slot.lock().unwrap() = Some(d.insert_group(theirs, &[&bob_id]));
+        });
+
+        let operations =
+            applied(f.process(event(EventKind::Joiner, "1", "ada.lovelace@example.com", "Engineering", 0)).await);
+        assert_eq!(operations, NEW_JOINER_OPS, "{name}");
+
+        let theirs = their_group.lock().unwrap().clone().expect("the race happened");
+        let ada = f.user("ada.lovelace@example.com");
+        let employees: Vec<ScimGroup> =
+            f.directory.groups().into_iter().filter(|g| g.display_name.eq_ignore_ascii_case("employees")).collect();
+        assert_eq!(employees.len(), 1, "{name}: one Employees group: {employees:?}");
+        assert_eq!(employees[0].id, theirs.id, "{name}: theirs is used");
+        let members: Vec<&str> = employees[0].members.iter().map(|m| m.value.as_str()).collect();
+        assert_eq!(members, vec![bob.id.as_str(), ada.id.as_str()], "{name}: both members");
+        let mut expected = vec!["Engineering".to_owned(), theirs.display_name.clone()];
+        expected.sort();
+        assert_eq!(f.groups_of(&ada.id), expected, "{name}");
+        assert_eq!(f.calls_of(DirectoryOp::CreateGroup), vec!["Employees", "Engineering"], "{name}");
+        // The catalogue once, then a fresh list after the 409.
+        assert_eq!(f.calls_of(DirectoryOp::ListGroups).len(), 2, "{name}");
+        assert_eq!(f.user_id_in_ledger("1").await, Some(ada.id.clone()), "{name}: ledger");
+        let invitation = f.ledger.invitation(&person("1")).await.unwrap().expect("invitation tracked");
+        assert_eq!((invitation.user_id, invitation.status), (ada.id, InvitationStatus::Pending), "{name}");
+    }
+}
+
+/// The catalogue of groups is cached for new joiners. A group deleted by hand leaves a stale
+/// id there: the next new joiner's event fails on it, and its retry (the person now exists,
+/// so the applier reads the groups fresh) re-creates the group and succeeds. The catalogue is
+/// then right again for everyone after.
+#[tokio::test]
+async fn a_stale_group_catalogue_fails_one_attempt_and_the_retry_repairs_it() {
+    let f = Fixture::new(Brake::default());
+    assert_eq!(
+        applied(f.process(event(EventKind::Joiner, "1", "ada.lovelace@example.com", "Engineering", 0)).await),
+        NEW_JOINER_OPS
+    );
+    let engineering = f.directory.groups().into_iter().find(|g| g.display_name == "Engineering").unwrap();
+    f.directory.remove_group(&engineering.id).expect("deleted by hand");
+    f.directory.clear_calls();
+
+    let bob_joins = event(EventKind::Joiner, "2", "bob.babbage@example.com", "Engineering", 1);
+    let error = f.process(bob_joins.clone()).await.expect_err("the cached group is gone");
+    assert!(
+        matches!(&error, ApplyError::Scim(ScimError::Status { status: 404, .. })),
+        "a 404 from the bridge: {error:?}"
+    );
+    assert_eq!(error.label(), "scim_error");
+    assert!(error.to_string().contains(&engineering.id), "the error names the missing group: {error}");
+    assert!(f.calls_of(DirectoryOp::ListGroups).is_empty(), "the cached catalogue was used");
+    assert_eq!(f.calls_of(DirectoryOp::PatchGroup).last(), Some(&engineering.id), "the stale id was patched");
+    let bob = f.user("bob.babbage@example.com");
+    assert_eq!(f.groups_of(&bob.id), vec!["Employees"], "half applied: invited, in Employees only");
+    assert_eq!(f.ledger.person(&person("2")).await.unwrap(), None, "not recorded: the message is retried");
+
+    // The redelivery.
+    f.directory.clear_calls();
+    assert_eq!(applied(f.process(bob_joins).await), vec!["create_group", "add_to_group"]);
+    assert_eq!(f.calls_of(DirectoryOp::ListGroups).len(), 1, "read fresh");
+    let recreated = f.directory.groups().into_iter().find(|g| g.display_name == "Engineering").expect("re-created");
+    assert_ne!(recreated.id, engineering.id);
+    assert_eq!(f.groups_of(&bob.id), vec!["Employees", "Engineering"]);
+    assert_eq!(f.user("bob.babbage@example.com").id, bob.id, "no second invitation");
+    assert_eq!(f.user_id_in_ledger("2").await, Some(bob.id));
+
+    // The next new joiner uses the (repaired) cached catalogue and succeeds at once.
+    f.directory.clear_calls();
+    let carol_joins = event(EventKind::Joiner, "3", "carol.shaw@example.com", "Engineering", 2);
+    assert_eq!(applied(f.process(carol_joins).await), vec!["create_user", "add_to_group", "add_to_group"]);
+    assert!(f.calls_of(DirectoryOp::ListGroups).is_empty(), "cached");
+    let carol = f.user("carol.shaw@example.com");
+    assert_eq!(f.groups_of(&carol.id), vec!["Employees", "Engineering"]);
+}
+
+/// Known gap (see the stale-catalogue test): when an operation after `create_user` fails, the
+/// user has been invited but the retry finds them existing and never starts tracking the
+/// invitation, so invite-retry will never re-issue it.
+#[tokio::test]
+#[ignore = "known gap in apply.rs: an invitation is not tracked when the attempt that sent it failed later"]
+async fn an_invitation_sent_by_a_failed_attempt_is_still_tracked_after_the_retry() {
+    let f = Fixture::new(Brake::default());
+    f.directory.fail_next(
+        DirectoryOp::PatchGroup,
+        ScimError::Status { status: 400, scim_type: None, detail: Some("refused once".into()) },
+    );
+    let ada_joins = event(EventKind::Joiner, "1", "ada.lovelace@example.com", "Engineering", 0);
+    f.process(ada_joins.clone()).await.expect_err("the first group add fails");
+    applied(f.process(ada_joins).await);
+    let ada = f.user("ada.lovelace@example.com");
+    let invitation = f.ledger.invitation(&person("1")).await.unwrap();
+    assert_eq!(invitation.map(|i| (i.user_id, i.status)), Some((ada.id, InvitationStatus::Pending)));
+}
+
+#[tokio::test]
+async fn the_mass_leaver_brake_stops_the_suspension_after_the_limit() {
+    for limit in [1u32, 3] {
+        let f = Fixture::new(Brake { limit, window: Duration::from_secs(3600) });
+        let people: Vec<(String, String)> = (1..=limit + 1)
+            .map(|i| {
+                let email = format!("leaver.{i}@example.com");
+                let user = f.directory.insert_user(existing_user(&email, Some(&format!("hr:{i}")), true));
+                (email, user.id)
+            })
+            .collect();
+        let leaver =
+            |i: u32| event(EventKind::Leaver, &i.to_string(), &format!("leaver.{i}@example.com"), "Finance", 10);
+
+        for i in 1..=limit {
+            assert_eq!(applied(f.process(leaver(i)).await), vec!["suspend"], "limit {limit}: leaver {i}");
+        }
+        let over = f.process(leaver(limit + 1)).await;
+        assert!(matches!(over, Err(ApplyError::BrakeEngaged { limit: l }) if l == limit), "limit {limit}: {over:?}");
+
+        for (i, (email, id)) in people.iter().enumerate() {
+            let suspended = i < limit as usize;
+            assert_eq!(f.user(email).active, !suspended, "limit {limit}: {email}");
+            assert_eq!(f.user_id_in_ledger(&(i + 1).to_string()).await, suspended.then(|| id.clone()), "limit {limit}");
+        }
+        let (_, last_id) = people.last().unwrap();
+        assert!(!f.calls_of(DirectoryOp::PatchUser).contains(last_id), "limit {limit}: the last one was not touched");
+        let sent = f.notifier.sent();
+        assert_eq!(sent.len(), 1, "limit {limit}: {sent:?}");
+        assert!(sent[0].contains("mass-leaver brake engaged"), "{}", sent[0]);
+
+        // The next window lets the waiting suspension through.
+        let later = f.applier.process(&f.directory, leaver(limit + 1), t0() + chrono::Duration::hours(1)).await;
+        assert_eq!(applied(later), vec!["suspend"], "limit {limit}: next window");
+        assert!(!f.user(&people.last().unwrap().0).active);
+        assert_eq!(f.notifier.sent().len(), 1, "limit {limit}: no second message");
+    }
+}
+
+#[tokio::test]
+async fn a_dry_run_reports_the_plan_and_changes_nothing() {
+    let ada = "ada.lovelace@example.com";
+    let cases: [(&str, Vec<LifecycleEvent>, LifecycleEvent, Vec<&str>); 3] = [
+        ("new joiner", vec![], event(EventKind::Joiner, "1", ada, "Engineering", 0), NEW_JOINER_OPS.to_vec()),
+        (
+            "mover",
+            vec![event(EventKind::Joiner, "1", ada, "Engineering", 0)],
+            event(EventKind::Mover, "1", ada, "Finance", 5),
+            vec!["create_group", "add_to_group", "remove_from_group"],
+        ),
+        (
+            // The brake (limit 0) is not consulted: nothing would be suspended.
+            "leaver",
+            vec![event(EventKind::Joiner, "1", ada, "Engineering", 0)],
+            event(EventKind::Leaver, "1", ada, "Engineering", 5),
+            vec!["suspend"],
+        ),
+    ];
+    for (name, before, event, expected) in cases {
+        let f = Fixture::new(Brake::default());
+        for earlier in before {
+            applied(f.process(earlier).await);
+        }
+        f.directory.clear_calls();
+        let (users, groups) = (f.directory.users(), f.directory.groups());
+        let record = f.ledger.person(&person("1")).await.unwrap();
+        let invitation = f.ledger.invitation(&person("1")).await.unwrap();
+
+        let dry = applier(&f.ledger, &f.notifier, Brake { limit: 0, window: Duration::from_secs(3600) }, true);
+        let outcome = dry.process(&f.directory, event, t0()).await;
+        assert_eq!(outcome.unwrap(), Outcome::Planned { operations: expected }, "{name}");
+
+        let writes: Vec<_> = f.directory.calls().into_iter().filter(|c| c.is_write()).collect();
+        assert!(writes.is_empty(), "{name}: writes in a dry run: {writes:?}");
+        assert!(!f.directory.calls().is_empty(), "{name}: the plan was made from what is there");
+        assert_eq!((f.directory.users(), f.directory.groups()), (users, groups), "{name}: directory unchanged");
+        assert_eq!(f.ledger.person(&person("1")).await.unwrap(), record, "{name}: ledger record unchanged");
+        assert_eq!(f.ledger.invitation(&person("1")).await.unwrap(), invitation, "{name}: invitation unchanged");
+        assert!(f.notifier.sent().is_empty(), "{name}: nobody notified");
+    }
+}

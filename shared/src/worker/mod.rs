@@ -1,0 +1,242 @@
+//! The `worker` function: turns queued lifecycle events into 1Password changes.
+//!
+//! Batch semantics (SQS FIFO with `ReportBatchItemFailures`): message groups (one per
+//! person) run concurrently, messages within a group strictly in order; once a message of a
+//! group fails, it and every later message of that group in the batch are reported failed,
+//! so SQS redelivers them in order. An empty failure list means the whole batch succeeded.
+
+mod config;
+
+pub use config::WorkerConfig;
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use chrono::Utc;
+use futures::StreamExt;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+use tracing::Instrument;
+
+use crate::apply::Applier;
+use crate::config::{ConfigError, Env};
+use crate::enrich::{Enricher, SourceApis};
+use crate::event::LifecycleEvent;
+use crate::ledger::{DynamoLedger, Ledger};
+use crate::notify::Notifier;
+use crate::scim::{Directory, ScimClient, ScimError, SecretCredentials, WorkerSecret};
+use crate::secrets::{AwsSecretSource, SecretSource};
+
+/// Every external system the worker uses, built once per cold start: from AWS in Lambda
+/// ([`Ports::from_aws`]), by hand in the local stack and the tests.
+pub struct Ports {
+    pub ledger: Arc<dyn Ledger>,
+    /// The 1Password SCIM bridge.
+    pub directory: Arc<dyn Directory>,
+    /// The HR and IdP APIs thin webhooks are read back from.
+    pub enricher: Arc<dyn Enricher>,
+    pub notifier: Option<Arc<dyn Notifier>>,
+}
+
+impl Ports {
+    /// DynamoDB, and what the worker secret in Secrets Manager configures.
+    pub async fn from_aws(config: &WorkerConfig, sdk: &aws_config::SdkConfig) -> Result<Self, StartupError> {
+        let ledger = Arc::new(DynamoLedger::new(aws_sdk_dynamodb::Client::new(sdk), config.ledger_table.clone()));
+        Self::from_secret(config, Arc::new(AwsSecretSource::from_sdk_config(sdk)), ledger).await
+    }
+
+    /// The bridge, the source APIs and Slack as the worker secret configures them; the secret
+    /// is read now, so a broken one fails the cold start.
+    pub async fn from_secret(
+        config: &WorkerConfig,
+        secrets: Arc<dyn SecretSource>,
+        ledger: Arc<dyn Ledger>,
+    ) -> Result<Self, StartupError> {
+        let secret = WorkerSecret::cached(secrets, &config.secret_id, config.secret_ttl);
+        let initial = secret.get().await?;
+        let credentials = Arc::new(SecretCredentials::new(secret));
+        Ok(Ports {
+            ledger,
+            directory: Arc::new(ScimClient::new(credentials, config.scim_client())?),
+            enricher: Arc::new(SourceApis::new(&initial.sources)?),
+            notifier: initial.slack_notifier(),
+        })
+    }
+}
+
+#[derive(Clone)]
+pub struct WorkerApp {
+    applier: Arc<Applier>,
+    directory: Arc<dyn Directory>,
+    group_concurrency: usize,
+}
+
+impl WorkerApp {
+    pub fn new(config: WorkerConfig, ports: Ports) -> Self {
+        let applier = Applier::new(
+            ports.ledger,
+            ports.enricher,
+            ports.notifier,
+            config.rules,
+            config.policy,
+            config.brake,
+            config.dry_run,
+        );
+        WorkerApp {
+            applier: Arc::new(applier),
+            directory: ports.directory,
+            group_concurrency: config.group_concurrency.max(1),
+        }
+    }
+
+    /// The Lambda's app: settings from the environment, ports from AWS.
+    pub async fn from_env() -> Result<Self, StartupError> {
+        let config = WorkerConfig::from_env(&Env::from_process())?;
+        let ports = Ports::from_aws(&config, &crate::lambda::sdk_config().await).await?;
+        Ok(Self::new(config, ports))
+    }
+
+    /// Processes a batch; `deadline` is the invocation's deadline.
+    pub async fn handle(&self, event: SqsEvent, deadline: Instant) -> SqsBatchResponse {
+        let remaining_ms = deadline.saturating_duration_since(Instant::now()).as_millis() as u64;
+        tracing::info!(messages = event.records.len(), remaining_ms, "batch received");
+        let directory = self.directory.clone().until(deadline);
+        let failures: Vec<Vec<String>> = futures::stream::iter(group_in_order(event.records))
+            .map(|messages| self.process_group(directory.as_ref(), messages))
+            .buffer_unordered(self.group_concurrency)
+            .collect()
+            .await;
+        let mut response = SqsBatchResponse::default();
+        response.batch_item_failures = failures.into_iter().flatten().map(batch_item_failure).collect();
+        response
+    }
+
+    /// Returns the ids of the messages to report as failed.
+    async fn process_group(&self, directory: &dyn Directory, messages: Vec<SqsMessage>) -> Vec<String> {
+        let mut failed = Vec::new();
+        for message in messages {
+            let id = message.message_id.clone().unwrap_or_default();
+            // FIFO: a later message must not overtake one that failed.
+            if !failed.is_empty() {
+                failed.push(id);
+                continue;
+            }
+            let span = tracing::info_span!(
+                "message",
+                message_id = %id,
+                person = tracing::field::Empty,
+                kind = tracing::field::Empty,
+                event_id = tracing::field::Empty,
+            );
+            if !self.process_message(directory, &message).instrument(span).await {
+                failed.push(id);
+            }
+        }
+        failed
+    }
+
+    /// One message, inside its span: parse, apply, report. True when done.
+    async fn process_message(&self, directory: &dyn Directory, message: &SqsMessage) -> bool {
+        let Some(event) = parse(message) else { return false };
+        let span = tracing::Span::current();
+        span.record("person", tracing::field::display(&event.person));
+        span.record("kind", event.kind.as_str());
+        span.record("event_id", event.source_event_id.as_str());
+        let started = Instant::now();
+        let result = self.applier.process(directory, event.clone(), Utc::now()).await;
+        metrics::histogram!("event_latency_ms").record(started.elapsed().as_secs_f64() * 1000.0);
+        let kind = event.kind.as_str();
+        match result {
+            Ok(outcome) => {
+                tracing::info!(outcome = outcome.label(), detail = ?outcome, "event processed");
+                metrics::counter!("events", "kind" => kind, "outcome" => outcome.label()).increment(1);
+                true
+            }
+            Err(error) => {
+                tracing::error!(outcome = error.label(), %error, "event failed; returned to the queue");
+                metrics::counter!("events", "kind" => kind, "outcome" => error.label()).increment(1);
+                false
+            }
+        }
+    }
+}
+
+/// The message's event, or `None` (logged and counted) when the body is not one.
+fn parse(message: &SqsMessage) -> Option<LifecycleEvent> {
+    let body = message.body.as_deref().unwrap_or_default();
+    match serde_json::from_str(body) {
+        Ok(event) => Some(event),
+        Err(error) => {
+            // Only the category and position: the body may hold personal data.
+            tracing::error!(
+                error = json_error_category(&error),
+                line = error.line(),
+                column = error.column(),
+                "malformed message; it will reach the DLQ after the redrive limit"
+            );
+            metrics::counter!("events", "kind" => "unknown", "outcome" => "malformed").increment(1);
+            None
+        }
+    }
+}
+
+fn batch_item_failure(message_id: String) -> BatchItemFailure {
+    let mut failure = BatchItemFailure::default();
+    failure.item_identifier = message_id;
+    failure
+}
+
+/// Splits a batch into message groups, keeping the batch's order within each group.
+fn group_in_order(records: Vec<SqsMessage>) -> Vec<Vec<SqsMessage>> {
+    let mut order: Vec<String> = Vec::new();
+    let mut groups: HashMap<String, Vec<SqsMessage>> = HashMap::new();
+    for record in records {
+        let group = record.attributes.get("MessageGroupId").cloned().unwrap_or_default();
+        if !groups.contains_key(&group) {
+            order.push(group.clone());
+        }
+        groups.entry(group).or_default().push(record);
+    }
+    order.into_iter().filter_map(|g| groups.remove(&g)).collect()
+}
+
+fn json_error_category(error: &serde_json::Error) -> &'static str {
+    match error.classify() {
+        serde_json::error::Category::Io => "io",
+        serde_json::error::Category::Syntax => "syntax",
+        serde_json::error::Category::Data => "data",
+        serde_json::error::Category::Eof => "eof",
+    }
+}
+
+/// Why the worker could not start; printed by the binary, which then exits.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Secret(#[from] crate::secrets::SecretsError),
+    #[error(transparent)]
+    Enrich(#[from] crate::enrich::EnrichError),
+    #[error(transparent)]
+    Scim(#[from] ScimError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(id: &str, group: &str) -> SqsMessage {
+        let mut message = SqsMessage::default();
+        message.message_id = Some(id.into());
+        message.attributes.insert("MessageGroupId".into(), group.into());
+        message
+    }
+
+    #[test]
+    fn groups_keep_batch_order() {
+        let batch = vec![message("1", "a"), message("2", "b"), message("3", "a"), message("4", "b"), message("5", "c")];
+        let ids: Vec<Vec<String>> =
+            group_in_order(batch).into_iter().map(|g| g.into_iter().filter_map(|m| m.message_id).collect()).collect();
+        assert_eq!(ids, vec![vec!["1", "3"], vec!["2", "4"], vec!["5"]]);
+    }
+}

@@ -3,7 +3,7 @@
 //! applies the operations in order, and records what happened.
 
 use chrono::{DateTime, Utc};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
@@ -14,7 +14,7 @@ use crate::ledger::{Invitation, InvitationStatus, Ledger, LedgerError, PersonRec
 use crate::mapping::MappingRules;
 use crate::notify::Notifier;
 use crate::plan::{self, Actual, Desired, LastApplied, Note, Operation, Plan, PlanPolicy, Refusal, Skip};
-use crate::scim::{CreateOutcome, Directory, PatchOperation, ScimError, ScimGroup, ScimUser};
+use crate::scim::{CreateOutcome, Directory, NewUser, PatchOperation, ScimError, ScimGroup, ScimUser};
 use crate::telemetry::mask_email;
 
 /// Mass-leaver brake: at most `limit` suspensions per fixed window of `window`.
@@ -79,8 +79,8 @@ pub enum ApplyError {
     Enrich(#[from] EnrichError),
     #[error("the person's source record is gone; cannot invite")]
     NotInSource,
-    #[error("the bridge lost the user {user_id} between two calls")]
-    UserVanished { user_id: String },
+    #[error("no 1Password user to apply the plan to: the bridge lost it between two calls")]
+    NoUser,
 }
 
 impl ApplyError {
@@ -94,7 +94,7 @@ impl ApplyError {
             ApplyError::Ledger(_) => "ledger_error",
             ApplyError::Enrich(_) => "enrich_error",
             ApplyError::NotInSource => "not_in_source",
-            ApplyError::UserVanished { .. } => "user_vanished",
+            ApplyError::NoUser => "user_vanished",
         }
     }
 }
@@ -170,56 +170,83 @@ impl Applier {
         }
     }
 
-    /// Processes one event end to end. Errors mean "not done": the message goes back to
-    /// the queue (and, after the redrive limit, to the DLQ).
+    /// Processes one event end to end: load → complete (enrich) → observe (desired and
+    /// actual) → plan → guard → execute → record. Errors mean "not done": the message goes
+    /// back to the queue (and, after the redrive limit, to the DLQ).
     pub async fn process(
         &self,
         directory: &dyn Directory,
-        mut event: LifecycleEvent,
+        event: LifecycleEvent,
         now: DateTime<Utc>,
     ) -> Result<Outcome, ApplyError> {
         let record = self.ledger.person(&event.person).await?;
-        let last_applied = record
-            .as_ref()
-            .map(|r| LastApplied { event_id: r.last_event_id.clone(), effective_at: r.last_effective_at });
+        let last_applied = record.as_ref().map(LastApplied::of);
         // Redeliveries and late events stop here, before any bridge call.
         if let Some(reason) = plan::already_handled(&event, last_applied.as_ref()) {
             return Ok(Outcome::Skipped { reason, notes: vec![] });
         }
+        let event = self.complete(event).await?;
+        let known_user_id = record.and_then(|r| r.user_id);
+        let observed = self.observe(directory, &event, known_user_id.as_deref(), last_applied).await?;
+        let (operations, notes) = match plan::plan(&event, &observed.desired, &observed.actual, &self.policy)? {
+            Plan::Apply { operations, notes } => (operations, notes),
+            Plan::Skip { reason, notes } => {
+                self.record(&event, observed.actual.user.as_ref().map(|u| u.id.clone()), now).await?;
+                return Ok(Outcome::Skipped { reason, notes });
+            }
+        };
+        if let Some(planned) = self.guard(&operations, now).await? {
+            return Ok(planned);
+        }
+        let executed = self.execute(directory, &event, observed, operations).await?;
+        self.record(&event, Some(executed.user_id.clone()), now).await?;
+        self.track_invitation(&event, &executed, now).await?;
+        Ok(Outcome::Applied { operations: executed.names, notes })
+    }
 
+    /// The event with what the source knows filled in: an unexplained leaver confirmed, a
+    /// thin event (attributes the rules need are missing) read back from the source's API.
+    async fn complete(&self, mut event: LifecycleEvent) -> Result<LifecycleEvent, ApplyError> {
         if event.kind == EventKind::Leaver && event.attributes.employment_status.is_none() {
             self.confirm_leaver(&mut event).await?;
         }
         let thin = !event.attributes.is_complete_for_invite() || !self.rules.can_decide(&event.attributes);
-        if event.kind != EventKind::Leaver && thin {
-            match self.enricher.fetch(&event.person).await {
-                Ok(Some(current)) => event.attributes.fill_from(&current),
-                Ok(None) if event.kind == EventKind::Mover => {}
-                Ok(None) => return Err(ApplyError::NotInSource),
-                // No source API configured for this connection (a generic sender, say):
-                // go on with what the webhook said; groups are then only added.
-                Err(EnrichError::UnknownConnection { .. }) => {
-                    tracing::info!(person = %event.person, "no source API configured; using the webhook's attributes only");
-                }
-                Err(error) => return Err(error.into()),
-            }
+        if event.kind == EventKind::Leaver || !thin {
+            return Ok(event);
         }
+        match self.enricher.fetch(&event.person).await {
+            Ok(Some(current)) => event.attributes.fill_from(&current),
+            Ok(None) if event.kind == EventKind::Mover => {}
+            Ok(None) => return Err(ApplyError::NotInSource),
+            // No source API configured for this connection (a generic sender, say): go on
+            // with what the webhook said; groups are then only added.
+            Err(EnrichError::UnknownConnection { .. }) => {
+                tracing::info!("no source API configured; using the webhook's attributes only");
+            }
+            Err(error) => return Err(error.into()),
+        }
+        Ok(event)
+    }
 
-        let known_user_id = record.as_ref().and_then(|r| r.user_id.clone());
-        let user = self.find_user(directory, &event, known_user_id.as_deref()).await?;
+    /// What 1Password should look like for this person, and what it looks like now.
+    async fn observe(
+        &self,
+        directory: &dyn Directory,
+        event: &LifecycleEvent,
+        known_user_id: Option<&str>,
+        last_applied: Option<LastApplied>,
+    ) -> Result<Observed, ApplyError> {
+        let user = self.find_user(directory, event, known_user_id).await?;
         let groups = match &user {
             // A new person is in no group: the cached catalogue is enough.
             None => self.groups.groups(directory).await?,
             Some(_) => self.groups.fresh(directory).await?,
         };
+        let leaving = event.kind == EventKind::Leaver;
         let desired = Desired {
-            groups: if event.kind == EventKind::Leaver {
-                BTreeSet::new()
-            } else {
-                self.rules.desired_groups(&event.attributes)
-            },
+            groups: if leaving { BTreeSet::new() } else { self.rules.desired_groups(&event.attributes) },
             managed: self.rules.managed_groups(),
-            complete: event.kind == EventKind::Leaver || self.rules.can_decide(&event.attributes),
+            complete: leaving || self.rules.can_decide(&event.attributes),
         };
         let actual = Actual {
             member_of: user.as_ref().map(|u| membership(u, &groups)).unwrap_or_default(),
@@ -227,28 +254,20 @@ impl Applier {
             user,
             last_applied,
         };
+        Ok(Observed { desired, actual, groups })
+    }
 
-        let plan = plan::plan(&event, &desired, &actual, &self.policy)?;
-        let (operations, notes) = match plan {
-            Plan::Skip { reason, notes } => {
-                self.record(&event, actual.user.as_ref().map(|u| u.id.clone()), now).await?;
-                return Ok(Outcome::Skipped { reason, notes });
-            }
-            Plan::Apply { operations, notes } => (operations, notes),
-        };
-        let names: Vec<&'static str> = operations.iter().map(Operation::name).collect();
+    /// Dry run stops here with the plan; a suspension must fit under the mass-leaver brake.
+    async fn guard(&self, operations: &[Operation], now: DateTime<Utc>) -> Result<Option<Outcome>, ApplyError> {
         if self.dry_run {
-            tracing::info!(person = %event.person, kind = %event.kind, operations = ?names, "dry run: plan not applied");
-            return Ok(Outcome::Planned { operations: names });
+            let names: Vec<&'static str> = operations.iter().map(Operation::name).collect();
+            tracing::info!(operations = ?names, "dry run: plan not applied");
+            return Ok(Some(Outcome::Planned { operations: names }));
         }
         if operations.iter().any(|op| matches!(op, Operation::Suspend | Operation::Delete)) {
-            self.reserve_suspension(&event, now).await?;
+            self.reserve_suspension(now).await?;
         }
-
-        let executed = self.execute(directory, &event, &desired, actual, operations, &groups).await?;
-        self.record(&event, Some(executed.user_id.clone()), now).await?;
-        self.track_invitation(&event, &executed, now).await?;
-        Ok(Outcome::Applied { operations: executed.names, notes })
+        Ok(None)
     }
 
     /// A leaver that does not say why (BambooHR reports terminations and reactivations
@@ -260,8 +279,7 @@ impl Applier {
             Ok(Some(current)) => {
                 event.attributes.fill_from(&current);
                 if current.employment_status.as_deref().is_some_and(|s| s.trim().eq_ignore_ascii_case("active")) {
-                    tracing::warn!(person = %event.person, event_id = %event.source_event_id,
-                        "leaver event, but the source says the person is active: treated as a rehire");
+                    tracing::warn!("leaver event, but the source says the person is active: treated as a rehire");
                     event.kind = EventKind::Rehire;
                 }
                 Ok(())
@@ -287,14 +305,15 @@ impl Applier {
         directory.find_user(&event.person.to_string(), email).await
     }
 
-    async fn reserve_suspension(&self, event: &LifecycleEvent, now: DateTime<Utc>) -> Result<(), ApplyError> {
+    async fn reserve_suspension(&self, now: DateTime<Utc>) -> Result<(), ApplyError> {
         let window = self.brake.window_id(now);
         if self.ledger.reserve_suspension(&window, self.brake.limit).await? {
             return Ok(());
         }
         metrics::counter!("mass_leaver_brake_engaged").increment(1);
         tracing::error!(
-            person = %event.person, limit = self.brake.limit, window,
+            limit = self.brake.limit,
+            window,
             "mass-leaver brake engaged: suspension paused and returned to the queue"
         );
         if let Some(notifier) = &self.notifier {
@@ -311,75 +330,77 @@ impl Applier {
         Err(ApplyError::BrakeEngaged { limit: self.brake.limit })
     }
 
+    /// Applies the operations in order. A create that finds the person exists (409) adopts
+    /// them and plans again from what is really there.
     async fn execute(
         &self,
         directory: &dyn Directory,
         event: &LifecycleEvent,
-        desired: &Desired,
-        actual: Actual,
+        observed: Observed,
         operations: Vec<Operation>,
-        groups: &[ScimGroup],
     ) -> Result<Executed, ApplyError> {
+        let Observed { desired, actual, groups } = observed;
         let mut group_ids: HashMap<String, String> =
             groups.iter().map(|g| (g.display_name.to_lowercase(), g.id.clone())).collect();
-        let mut user_id = actual.user.as_ref().map(|u| u.id.clone());
-        let mut executed = Vec::new();
-        let mut invited = false;
-        let mut queue: std::collections::VecDeque<Operation> = operations.into();
-
+        let mut progress = Progress { user_id: actual.user.as_ref().map(|u| u.id.clone()), ..Progress::default() };
+        let mut queue: VecDeque<Operation> = operations.into();
         while let Some(operation) = queue.pop_front() {
             let started = Instant::now();
-            let name = operation.name();
-            let result = match &operation {
-                Operation::CreateUser(new_user) => match directory.create_user(new_user).await? {
-                    CreateOutcome::Created(user) => {
-                        user_id = Some(user.id);
-                        invited = true;
-                        Ok(())
-                    }
-                    CreateOutcome::Conflict => {
-                        // Someone has this e-mail already: adopt them and plan again from
-                        // what is really there.
-                        let existing =
-                            directory.find_user_by_user_name(&new_user.user_name).await?.ok_or_else(|| {
-                                ScimError::Status {
-                                    status: 409,
-                                    scim_type: Some("uniqueness".into()),
-                                    detail: Some("conflict, but no user with that userName is listed".into()),
-                                }
-                            })?;
-                        tracing::info!(person = %event.person, user_id = %existing.id, "create answered 409: adopting the existing user");
-                        let member_of = membership(&existing, &self.groups.fresh(directory).await?);
-                        user_id = Some(existing.id.clone());
-                        let adopted = Actual { user: Some(existing), member_of, ..actual.clone() };
-                        queue = match plan::plan(event, desired, &adopted, &self.policy)? {
-                            Plan::Apply { operations, .. } => operations.into(),
-                            Plan::Skip { .. } => Default::default(),
-                        };
-                        executed.push("adopt_existing");
+            match (&operation, progress.user_id.clone()) {
+                (Operation::CreateUser(new_user), _) => {
+                    if let Some(replanned) =
+                        self.create_user(directory, event, &desired, &actual, new_user, &mut progress).await?
+                    {
+                        queue = replanned.into();
+                        progress.names.push("adopt_existing");
                         continue;
                     }
-                },
-                other => {
-                    let id = user_id.clone().ok_or_else(|| ApplyError::UserVanished { user_id: "<none>".into() })?;
-                    self.execute_one(directory, other, &id, &mut group_ids).await
                 }
-            };
-            result?;
-            let user = user_id.as_deref().unwrap_or("-");
-            tracing::info!(
-                audit = true, person = %event.person, kind = %event.kind, operation = name, user_id = user,
-                email = %event.attributes.work_email.as_deref().map(mask_email).unwrap_or_default(),
-                outcome = "ok", duration_ms = started.elapsed().as_millis() as u64,
-                "applied"
-            );
-            metrics::counter!("operations_applied", "operation" => name).increment(1);
-            executed.push(name);
+                (other, Some(user_id)) => self.execute_one(directory, other, &user_id, &mut group_ids).await?,
+                (_, None) => return Err(ApplyError::NoUser),
+            }
+            audit(event, &operation, progress.user_id.as_deref(), started);
+            progress.names.push(operation.name());
         }
-        let user_id = user_id.ok_or_else(|| ApplyError::UserVanished { user_id: "<none>".into() })?;
-        Ok(Executed { user_id, names: executed, invited })
+        let user_id = progress.user_id.ok_or(ApplyError::NoUser)?;
+        Ok(Executed { user_id, names: progress.names, invited: progress.invited })
     }
 
+    /// Creates the user; on a 409 (someone has this e-mail already) adopts them and returns
+    /// the operations planned from their real state.
+    async fn create_user(
+        &self,
+        directory: &dyn Directory,
+        event: &LifecycleEvent,
+        desired: &Desired,
+        actual: &Actual,
+        new_user: &NewUser,
+        progress: &mut Progress,
+    ) -> Result<Option<Vec<Operation>>, ApplyError> {
+        let existing = match directory.create_user(new_user).await? {
+            CreateOutcome::Created(user) => {
+                progress.user_id = Some(user.id);
+                progress.invited = true;
+                return Ok(None);
+            }
+            CreateOutcome::Conflict => directory.find_user_by_user_name(&new_user.user_name).await?,
+        };
+        let existing = existing.ok_or_else(|| ScimError::Status {
+            status: 409,
+            scim_type: Some("uniqueness".into()),
+            detail: Some("conflict, but no user with that userName is listed".into()),
+        })?;
+        tracing::info!(user_id = %existing.id, "create answered 409: adopting the existing user");
+        let member_of = membership(&existing, &self.groups.fresh(directory).await?);
+        progress.user_id = Some(existing.id.clone());
+        let adopted = Actual { user: Some(existing), member_of, ..actual.clone() };
+        Ok(Some(match plan::plan(event, desired, &adopted, &self.policy)? {
+            Plan::Apply { operations, .. } => operations,
+            Plan::Skip { .. } => Vec::new(),
+        }))
+    }
+
+    /// One operation on an existing user.
     async fn execute_one(
         &self,
         directory: &dyn Directory,
@@ -387,59 +408,12 @@ impl Applier {
         user_id: &str,
         group_ids: &mut HashMap<String, String>,
     ) -> Result<(), ApplyError> {
+        if let Some(patch) = user_patch(operation) {
+            return Ok(directory.patch_user(user_id, patch).await?);
+        }
         match operation {
-            Operation::CreateUser(_) => unreachable!("execute() handles creation itself"),
-            Operation::Reactivate => {
-                directory.patch_user(user_id, vec![PatchOperation::replace("active", true.into())]).await?
-            }
-            Operation::Suspend => {
-                directory.patch_user(user_id, vec![PatchOperation::replace("active", false.into())]).await?
-            }
             Operation::Delete => directory.delete_user(user_id).await?,
-            Operation::UpdateName { given_name, family_name, display_name } => {
-                directory
-                    .patch_user(
-                        user_id,
-                        vec![
-                            PatchOperation::replace("name.givenName", given_name.as_str().into()),
-                            PatchOperation::replace("name.familyName", family_name.as_str().into()),
-                            PatchOperation::replace("displayName", display_name.as_str().into()),
-                        ],
-                    )
-                    .await?
-            }
-            Operation::UpdateEmail { email } => {
-                directory
-                    .patch_user(
-                        user_id,
-                        vec![
-                            PatchOperation::replace("userName", email.as_str().into()),
-                            PatchOperation::replace("emails", serde_json::json!([{ "value": email, "primary": true }])),
-                        ],
-                    )
-                    .await?
-            }
-            Operation::CreateGroup(name) => match directory.create_group(name).await {
-                Ok(group) => {
-                    group_ids.insert(name.to_lowercase(), group.id.clone());
-                    self.groups.remember(group).await;
-                }
-                // Another message group created it a moment ago: use theirs.
-                Err(ScimError::Status { status: 409, .. }) => {
-                    let groups = self.groups.fresh(directory).await?;
-                    let existing = groups.iter().find(|g| g.display_name.eq_ignore_ascii_case(name));
-                    let Some(existing) = existing else {
-                        return Err(ScimError::Status {
-                            status: 409,
-                            scim_type: None,
-                            detail: Some(format!("group {name:?} conflicts but is not listed")),
-                        }
-                        .into());
-                    };
-                    group_ids.insert(name.to_lowercase(), existing.id.clone());
-                }
-                Err(other) => return Err(other.into()),
-            },
+            Operation::CreateGroup(name) => self.create_group(directory, name, group_ids).await?,
             Operation::AddToGroup(name) => {
                 let group_id = self.group_id(group_ids, name).await?;
                 directory.patch_group(&group_id, vec![PatchOperation::add_members(&[user_id.to_owned()])]).await?
@@ -448,7 +422,40 @@ impl Applier {
                 let group_id = self.group_id(group_ids, name).await?;
                 directory.patch_group(&group_id, vec![PatchOperation::remove_member(user_id)]).await?
             }
+            // Handled by `user_patch` and `create_user`.
+            Operation::CreateUser(_)
+            | Operation::Reactivate
+            | Operation::Suspend
+            | Operation::UpdateName { .. }
+            | Operation::UpdateEmail { .. } => {}
         }
+        Ok(())
+    }
+
+    /// Creates a group; if another invocation created it a moment ago (409), uses theirs.
+    async fn create_group(
+        &self,
+        directory: &dyn Directory,
+        name: &str,
+        group_ids: &mut HashMap<String, String>,
+    ) -> Result<(), ApplyError> {
+        let group = match directory.create_group(name).await {
+            Ok(group) => {
+                self.groups.remember(group.clone()).await;
+                group
+            }
+            Err(ScimError::Status { status: 409, .. }) => {
+                let groups = self.groups.fresh(directory).await?;
+                let existing = groups.into_iter().find(|g| g.display_name.eq_ignore_ascii_case(name));
+                existing.ok_or_else(|| ScimError::Status {
+                    status: 409,
+                    scim_type: None,
+                    detail: Some(format!("group {name:?} conflicts but is not listed")),
+                })?
+            }
+            Err(other) => return Err(other.into()),
+        };
+        group_ids.insert(name.to_lowercase(), group.id);
         Ok(())
     }
 
@@ -476,7 +483,7 @@ impl Applier {
     ) -> Result<(), LedgerError> {
         let recorded = self
             .ledger
-            .record_applied(&PersonRecord {
+            .record_applied_if_newer(&PersonRecord {
                 person: event.person.clone(),
                 user_id,
                 last_event_id: event.source_event_id.clone(),
@@ -485,7 +492,7 @@ impl Applier {
             })
             .await?;
         if !recorded {
-            tracing::info!(person = %event.person, "a newer event was recorded meanwhile; keeping it");
+            tracing::info!("a newer event was recorded meanwhile; keeping it");
         }
         Ok(())
     }
@@ -502,7 +509,9 @@ impl Applier {
         let existing = self.ledger.invitation(person).await?;
         let pending = existing.as_ref().is_some_and(|i| i.status == InvitationStatus::Pending);
         match event.kind {
-            EventKind::Leaver if pending => self.ledger.set_invitation_status(person, InvitationStatus::Cleared).await,
+            EventKind::Leaver if pending => {
+                self.ledger.overwrite_invitation_status(person, InvitationStatus::Cleared).await
+            }
             EventKind::Leaver => Ok(()),
             _ => {
                 let reactivated_unaccepted = executed.names.contains(&"reactivate")
@@ -511,11 +520,11 @@ impl Applier {
                     return Ok(());
                 }
                 if pending {
-                    self.ledger.set_invitation_status(person, InvitationStatus::Cleared).await?;
+                    self.ledger.overwrite_invitation_status(person, InvitationStatus::Cleared).await?;
                 }
                 let Some(email) = event.attributes.work_email.clone() else { return Ok(()) };
                 self.ledger
-                    .start_invitation(&Invitation {
+                    .start_invitation_unless_pending(&Invitation {
                         person: person.clone(),
                         user_id: executed.user_id.clone(),
                         email: email.trim().to_owned(),
@@ -531,10 +540,60 @@ impl Applier {
     }
 }
 
+/// What the bridge looks like for one person, and what it should look like.
+struct Observed {
+    desired: Desired,
+    actual: Actual,
+    /// The group catalogue the observation used.
+    groups: Vec<ScimGroup>,
+}
+
+/// How far execution got.
+#[derive(Default)]
+struct Progress {
+    user_id: Option<String>,
+    names: Vec<&'static str>,
+    invited: bool,
+}
+
 struct Executed {
     user_id: String,
     names: Vec<&'static str>,
     invited: bool,
+}
+
+/// The PATCH of the user an operation is, when it is one.
+fn user_patch(operation: &Operation) -> Option<Vec<PatchOperation>> {
+    let replace = PatchOperation::replace;
+    Some(match operation {
+        Operation::Reactivate => vec![replace("active", true.into())],
+        Operation::Suspend => vec![replace("active", false.into())],
+        Operation::UpdateName { given_name, family_name, display_name } => vec![
+            replace("name.givenName", given_name.as_str().into()),
+            replace("name.familyName", family_name.as_str().into()),
+            replace("displayName", display_name.as_str().into()),
+        ],
+        Operation::UpdateEmail { email } => vec![
+            replace("userName", email.as_str().into()),
+            replace("emails", serde_json::json!([{ "value": email, "primary": true }])),
+        ],
+        _ => return None,
+    })
+}
+
+/// The audit line of one applied operation (the message's span names the person).
+fn audit(event: &LifecycleEvent, operation: &Operation, user_id: Option<&str>, started: Instant) {
+    let name = operation.name();
+    tracing::info!(
+        audit = true,
+        operation = name,
+        user_id = user_id.unwrap_or("-"),
+        email = %event.attributes.work_email.as_deref().map(mask_email).unwrap_or_default(),
+        outcome = "ok",
+        duration_ms = started.elapsed().as_millis() as u64,
+        "applied"
+    );
+    metrics::counter!("operations_applied", "operation" => name).increment(1);
 }
 
 /// Names of the groups a user is in: from the user's own `groups` when the bridge sends

@@ -72,29 +72,29 @@ pub trait Ledger: Send + Sync {
     /// Records an applied event. Conditional: never moves `last_effective_at` backwards, so
     /// a late, older event cannot overwrite a newer one. Returns false when the condition
     /// failed (a newer event was recorded meanwhile).
-    async fn record_applied(&self, record: &PersonRecord) -> Result<bool, LedgerError>;
+    async fn record_applied_if_newer(&self, record: &PersonRecord) -> Result<bool, LedgerError>;
 
     async fn invitation(&self, person: &PersonKey) -> Result<Option<Invitation>, LedgerError>;
 
     /// Starts tracking a new invitation (joiner, rehire). Conditional: returns false and
     /// changes nothing when a pending invitation for this person already exists.
-    async fn start_invitation(&self, invitation: &Invitation) -> Result<bool, LedgerError>;
+    async fn start_invitation_unless_pending(&self, invitation: &Invitation) -> Result<bool, LedgerError>;
 
     /// Sets the status of the person's invitation (accepted, cleared, escalated); a
     /// non-pending status removes it from the pending index. No-op when there is none.
-    async fn set_invitation_status(&self, person: &PersonKey, status: InvitationStatus) -> Result<(), LedgerError>;
+    async fn overwrite_invitation_status(&self, person: &PersonKey, status: InvitationStatus) -> Result<(), LedgerError>;
 
     /// Moves the person's invitation from pending to `status` (accepted, cleared,
     /// escalated) and out of the pending index. Conditional on it still being pending:
     /// returns false and changes nothing when it is not (say the worker cleared it for a
     /// leaver meanwhile), so a decision taken on a pending invitation never overwrites a
     /// newer one.
-    async fn settle_invitation(&self, person: &PersonKey, status: InvitationStatus) -> Result<bool, LedgerError>;
+    async fn settle_invitation_if_pending(&self, person: &PersonKey, status: InvitationStatus) -> Result<bool, LedgerError>;
 
     /// Records a re-issue: `last_sent_at = at`, `reissues += 1`. Conditional on the
     /// invitation still being pending with the `expected_reissues` count, so two runs never
     /// both count the same re-issue. Returns false when the condition failed.
-    async fn record_reissue(
+    async fn record_reissue_if_unchanged(
         &self,
         person: &PersonKey,
         expected_reissues: u32,

@@ -49,6 +49,13 @@ pub struct LastApplied {
     pub effective_at: DateTime<Utc>,
 }
 
+impl LastApplied {
+    /// What the ledger's record of the person says was applied last.
+    pub fn of(record: &crate::ledger::PersonRecord) -> Self {
+        LastApplied { event_id: record.last_event_id.clone(), effective_at: record.last_effective_at }
+    }
+}
+
 /// What 1Password (and the ledger) say now.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Actual {
@@ -170,16 +177,7 @@ pub fn plan(event: &LifecycleEvent, desired: &Desired, actual: &Actual, policy: 
         return Ok(Plan::Skip { reason, notes: vec![] });
     }
 
-    if let Some(external_id) = actual.user.as_ref().and_then(|u| u.external_id.as_deref()) {
-        // Same connection, different id: the address was reused for someone else. (Another
-        // connection's id is the same human seen by another system, e.g. HR and Okta.)
-        let same_connection =
-            external_id.split_once(':').map(|(source, _)| source) == Some(event.person.source.as_str());
-        if same_connection && external_id != event.person.to_string() {
-            return Err(Refusal::AccountOfAnotherPerson { external_id: external_id.to_owned() });
-        }
-    }
-
+    refuse_account_of_another_person(event, actual)?;
     let mut operations = Vec::new();
     let mut notes = Vec::new();
     match (event.kind, &actual.user) {
@@ -226,6 +224,18 @@ pub fn plan(event: &LifecycleEvent, desired: &Desired, actual: &Actual, policy: 
     } else {
         Ok(Plan::Apply { operations, notes })
     }
+}
+
+/// An account whose externalId names another person of the same connection: the address
+/// was reused for someone else. (Another connection's id is the same human seen by another
+/// system, e.g. HR and Okta.)
+fn refuse_account_of_another_person(event: &LifecycleEvent, actual: &Actual) -> Result<(), Refusal> {
+    let Some(external_id) = actual.user.as_ref().and_then(|u| u.external_id.as_deref()) else { return Ok(()) };
+    let same_connection = external_id.split_once(':').map(|(source, _)| source) == Some(event.person.source.as_str());
+    if same_connection && external_id != event.person.to_string() {
+        return Err(Refusal::AccountOfAnotherPerson { external_id: external_id.to_owned() });
+    }
+    Ok(())
 }
 
 /// A redelivery of the last applied event, or an event older than it.

@@ -123,25 +123,7 @@ impl SignInFeed {
                     return Err(error.into());
                 }
             };
-            if page.items.iter().any(SignInAttempt::is_success) {
-                if self.index.is_none() {
-                    self.index = Some(PendingIndex::new(self.ledger.all_pending_invitations().await?));
-                }
-                if let Some(index) = self.index.as_mut() {
-                    for attempt in &page.items {
-                        if let Some(invitation) = index.take_match(attempt) {
-                            // Not pending any more: the worker cleared it (a leaver) since the index was read.
-                            if !self.ledger.settle_invitation(&invitation.person, InvitationStatus::Accepted).await? {
-                                continue;
-                            }
-                            tracing::info!(person = %invitation.person, email = %mask_email(&invitation.email),
-                                user_id = %invitation.user_id, "invitation accepted (successful sign-in)");
-                            metrics::counter!("invitations", "outcome" => "accepted").increment(1);
-                            accepted.push(invitation);
-                        }
-                    }
-                }
-            }
+            accepted.extend(self.settle_accepted(&page.items).await?);
             self.ledger.set_events_cursor(&page.cursor).await?;
             request = PageRequest::Continue { cursor: page.cursor };
             if !page.has_more {
@@ -150,6 +132,30 @@ impl SignInFeed {
                 return Ok((accepted, true));
             }
         }
+    }
+
+    /// Marks accepted the pending invitations a successful sign-in on this page matches.
+    async fn settle_accepted(&mut self, attempts: &[SignInAttempt]) -> Result<Vec<Invitation>, FeedError> {
+        let mut accepted = Vec::new();
+        if !attempts.iter().any(SignInAttempt::is_success) {
+            return Ok(accepted);
+        }
+        if self.index.is_none() {
+            self.index = Some(PendingIndex::new(self.ledger.all_pending_invitations().await?));
+        }
+        let Some(index) = self.index.as_mut() else { return Ok(accepted) };
+        for attempt in attempts {
+            let Some(invitation) = index.take_match(attempt) else { continue };
+            // Not pending any more: the worker cleared it (a leaver) since the index was read.
+            if !self.ledger.settle_invitation_if_pending(&invitation.person, InvitationStatus::Accepted).await? {
+                continue;
+            }
+            tracing::info!(person = %invitation.person, email = %mask_email(&invitation.email),
+                user_id = %invitation.user_id, "invitation accepted (successful sign-in)");
+            metrics::counter!("invitations", "outcome" => "accepted").increment(1);
+            accepted.push(invitation);
+        }
+        Ok(accepted)
     }
 
     /// A reset cursor starting a little before the oldest pending invitation (no earlier

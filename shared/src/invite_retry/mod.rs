@@ -496,30 +496,30 @@ impl Run<'_> {
             }
             Ok(_) => return Outcome::Skipped(SkipReason::NoLongerPending),
             Err(error) => {
-                tracing::error!(%person, %error, "cannot re-read the invitation");
+                tracing::error!(%error, "cannot re-read the invitation");
                 return Outcome::Skipped(SkipReason::LedgerError);
             }
         };
         let email = mask_email(&current.email);
         if current.user_id.trim().is_empty() {
-            tracing::warn!(%person, %email, "pending invitation without a 1Password user id; left alone");
+            tracing::warn!(%email, "pending invitation without a 1Password user id; left alone");
             return Outcome::Skipped(SkipReason::NoUserId);
         }
         match self.directory.get_user(&current.user_id).await {
             Ok(Some(user)) if user.active => {}
             Ok(Some(_)) => {
-                tracing::info!(%person, %email, user_id = %current.user_id, "user is suspended; not re-invited");
+                tracing::info!(%email, user_id = %current.user_id, "user is suspended; not re-invited");
                 return Outcome::Skipped(SkipReason::UserSuspended);
             }
             Ok(None) => {
-                tracing::info!(%person, %email, user_id = %current.user_id, "user no longer in 1Password; invitation cleared");
-                if let Err(error) = ledger.settle_invitation(person, InvitationStatus::Cleared).await {
-                    tracing::error!(%person, %error, "cannot clear the invitation");
+                tracing::info!(%email, user_id = %current.user_id, "user no longer in 1Password; invitation cleared");
+                if let Err(error) = ledger.settle_invitation_if_pending(person, InvitationStatus::Cleared).await {
+                    tracing::error!(%error, "cannot clear the invitation");
                 }
                 return Outcome::Skipped(SkipReason::UserGone);
             }
             Err(error) => {
-                tracing::warn!(%person, %error, "cannot read the user from the bridge; next run retries");
+                tracing::warn!(%error, "cannot read the user from the bridge; next run retries");
                 return Outcome::Skipped(SkipReason::BridgeError);
             }
         }
@@ -571,35 +571,41 @@ impl Run<'_> {
             if !matches!(error, ScimError::Status { .. }) {
                 let _ = self.directory.patch_user(user_id, reactivate()).await;
             }
-            tracing::warn!(%person, %email, %error, "could not re-issue the invitation; next run retries");
+            tracing::warn!(%email, %error, "could not re-issue the invitation; next run retries");
             return Outcome::Skipped(SkipReason::BridgeError);
         }
         // A leaver applied between our check and now must stay suspended.
         match self.app.ports.ledger.invitation(person).await {
             Ok(Some(latest)) if latest.status == InvitationStatus::Pending => {}
             Ok(_) => {
-                tracing::warn!(%person, %email, user_id, "the person left while the invitation was re-issued; left deactivated");
+                tracing::warn!(%email, user_id, "the person left while the invitation was re-issued; left deactivated");
                 return Outcome::Skipped(SkipReason::LeftDuringReissue);
             }
             // The user was active a moment ago: restoring that is the safe default.
-            Err(error) => tracing::warn!(%person, %error, "cannot re-read the invitation; reactivating"),
+            Err(error) => tracing::warn!(%error, "cannot re-read the invitation; reactivating"),
         }
         if let Err(error) = self.directory.patch_user(user_id, reactivate()).await {
-            tracing::error!(%person, %email, user_id, %error,
+            tracing::error!(%email, user_id, %error,
                 "user deactivated to re-send the invitation but could not be reactivated: reactivate by hand");
             metrics::counter!("invitations", "outcome" => "reactivation_failed").increment(1);
             self.error(format!("{person}: deactivated but not reactivated ({error})"));
             return Outcome::Skipped(SkipReason::ReactivationFailed);
         }
-        match self.app.ports.ledger.record_reissue(person, current.reissues, self.app.ports.clock.now()).await {
+        match self
+            .app
+            .ports
+            .ledger
+            .record_reissue_if_unchanged(person, current.reissues, self.app.ports.clock.now())
+            .await
+        {
             Ok(true) => {}
-            Ok(false) => tracing::warn!(%person, "the invitation changed while being re-issued; not counted"),
+            Ok(false) => tracing::warn!("the invitation changed while being re-issued; not counted"),
             Err(error) => {
-                tracing::error!(%person, %error, "re-issued but not recorded; the next run may re-issue again");
+                tracing::error!(%error, "re-issued but not recorded; the next run may re-issue again");
                 self.error(format!("{person}: re-issue not recorded ({error})"));
             }
         }
-        tracing::info!(%person, %email, user_id, reissue = current.reissues + 1,
+        tracing::info!(%email, user_id, reissue = current.reissues + 1,
             first_invited = %current.invited_at.format("%Y-%m-%d"), "invitation re-issued");
         metrics::counter!("invitations", "outcome" => "reinvited").increment(1);
         Outcome::Reinvited
@@ -610,7 +616,7 @@ impl Run<'_> {
         if let Err(skipped) = self.settle_escalated(person, "escalated").await {
             return skipped;
         }
-        tracing::error!(%person, email = %mask_email(&current.email), user_id = %current.user_id,
+        tracing::error!(email = %mask_email(&current.email), user_id = %current.user_id,
             reissues = current.reissues, invitations_sent = current.reissues + 1,
             first_invited = %current.invited_at.format("%Y-%m-%d"),
             "invitation never accepted after the last re-issue; escalated to a human");
@@ -621,11 +627,11 @@ impl Run<'_> {
     /// Marks the invitation escalated (a human takes it from here), unless the ledger no
     /// longer holds it as pending; `what` names the decision in the log.
     async fn settle_escalated(&self, person: &PersonKey, what: &str) -> Result<(), Outcome> {
-        match self.app.ports.ledger.settle_invitation(person, InvitationStatus::Escalated).await {
+        match self.app.ports.ledger.settle_invitation_if_pending(person, InvitationStatus::Escalated).await {
             Ok(true) => Ok(()),
             Ok(false) => Err(Outcome::Skipped(SkipReason::NoLongerPending)),
             Err(error) => {
-                tracing::error!(%person, %error, "cannot mark the invitation {}; next run retries", what);
+                tracing::error!(%error, "cannot mark the invitation {}; next run retries", what);
                 Err(Outcome::Skipped(SkipReason::LedgerError))
             }
         }
@@ -637,7 +643,7 @@ impl Run<'_> {
         if let Err(skipped) = self.settle_escalated(person, "reported").await {
             return skipped;
         }
-        tracing::error!(%person, email = %mask_email(&current.email), user_id = %current.user_id,
+        tracing::error!(email = %mask_email(&current.email), user_id = %current.user_id,
             last_sent = %current.last_sent_at.format("%Y-%m-%d"), first_invited = %current.invited_at.format("%Y-%m-%d"),
             "invitation expired (report-only: not re-issued); resend it from 1Password");
         metrics::counter!("invitations", "outcome" => "reported").increment(1);

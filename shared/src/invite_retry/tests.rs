@@ -155,7 +155,7 @@ async fn invite(
 ) -> PersonKey {
     let person = PersonKey::new("hr", id);
     ledger
-        .start_invitation(&Invitation {
+        .start_invitation_unless_pending(&Invitation {
             person: person.clone(),
             user_id: user_id.into(),
             email: email.into(),
@@ -189,8 +189,10 @@ fn worker_clears_invitation(slot: &LedgerSlot, id: &'static str) -> Box<dyn Fn()
     let slot = slot.clone();
     Box::new(move || {
         let ledger = slot.lock().unwrap().clone().expect("the fixture's ledger is in the slot");
-        futures::executor::block_on(ledger.set_invitation_status(&PersonKey::new("hr", id), InvitationStatus::Cleared))
-            .unwrap();
+        futures::executor::block_on(
+            ledger.overwrite_invitation_status(&PersonKey::new("hr", id), InvitationStatus::Cleared),
+        )
+        .unwrap();
     })
 }
 
@@ -283,7 +285,7 @@ async fn a_sign_in_after_the_worker_cleared_the_invitation_is_not_an_acceptance(
     let (accepted, _) = feed.catch_up(now, deadline()).await.unwrap();
     assert_eq!(accepted.len(), 1, "the index of pending invitations is now built");
     // Ada leaves; the feed's index still holds her as pending when her sign-in arrives.
-    ledger.set_invitation_status(&ada, InvitationStatus::Cleared).await.unwrap();
+    ledger.overwrite_invitation_status(&ada, InvitationStatus::Cleared).await.unwrap();
     events.push(success("U1", "ada@example.com", t0() + chrono::Duration::hours(2)));
 
     let (accepted, _) = feed.catch_up(now, deadline()).await.unwrap();

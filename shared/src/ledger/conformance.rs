@@ -20,12 +20,12 @@ type Case = for<'a> fn(&'a dyn Ledger) -> CaseFuture<'a>;
 /// Every case, by name.
 pub const CASES: &[(&str, Case)] = &[
     ("unknown person has no record", |l| Box::pin(unknown_person_has_no_record(l))),
-    ("record_applied never moves backwards", |l| Box::pin(record_applied_is_monotonic(l))),
-    ("start_invitation refuses while one is pending", |l| Box::pin(start_invitation_refuses_while_pending(l))),
+    ("record_applied_if_newer never moves backwards", |l| Box::pin(record_applied_is_monotonic(l))),
+    ("start_invitation_unless_pending refuses while one is pending", |l| Box::pin(start_invitation_refuses_while_pending(l))),
     ("status change leaves the pending index", |l| Box::pin(status_change_leaves_pending_index(l))),
     ("pending again re-enters the index", |l| Box::pin(pending_again_reenters_index(l))),
-    ("settle_invitation moves only a pending invitation", |l| Box::pin(settle_invitation_moves_only_pending(l))),
-    ("record_reissue is conditional", |l| Box::pin(record_reissue_is_conditional(l))),
+    ("settle_invitation_if_pending moves only a pending invitation", |l| Box::pin(settle_invitation_moves_only_pending(l))),
+    ("record_reissue_if_unchanged is conditional", |l| Box::pin(record_reissue_is_conditional(l))),
     ("pending_invitations orders, limits and cuts off", |l| Box::pin(pending_invitations_order_limit_cutoff(l))),
     ("all_pending_invitations returns every pending one", |l| Box::pin(all_pending_returns_every_pending(l))),
     ("events cursor round-trips", |l| Box::pin(events_cursor_round_trips(l))),
@@ -110,40 +110,40 @@ async fn record_applied_is_monotonic(ledger: &dyn Ledger) -> CaseResult {
     // Separators in the id must not confuse the key scheme.
     let person = PersonKey::new("okta-main", "00u#1:x");
     let newer = applied(&person, "evt-2", 20);
-    ensure!(ledger.record_applied(&newer).await.map_err(ledger_err)?, "first record refused");
+    ensure!(ledger.record_applied_if_newer(&newer).await.map_err(ledger_err)?, "first record refused");
     ensure_eq!(ledger.person(&person).await.map_err(ledger_err)?, Some(newer.clone()), "after first record");
 
     let older = applied(&person, "evt-1", 10);
-    ensure!(!ledger.record_applied(&older).await.map_err(ledger_err)?, "an older event overwrote a newer one");
+    ensure!(!ledger.record_applied_if_newer(&older).await.map_err(ledger_err)?, "an older event overwrote a newer one");
     ensure_eq!(ledger.person(&person).await.map_err(ledger_err)?, Some(newer.clone()), "after refused older record");
 
     // Redelivery of the same event is not "backwards".
-    ensure!(ledger.record_applied(&newer).await.map_err(ledger_err)?, "re-recording the same instant refused");
+    ensure!(ledger.record_applied_if_newer(&newer).await.map_err(ledger_err)?, "re-recording the same instant refused");
 
     let newest = PersonRecord { user_id: None, ..applied(&person, "evt-3", 30) };
-    ensure!(ledger.record_applied(&newest).await.map_err(ledger_err)?, "newer event refused");
+    ensure!(ledger.record_applied_if_newer(&newest).await.map_err(ledger_err)?, "newer event refused");
     ensure_eq!(ledger.person(&person).await.map_err(ledger_err)?, Some(newest), "after newer record");
 
     // Other people are independent.
     let other = PersonKey::new("okta-main", "00u2");
-    ensure!(ledger.record_applied(&applied(&other, "evt-0", 0)).await.map_err(ledger_err)?, "other person refused");
+    ensure!(ledger.record_applied_if_newer(&applied(&other, "evt-0", 0)).await.map_err(ledger_err)?, "other person refused");
     Ok(())
 }
 
 async fn start_invitation_refuses_while_pending(ledger: &dyn Ledger) -> CaseResult {
     let person = PersonKey::new("hibob-eu", "3332883854254932743");
     let first = invitation(&person, 0);
-    ensure!(ledger.start_invitation(&first).await.map_err(ledger_err)?, "first invitation refused");
+    ensure!(ledger.start_invitation_unless_pending(&first).await.map_err(ledger_err)?, "first invitation refused");
     ensure_eq!(ledger.invitation(&person).await.map_err(ledger_err)?, Some(first.clone()), "stored invitation");
 
     let duplicate = Invitation { email: "other@example.com".into(), ..invitation(&person, 5) };
-    ensure!(!ledger.start_invitation(&duplicate).await.map_err(ledger_err)?, "second pending invitation accepted");
+    ensure!(!ledger.start_invitation_unless_pending(&duplicate).await.map_err(ledger_err)?, "second pending invitation accepted");
     ensure_eq!(ledger.invitation(&person).await.map_err(ledger_err)?, Some(first), "invitation after refusal");
 
     // Once the person left, a rehire starts a fresh invitation.
-    ledger.set_invitation_status(&person, InvitationStatus::Cleared).await.map_err(ledger_err)?;
+    ledger.overwrite_invitation_status(&person, InvitationStatus::Cleared).await.map_err(ledger_err)?;
     let rehire = invitation(&person, 60);
-    ensure!(ledger.start_invitation(&rehire).await.map_err(ledger_err)?, "rehire invitation refused");
+    ensure!(ledger.start_invitation_unless_pending(&rehire).await.map_err(ledger_err)?, "rehire invitation refused");
     ensure_eq!(ledger.invitation(&person).await.map_err(ledger_err)?, Some(rehire), "rehire invitation");
     let pending = ledger.all_pending_invitations().await.map_err(ledger_err)?;
     ensure_eq!(pending.len(), 1, "pending count after rehire");
@@ -153,10 +153,10 @@ async fn start_invitation_refuses_while_pending(ledger: &dyn Ledger) -> CaseResu
 async fn status_change_leaves_pending_index(ledger: &dyn Ledger) -> CaseResult {
     let keys: Vec<PersonKey> = (1..=3).map(|i| PersonKey::new("bamboohr-main", i.to_string())).collect();
     for (i, key) in keys.iter().enumerate() {
-        ensure!(ledger.start_invitation(&invitation(key, i as i64)).await.map_err(ledger_err)?, "start {key}");
+        ensure!(ledger.start_invitation_unless_pending(&invitation(key, i as i64)).await.map_err(ledger_err)?, "start {key}");
     }
-    ledger.set_invitation_status(&keys[0], InvitationStatus::Accepted).await.map_err(ledger_err)?;
-    ledger.set_invitation_status(&keys[2], InvitationStatus::Escalated).await.map_err(ledger_err)?;
+    ledger.overwrite_invitation_status(&keys[0], InvitationStatus::Accepted).await.map_err(ledger_err)?;
+    ledger.overwrite_invitation_status(&keys[2], InvitationStatus::Escalated).await.map_err(ledger_err)?;
 
     let pending: Vec<PersonKey> =
         ledger.all_pending_invitations().await.map_err(ledger_err)?.into_iter().map(|i| i.person).collect();
@@ -170,17 +170,17 @@ async fn status_change_leaves_pending_index(ledger: &dyn Ledger) -> CaseResult {
 
     // No invitation: a no-op, not an error, and nothing appears.
     let nobody = PersonKey::new("bamboohr-main", "none");
-    ledger.set_invitation_status(&nobody, InvitationStatus::Cleared).await.map_err(ledger_err)?;
+    ledger.overwrite_invitation_status(&nobody, InvitationStatus::Cleared).await.map_err(ledger_err)?;
     ensure_eq!(ledger.invitation(&nobody).await.map_err(ledger_err)?, None, "status set on absent invitation");
     Ok(())
 }
 
 async fn pending_again_reenters_index(ledger: &dyn Ledger) -> CaseResult {
     let person = PersonKey::new("okta-main", "00u5");
-    ledger.start_invitation(&invitation(&person, 3)).await.map_err(ledger_err)?;
-    ledger.set_invitation_status(&person, InvitationStatus::Accepted).await.map_err(ledger_err)?;
+    ledger.start_invitation_unless_pending(&invitation(&person, 3)).await.map_err(ledger_err)?;
+    ledger.overwrite_invitation_status(&person, InvitationStatus::Accepted).await.map_err(ledger_err)?;
     ensure_eq!(ledger.all_pending_invitations().await.map_err(ledger_err)?.len(), 0, "after accept");
-    ledger.set_invitation_status(&person, InvitationStatus::Pending).await.map_err(ledger_err)?;
+    ledger.overwrite_invitation_status(&person, InvitationStatus::Pending).await.map_err(ledger_err)?;
     let pending = ledger.pending_invitations(at(4), 10).await.map_err(ledger_err)?;
     ensure_eq!(pending, vec![invitation(&person, 3)], "pending again, same send time");
     Ok(())
@@ -188,18 +188,18 @@ async fn pending_again_reenters_index(ledger: &dyn Ledger) -> CaseResult {
 
 async fn settle_invitation_moves_only_pending(ledger: &dyn Ledger) -> CaseResult {
     let person = PersonKey::new("hibob-main", "77");
-    ledger.start_invitation(&invitation(&person, 5)).await.map_err(ledger_err)?;
+    ledger.start_invitation_unless_pending(&invitation(&person, 5)).await.map_err(ledger_err)?;
     ensure!(
-        ledger.settle_invitation(&person, InvitationStatus::Escalated).await.map_err(ledger_err)?,
+        ledger.settle_invitation_if_pending(&person, InvitationStatus::Escalated).await.map_err(ledger_err)?,
         "pending invitation not settled"
     );
     ensure_eq!(ledger.all_pending_invitations().await.map_err(ledger_err)?.len(), 0, "pending after settling");
 
     // A worker clears it for a leaver; a second decision taken on the old, pending copy
     // must not overwrite that.
-    ledger.set_invitation_status(&person, InvitationStatus::Cleared).await.map_err(ledger_err)?;
+    ledger.overwrite_invitation_status(&person, InvitationStatus::Cleared).await.map_err(ledger_err)?;
     ensure!(
-        !ledger.settle_invitation(&person, InvitationStatus::Escalated).await.map_err(ledger_err)?,
+        !ledger.settle_invitation_if_pending(&person, InvitationStatus::Escalated).await.map_err(ledger_err)?,
         "settled an invitation that was no longer pending"
     );
     let stored = ledger.invitation(&person).await.map_err(ledger_err)?.ok_or("invitation vanished")?;
@@ -207,7 +207,7 @@ async fn settle_invitation_moves_only_pending(ledger: &dyn Ledger) -> CaseResult
 
     let nobody = PersonKey::new("hibob-main", "none");
     ensure!(
-        !ledger.settle_invitation(&nobody, InvitationStatus::Accepted).await.map_err(ledger_err)?,
+        !ledger.settle_invitation_if_pending(&nobody, InvitationStatus::Accepted).await.map_err(ledger_err)?,
         "settled an absent invitation"
     );
     ensure_eq!(ledger.invitation(&nobody).await.map_err(ledger_err)?, None, "settle created an invitation");
@@ -217,11 +217,11 @@ async fn settle_invitation_moves_only_pending(ledger: &dyn Ledger) -> CaseResult
 async fn record_reissue_is_conditional(ledger: &dyn Ledger) -> CaseResult {
     let person = PersonKey::new("okta-main", "00u9");
     let first = invitation(&person, 0);
-    ledger.start_invitation(&first).await.map_err(ledger_err)?;
+    ledger.start_invitation_unless_pending(&first).await.map_err(ledger_err)?;
 
-    ensure!(!ledger.record_reissue(&person, 1, at(10)).await.map_err(ledger_err)?, "wrong expected count accepted");
-    ensure!(ledger.record_reissue(&person, 0, at(10)).await.map_err(ledger_err)?, "valid reissue refused");
-    ensure!(!ledger.record_reissue(&person, 0, at(11)).await.map_err(ledger_err)?, "the same reissue counted twice");
+    ensure!(!ledger.record_reissue_if_unchanged(&person, 1, at(10)).await.map_err(ledger_err)?, "wrong expected count accepted");
+    ensure!(ledger.record_reissue_if_unchanged(&person, 0, at(10)).await.map_err(ledger_err)?, "valid reissue refused");
+    ensure!(!ledger.record_reissue_if_unchanged(&person, 0, at(11)).await.map_err(ledger_err)?, "the same reissue counted twice");
 
     let after = ledger.invitation(&person).await.map_err(ledger_err)?.ok_or("invitation vanished")?;
     ensure_eq!(after.reissues, 1, "reissues");
@@ -240,10 +240,10 @@ async fn record_reissue_is_conditional(ledger: &dyn Ledger) -> CaseResult {
         "pending after reissue time"
     );
 
-    ledger.set_invitation_status(&person, InvitationStatus::Accepted).await.map_err(ledger_err)?;
-    ensure!(!ledger.record_reissue(&person, 1, at(20)).await.map_err(ledger_err)?, "reissue of an accepted invitation");
+    ledger.overwrite_invitation_status(&person, InvitationStatus::Accepted).await.map_err(ledger_err)?;
+    ensure!(!ledger.record_reissue_if_unchanged(&person, 1, at(20)).await.map_err(ledger_err)?, "reissue of an accepted invitation");
     let nobody = PersonKey::new("okta-main", "none");
-    ensure!(!ledger.record_reissue(&nobody, 0, at(20)).await.map_err(ledger_err)?, "reissue without invitation");
+    ensure!(!ledger.record_reissue_if_unchanged(&nobody, 0, at(20)).await.map_err(ledger_err)?, "reissue without invitation");
     ensure_eq!(ledger.invitation(&nobody).await.map_err(ledger_err)?, None, "reissue created an invitation");
     Ok(())
 }
@@ -252,7 +252,7 @@ async fn pending_invitations_order_limit_cutoff(ledger: &dyn Ledger) -> CaseResu
     // Inserted out of order; sent at minutes 0, 10, 20, 30, 40.
     for minutes in [30, 0, 40, 10, 20] {
         let key = PersonKey::new("bamboohr-main", format!("p{minutes}"));
-        ledger.start_invitation(&invitation(&key, minutes)).await.map_err(ledger_err)?;
+        ledger.start_invitation_unless_pending(&invitation(&key, minutes)).await.map_err(ledger_err)?;
     }
     let ids = |v: Vec<Invitation>| v.into_iter().map(|i| i.person.id).collect::<Vec<_>>();
 
@@ -280,7 +280,7 @@ async fn all_pending_returns_every_pending(ledger: &dyn Ledger) -> CaseResult {
     // More than one query page for implementations with small pages.
     for i in 0..7 {
         let key = PersonKey::new("hibob-eu", format!("e{i}"));
-        ledger.start_invitation(&invitation(&key, 7 - i)).await.map_err(ledger_err)?;
+        ledger.start_invitation_unless_pending(&invitation(&key, 7 - i)).await.map_err(ledger_err)?;
     }
     let all = ledger.all_pending_invitations().await.map_err(ledger_err)?;
     let ids: Vec<String> = all.iter().map(|i| i.person.id.clone()).collect();

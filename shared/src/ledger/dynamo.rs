@@ -330,7 +330,7 @@ impl Ledger for DynamoLedger {
         self.get(person_pk(person), STATE_SK).await?.as_ref().map(person_from_item).transpose()
     }
 
-    async fn record_applied(&self, record: &PersonRecord) -> Result<bool, LedgerError> {
+    async fn record_applied_if_newer(&self, record: &PersonRecord) -> Result<bool, LedgerError> {
         let mut put = self
             .client
             .put_item()
@@ -354,7 +354,7 @@ impl Ledger for DynamoLedger {
         self.get(person_pk(person), INVITE_SK).await?.as_ref().map(invitation_from_item).transpose()
     }
 
-    async fn start_invitation(&self, invitation: &Invitation) -> Result<bool, LedgerError> {
+    async fn start_invitation_unless_pending(&self, invitation: &Invitation) -> Result<bool, LedgerError> {
         let mut put = self
             .client
             .put_item()
@@ -380,7 +380,7 @@ impl Ledger for DynamoLedger {
         condition_outcome(put.send().await)
     }
 
-    async fn set_invitation_status(&self, person: &PersonKey, status: InvitationStatus) -> Result<(), LedgerError> {
+    async fn overwrite_invitation_status(&self, person: &PersonKey, status: InvitationStatus) -> Result<(), LedgerError> {
         let update = self
             .update_invitation(person)
             .expression_attribute_names("#status", "status")
@@ -407,7 +407,7 @@ impl Ledger for DynamoLedger {
         condition_outcome(update.send().await).map(|_| ())
     }
 
-    async fn settle_invitation(&self, person: &PersonKey, status: InvitationStatus) -> Result<bool, LedgerError> {
+    async fn settle_invitation_if_pending(&self, person: &PersonKey, status: InvitationStatus) -> Result<bool, LedgerError> {
         let update = self
             .update_invitation(person)
             .update_expression("SET #status = :status REMOVE gsi1pk, gsi1sk")
@@ -418,7 +418,7 @@ impl Ledger for DynamoLedger {
         condition_outcome(update.send().await)
     }
 
-    async fn record_reissue(
+    async fn record_reissue_if_unchanged(
         &self,
         person: &PersonKey,
         expected_reissues: u32,

@@ -38,7 +38,7 @@ impl InMemoryLedger {
         let mut pending: Vec<Invitation> =
             state.invitations.values().filter(|i| i.status == InvitationStatus::Pending).cloned().collect();
         // The same order as the DynamoDB index's sort key: last_sent_at, then person key.
-        pending.sort_by(|a, b| (a.last_sent_at, a.person.to_string()).cmp(&(b.last_sent_at, b.person.to_string())));
+        pending.sort_by_key(|i| (i.last_sent_at, i.person.to_string()));
         pending
     }
 }
@@ -49,7 +49,7 @@ impl Ledger for InMemoryLedger {
         Ok(self.state()?.people.get(person).cloned())
     }
 
-    async fn record_applied(&self, record: &PersonRecord) -> Result<bool, LedgerError> {
+    async fn record_applied_if_newer(&self, record: &PersonRecord) -> Result<bool, LedgerError> {
         let mut state = self.state()?;
         if let Some(existing) = state.people.get(&record.person)
             && existing.last_effective_at > record.last_effective_at
@@ -64,7 +64,7 @@ impl Ledger for InMemoryLedger {
         Ok(self.state()?.invitations.get(person).cloned())
     }
 
-    async fn start_invitation(&self, invitation: &Invitation) -> Result<bool, LedgerError> {
+    async fn start_invitation_unless_pending(&self, invitation: &Invitation) -> Result<bool, LedgerError> {
         let mut state = self.state()?;
         if let Some(existing) = state.invitations.get(&invitation.person)
             && existing.status == InvitationStatus::Pending
@@ -75,14 +75,22 @@ impl Ledger for InMemoryLedger {
         Ok(true)
     }
 
-    async fn set_invitation_status(&self, person: &PersonKey, status: InvitationStatus) -> Result<(), LedgerError> {
+    async fn overwrite_invitation_status(
+        &self,
+        person: &PersonKey,
+        status: InvitationStatus,
+    ) -> Result<(), LedgerError> {
         if let Some(invitation) = self.state()?.invitations.get_mut(person) {
             invitation.status = status;
         }
         Ok(())
     }
 
-    async fn settle_invitation(&self, person: &PersonKey, status: InvitationStatus) -> Result<bool, LedgerError> {
+    async fn settle_invitation_if_pending(
+        &self,
+        person: &PersonKey,
+        status: InvitationStatus,
+    ) -> Result<bool, LedgerError> {
         match self.state()?.invitations.get_mut(person) {
             Some(invitation) if invitation.status == InvitationStatus::Pending => {
                 invitation.status = status;
@@ -92,7 +100,7 @@ impl Ledger for InMemoryLedger {
         }
     }
 
-    async fn record_reissue(
+    async fn record_reissue_if_unchanged(
         &self,
         person: &PersonKey,
         expected_reissues: u32,

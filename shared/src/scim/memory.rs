@@ -3,7 +3,7 @@
 //! case-insensitive (409 → [`CreateOutcome::Conflict`]), `externalId` kept and matched
 //! exactly, a duplicate group name answers 409, `DELETE` suspends instead of deleting
 //! (docs/invite-retry.md), a user's `groups` are derived from the groups' members. It passes
-//! [`super::conformance`], like the simulator and scim2-server do over HTTP.
+//! the `scim::conformance` suite, like the simulator and scim2-server do over HTTP.
 //!
 //! Test hooks: [`InMemoryDirectory::fail_next`] makes the next call of an operation fail,
 //! [`InMemoryDirectory::before_next`] runs a closure just before the next call of an

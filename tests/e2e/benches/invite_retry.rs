@@ -55,7 +55,7 @@ async fn bench() {
     for (n, user_id) in ids.iter().enumerate() {
         let sent = if n < EXPIRED { expired_at } else { now };
         ledger
-            .start_invitation(&Invitation {
+            .start_invitation_unless_pending(&Invitation {
                 person: PersonKey::new("hr", n.to_string()),
                 user_id: user_id.clone(),
                 email: format!("person.{n}@example.com"),

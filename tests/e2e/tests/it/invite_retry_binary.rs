@@ -19,7 +19,7 @@ async fn expired_invitation(stack: &BinaryStack) -> PersonKey {
     let person = PersonKey::new("hr", "1");
     stack
         .ledger
-        .start_invitation(&Invitation {
+        .start_invitation_unless_pending(&Invitation {
             person: person.clone(),
             user_id: ids[0].clone(),
             email: ADA.into(),

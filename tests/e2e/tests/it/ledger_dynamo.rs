@@ -50,7 +50,7 @@ async fn settled_invitations_drop_their_index_attributes() {
         reissues: 0,
         status: InvitationStatus::Pending,
     };
-    assert!(ledger.start_invitation(&invitation).await.unwrap());
+    assert!(ledger.start_invitation_unless_pending(&invitation).await.unwrap());
 
     let raw = |client: Client| async move {
         client
@@ -68,7 +68,7 @@ async fn settled_invitations_drop_their_index_attributes() {
     assert_eq!(item.get("gsi1pk"), Some(&AttributeValue::S("PENDING".into())));
     assert_eq!(item.get("gsi1sk"), Some(&AttributeValue::S("2026-03-02T09:00:00.000000000Z#okta-main:00u1".into())));
 
-    ledger.set_invitation_status(&person, InvitationStatus::Accepted).await.unwrap();
+    ledger.overwrite_invitation_status(&person, InvitationStatus::Accepted).await.unwrap();
     let item = raw(client.clone()).await;
     assert_eq!(item.get("status"), Some(&AttributeValue::S("accepted".into())));
     assert!(!item.contains_key("gsi1pk") && !item.contains_key("gsi1sk"), "{item:?}");

@@ -198,7 +198,7 @@ impl Applier {
         if let Some(planned) = self.guard(&operations, now).await? {
             return Ok(planned);
         }
-        let executed = self.execute(directory, &event, observed, operations).await?;
+        let executed = self.execute(directory, &event, observed, operations, now).await?;
         self.record(&event, Some(executed.user_id.clone()), now).await?;
         self.track_invitation(&event, &executed, now).await?;
         Ok(Outcome::Applied { operations: executed.names, notes })
@@ -338,6 +338,7 @@ impl Applier {
         event: &LifecycleEvent,
         observed: Observed,
         operations: Vec<Operation>,
+        now: DateTime<Utc>,
     ) -> Result<Executed, ApplyError> {
         let Observed { desired, actual, groups } = observed;
         let mut group_ids: HashMap<String, String> =
@@ -355,6 +356,11 @@ impl Applier {
                         progress.names.push("adopt_existing");
                         continue;
                     }
+                    // Tracked now, not at the end: if a later operation fails, the retry
+                    // finds the user existing and would never know it invited them.
+                    if let Some(user_id) = &progress.user_id {
+                        self.start_tracking(event, user_id, now).await?;
+                    }
                 }
                 (other, Some(user_id)) => self.execute_one(directory, other, &user_id, &mut group_ids).await?,
                 (_, None) => return Err(ApplyError::NoUser),
@@ -363,7 +369,7 @@ impl Applier {
             progress.names.push(operation.name());
         }
         let user_id = progress.user_id.ok_or(ApplyError::NoUser)?;
-        Ok(Executed { user_id, names: progress.names, invited: progress.invited })
+        Ok(Executed { user_id, names: progress.names })
     }
 
     /// Creates the user; on a 409 (someone has this e-mail already) adopts them and returns
@@ -380,7 +386,6 @@ impl Applier {
         let existing = match directory.create_user(new_user).await? {
             CreateOutcome::Created(user) => {
                 progress.user_id = Some(user.id);
-                progress.invited = true;
                 return Ok(None);
             }
             CreateOutcome::Conflict => directory.find_user_by_user_name(&new_user.user_name).await?,
@@ -415,12 +420,12 @@ impl Applier {
             Operation::Delete => directory.delete_user(user_id).await?,
             Operation::CreateGroup(name) => self.create_group(directory, name, group_ids).await?,
             Operation::AddToGroup(name) => {
-                let group_id = self.group_id(group_ids, name).await?;
-                directory.patch_group(&group_id, vec![PatchOperation::add_members(&[user_id.to_owned()])]).await?
+                let add = PatchOperation::add_members(&[user_id.to_owned()]);
+                self.patch_membership(directory, name, group_ids, add).await?
             }
             Operation::RemoveFromGroup(name) => {
-                let group_id = self.group_id(group_ids, name).await?;
-                directory.patch_group(&group_id, vec![PatchOperation::remove_member(user_id)]).await?
+                let remove = PatchOperation::remove_member(user_id);
+                self.patch_membership(directory, name, group_ids, remove).await?
             }
             // Handled by `user_patch` and `create_user`.
             Operation::CreateUser(_)
@@ -457,6 +462,30 @@ impl Applier {
         };
         group_ids.insert(name.to_lowercase(), group.id);
         Ok(())
+    }
+
+    /// Adds to or removes from a group. A group the bridge no longer has (deleted by hand)
+    /// means the catalogue is stale: it is forgotten, so the retry reads groups afresh.
+    async fn patch_membership(
+        &self,
+        directory: &dyn Directory,
+        name: &str,
+        group_ids: &HashMap<String, String>,
+        change: PatchOperation,
+    ) -> Result<(), ApplyError> {
+        let group_id = self.group_id(group_ids, name).await?;
+        match directory.patch_group(&group_id, vec![change]).await {
+            Err(ScimError::Status { status: 404, .. }) => {
+                self.groups.forget().await;
+                Err(ScimError::Status {
+                    status: 404,
+                    scim_type: None,
+                    detail: Some(format!("group {name:?} ({group_id}) is gone; the group catalogue is refreshed")),
+                }
+                .into())
+            }
+            other => Ok(other?),
+        }
     }
 
     async fn group_id(&self, group_ids: &HashMap<String, String>, name: &str) -> Result<String, ApplyError> {
@@ -513,30 +542,41 @@ impl Applier {
                 self.ledger.overwrite_invitation_status(person, InvitationStatus::Cleared).await
             }
             EventKind::Leaver => Ok(()),
+            // A new account's invitation is tracked as soon as it is created (`execute`).
             _ => {
                 let reactivated_unaccepted = executed.names.contains(&"reactivate")
                     && existing.as_ref().is_some_and(|i| i.status != InvitationStatus::Accepted);
-                if !(executed.invited || reactivated_unaccepted) {
+                if !reactivated_unaccepted {
                     return Ok(());
                 }
-                if pending {
-                    self.ledger.overwrite_invitation_status(person, InvitationStatus::Cleared).await?;
-                }
-                let Some(email) = event.attributes.work_email.clone() else { return Ok(()) };
-                self.ledger
-                    .start_invitation_unless_pending(&Invitation {
-                        person: person.clone(),
-                        user_id: executed.user_id.clone(),
-                        email: email.trim().to_owned(),
-                        invited_at: now,
-                        last_sent_at: now,
-                        reissues: 0,
-                        status: InvitationStatus::Pending,
-                    })
-                    .await
-                    .map(|_| ())
+                self.start_tracking(event, &executed.user_id, now).await
             }
         }
+    }
+
+    /// Tracks a fresh invitation for the person; one still pending is cleared first.
+    async fn start_tracking(
+        &self,
+        event: &LifecycleEvent,
+        user_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        let person = &event.person;
+        let pending = self.ledger.invitation(person).await?.is_some_and(|i| i.status == InvitationStatus::Pending);
+        if pending {
+            self.ledger.overwrite_invitation_status(person, InvitationStatus::Cleared).await?;
+        }
+        let Some(email) = event.attributes.work_email.as_deref() else { return Ok(()) };
+        let invitation = Invitation {
+            person: person.clone(),
+            user_id: user_id.to_owned(),
+            email: email.trim().to_owned(),
+            invited_at: now,
+            last_sent_at: now,
+            reissues: 0,
+            status: InvitationStatus::Pending,
+        };
+        self.ledger.start_invitation_unless_pending(&invitation).await.map(|_| ())
     }
 }
 
@@ -553,13 +593,11 @@ struct Observed {
 struct Progress {
     user_id: Option<String>,
     names: Vec<&'static str>,
-    invited: bool,
 }
 
 struct Executed {
     user_id: String,
     names: Vec<&'static str>,
-    invited: bool,
 }
 
 /// The PATCH of the user an operation is, when it is one.

@@ -9,8 +9,9 @@ use std::fmt;
 /// The wire format version. Bump it (and add a new schema file) on any incompatible change.
 pub const WIRE_VERSION: u32 = 1;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, strum::IntoStaticStr, strum::Display)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum EventKind {
     Joiner,
     Mover,
@@ -19,25 +20,16 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// The wire name, as a metric label.
     pub fn as_str(self) -> &'static str {
-        match self {
-            EventKind::Joiner => "joiner",
-            EventKind::Mover => "mover",
-            EventKind::Leaver => "leaver",
-            EventKind::Rehire => "rehire",
-        }
-    }
-}
-
-impl fmt::Display for EventKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        self.into()
     }
 }
 
 /// Which kind of system sent the event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, strum::IntoStaticStr, strum::Display)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum SourceKind {
     Generic,
     Bamboohr,
@@ -46,19 +38,9 @@ pub enum SourceKind {
 }
 
 impl SourceKind {
+    /// The wire name, as a metric label.
     pub fn as_str(self) -> &'static str {
-        match self {
-            SourceKind::Generic => "generic",
-            SourceKind::Bamboohr => "bamboohr",
-            SourceKind::Hibob => "hibob",
-            SourceKind::Okta => "okta",
-        }
-    }
-}
-
-impl fmt::Display for SourceKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        self.into()
     }
 }
 

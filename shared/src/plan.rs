@@ -67,7 +67,8 @@ pub struct Actual {
     pub last_applied: Option<LastApplied>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum Operation {
     /// Invite: `POST /Users`.
     CreateUser(NewUser),
@@ -94,18 +95,9 @@ pub enum Operation {
 }
 
 impl Operation {
+    /// `create_user`, `add_to_group`, …: the audit log's and the metrics' name for it.
     pub fn name(&self) -> &'static str {
-        match self {
-            Operation::CreateUser(_) => "create_user",
-            Operation::Reactivate => "reactivate",
-            Operation::Suspend => "suspend",
-            Operation::Delete => "delete",
-            Operation::UpdateName { .. } => "update_name",
-            Operation::UpdateEmail { .. } => "update_email",
-            Operation::CreateGroup(_) => "create_group",
-            Operation::AddToGroup(_) => "add_to_group",
-            Operation::RemoveFromGroup(_) => "remove_from_group",
-        }
+        self.into()
     }
 
     fn group(&self) -> Option<&str> {
@@ -117,7 +109,8 @@ impl Operation {
 }
 
 /// Why an event changes nothing. Each is a normal, expected outcome.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum Skip {
     /// This exact event was applied already (redelivery).
     Duplicate,
@@ -131,12 +124,7 @@ pub enum Skip {
 
 impl Skip {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Skip::Duplicate => "duplicate",
-            Skip::Stale => "stale",
-            Skip::UnknownPerson => "unknown_person",
-            Skip::NoChange => "no_change",
-        }
+        self.into()
     }
 }
 

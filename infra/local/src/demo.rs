@@ -31,11 +31,17 @@ const EXPECTED: &[Expected] = &[
     },
 ];
 
-fn person(connection: &str, id: &str, given: &str, family: &str, department: &str) -> (PersonKey, Attributes) {
+/// One person as the stand-in HR directory holds them.
+struct HrRecord {
+    key: PersonKey,
+    attributes: Attributes,
+}
+
+fn person(connection: &str, id: &str, given: &str, family: &str, department: &str) -> HrRecord {
     let email = format!("{}.{}@acme.test", given.to_lowercase(), family.to_lowercase());
-    (
-        PersonKey::new(connection, id),
-        Attributes {
+    HrRecord {
+        key: PersonKey::new(connection, id),
+        attributes: Attributes {
             work_email: Some(email),
             given_name: Some(given.into()),
             family_name: Some(family.into()),
@@ -44,7 +50,7 @@ fn person(connection: &str, id: &str, given: &str, family: &str, department: &st
             employment_status: Some("Active".into()),
             ..Default::default()
         },
-    )
+    }
 }
 
 struct Timeline<'a> {
@@ -55,7 +61,21 @@ struct Timeline<'a> {
     rows: Vec<(String, String, String)>,
 }
 
-impl Timeline<'_> {
+impl<'a> Timeline<'a> {
+    /// Fails without the simulator: the story moves its clock and reads its outbox.
+    fn open(stack: &'a Stack, connections: &serde_json::Value) -> Result<Self> {
+        let Some(sim) = &stack.sim else {
+            bail!("the demo needs the simulator's clock and outbox; with --bridge-url use `serve`");
+        };
+        Ok(Timeline {
+            stack,
+            sim: sim.state(),
+            http: reqwest::Client::new(),
+            keys: Keys::from_connections(connections)?,
+            rows: vec![],
+        })
+    }
+
     async fn webhook(&mut self, source: &str, what: &str, webhook: Webhook) -> Result<()> {
         let before = snapshot(&self.sim);
         let (status, body) = webhook.send(&self.http, &self.stack.ingest_url).await?;
@@ -115,24 +135,25 @@ fn snapshot(sim: &SimState) -> BTreeMap<String, String> {
 }
 
 pub async fn run(stack: &Stack, connections: &serde_json::Value) -> Result<bool> {
-    let Some(sim) = &stack.sim else {
-        bail!("the demo needs the simulator's clock and outbox; with --bridge-url use `serve`");
-    };
-    let mut t = Timeline {
-        stack,
-        sim: sim.state(),
-        http: reqwest::Client::new(),
-        keys: Keys::from_connections(connections)?,
-        rows: vec![],
-    };
+    let mut t = Timeline::open(stack, connections)?;
     println!(
         "Demo: webhooks go to {}/webhooks/<connection>; 1Password is the simulator at {}",
         stack.ingest_url, stack.scim_url
     );
+    grace_joins_from_bamboohr(&mut t).await?;
+    margaret_joins_then_moves_on_hibob(&mut t).await?;
+    let ken = ken_joins_then_leaves_on_okta(&mut t).await?;
+    alan_never_accepts(&mut t).await?;
+    ken_is_rehired(&mut t, ken).await?;
+    print_summary(&t.rows);
+    let escalations = print_escalations(stack);
+    Ok(verify(&t.sim, escalations))
+}
 
-    // 1. BambooHR joiner: a thin event-based webhook; the worker reads her record back.
-    let (grace, grace_attrs) = person("bamboohr-main", "101", "Grace", "Hopper", "Engineering");
-    stack.hr.insert(grace, grace_attrs);
+/// A thin event-based webhook: the worker reads her record back from BambooHR.
+async fn grace_joins_from_bamboohr(t: &mut Timeline<'_>) -> Result<()> {
+    let grace = person("bamboohr-main", "101", "Grace", "Hopper", "Engineering");
+    t.stack.hr.insert(grace.key, grace.attributes);
     t.webhook(
         "bamboohr",
         "employee.created for Grace Hopper (Engineering)",
@@ -141,10 +162,13 @@ pub async fn run(stack: &Stack, connections: &serde_json::Value) -> Result<bool>
     .await?;
     t.sim.accept_invitation("grace.hopper@acme.test")?;
     println!("    Grace accepts her invitation.");
+    Ok(())
+}
 
-    // 2. HiBob joiner, then a mover: department Engineering → Finance.
-    let (margaret, margaret_attrs) = person("hibob-eu", "3001", "Margaret", "Hamilton", "Engineering");
-    stack.hr.insert(margaret.clone(), margaret_attrs.clone());
+/// A mover: her department goes from Engineering to Finance, and her groups follow.
+async fn margaret_joins_then_moves_on_hibob(t: &mut Timeline<'_>) -> Result<()> {
+    let margaret = person("hibob-eu", "3001", "Margaret", "Hamilton", "Engineering");
+    t.stack.hr.insert(margaret.key.clone(), margaret.attributes.clone());
     t.webhook(
         "hibob",
         "employee.joined for Margaret Hamilton (Engineering)",
@@ -152,34 +176,33 @@ pub async fn run(stack: &Stack, connections: &serde_json::Value) -> Result<bool>
     )
     .await?;
     t.sim.accept_invitation("margaret.hamilton@acme.test")?;
-    stack.hr.insert(margaret, Attributes { department: Some("Finance".into()), ..margaret_attrs });
+    t.stack.hr.insert(margaret.key, Attributes { department: Some("Finance".into()), ..margaret.attributes });
     t.webhook(
         "hibob",
         "employee.updated: Margaret moves to Finance",
         senders::hibob_event(&t.keys, "employee.updated", "3001", &["work.department"]),
     )
     .await?;
+    Ok(())
+}
 
-    // 3. Okta joiner, then an Okta leaver.
-    let (ken, ken_attrs) = person("okta-main", "00uken0000000001", "Ken", "Thompson", "Support");
-    stack.hr.insert(ken.clone(), ken_attrs.clone());
-    let okta =
-        |event: &str| senders::okta_event(&t.keys, event, "00uken0000000001", "ken.thompson@acme.test", "Ken Thompson");
-    let activate = okta("user.lifecycle.activate");
+/// Returns Ken's record as it was before he left, for his rehire.
+async fn ken_joins_then_leaves_on_okta(t: &mut Timeline<'_>) -> Result<HrRecord> {
+    let ken = person("okta-main", KEN_OKTA_ID, "Ken", "Thompson", "Support");
+    t.stack.hr.insert(ken.key.clone(), ken.attributes.clone());
+    let activate = ken_okta_event(&t.keys, "user.lifecycle.activate");
     t.webhook("okta", "user.lifecycle.activate for Ken Thompson (Support)", activate).await?;
     t.sim.accept_invitation("ken.thompson@acme.test")?;
     // Okta's record now says DEPROVISIONED: the worker checks before suspending.
-    stack.hr.insert(ken.clone(), Attributes { employment_status: Some("DEPROVISIONED".into()), ..ken_attrs.clone() });
-    let deactivate = senders::okta_event(
-        &t.keys,
-        "user.lifecycle.deactivate",
-        "00uken0000000001",
-        "ken.thompson@acme.test",
-        "Ken Thompson",
-    );
+    let deprovisioned = Attributes { employment_status: Some("DEPROVISIONED".into()), ..ken.attributes.clone() };
+    t.stack.hr.insert(ken.key.clone(), deprovisioned);
+    let deactivate = ken_okta_event(&t.keys, "user.lifecycle.deactivate");
     t.webhook("okta", "user.lifecycle.deactivate: Ken leaves", deactivate).await?;
+    Ok(ken)
+}
 
-    // 4. A joiner who never accepts: re-invited after each expiry, then escalated.
+/// Re-invited after each expiry, then escalated.
+async fn alan_never_accepts(t: &mut Timeline<'_>) -> Result<()> {
     let alan = serde_json::json!({
         "kind": "joiner", "person": { "source": "hr-generic", "id": "E-2001" }, "source_kind": "generic",
         "source_event_id": "hired-E-2001", "effective_at": chrono::Utc::now().to_rfc3339(),
@@ -194,29 +217,39 @@ pub async fn run(stack: &Stack, connections: &serde_json::Value) -> Result<bool>
     for _ in 0..4 {
         t.advance(6).await?;
     }
+    Ok(())
+}
 
-    // 5. Rehire: Ken comes back.
-    stack.hr.insert(ken, ken_attrs);
-    let reactivate = senders::okta_event(
-        &t.keys,
-        "user.lifecycle.reactivate",
-        "00uken0000000001",
-        "ken.thompson@acme.test",
-        "Ken Thompson",
-    );
+/// Okta's record is active again; his 1Password account is reactivated, not duplicated.
+async fn ken_is_rehired(t: &mut Timeline<'_>, ken: HrRecord) -> Result<()> {
+    t.stack.hr.insert(ken.key, ken.attributes);
+    let reactivate = ken_okta_event(&t.keys, "user.lifecycle.reactivate");
     t.webhook("okta", "user.lifecycle.reactivate: Ken is rehired", reactivate).await?;
+    Ok(())
+}
 
+const KEN_OKTA_ID: &str = "00uken0000000001";
+
+fn ken_okta_event(keys: &Keys, event_type: &str) -> Webhook {
+    senders::okta_event(keys, event_type, KEN_OKTA_ID, "ken.thompson@acme.test", "Ken Thompson")
+}
+
+fn print_summary(rows: &[(String, String, String)]) {
     println!("\nSummary");
     println!("{:<10} {:<58} what changed in 1Password", "source", "what came in");
-    for (source, what, changes) in &t.rows {
+    for (source, what, changes) in rows {
         println!("{source:<10} {what:<58} {changes}");
     }
+}
+
+/// Returns how many were sent.
+fn print_escalations(stack: &Stack) -> usize {
     let escalations = stack.notifications.sent();
     println!("\nEscalations sent: {}", escalations.len());
     for text in &escalations {
         println!("  {text}");
     }
-    Ok(verify(&t.sim, escalations.len()))
+    escalations.len()
 }
 
 /// True when 1Password ends exactly as the story says it should.

@@ -1,7 +1,6 @@
 //! invite-retry's configuration, from environment variables (names fixed by template.yaml).
 
 use serde::Serialize;
-use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -9,8 +8,9 @@ use crate::config::{ConfigError, Env};
 use crate::events_api::MAX_PAGE_LIMIT;
 
 /// How an expired invitation is re-issued.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, strum::IntoStaticStr, strum::Display)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum ReissueStrategy {
     /// `PATCH active=false`, then `PATCH active=true`. Unverified against a real bridge
     /// (docs/external-facts.md, "Provisioning invitations", option a): whether reactivation
@@ -22,16 +22,7 @@ pub enum ReissueStrategy {
 
 impl ReissueStrategy {
     pub fn as_str(self) -> &'static str {
-        match self {
-            ReissueStrategy::ToggleActive => "toggle-active",
-            ReissueStrategy::ReportOnly => "report-only",
-        }
-    }
-}
-
-impl fmt::Display for ReissueStrategy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        self.into()
     }
 }
 

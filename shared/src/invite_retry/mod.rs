@@ -51,8 +51,9 @@ const LEDGER_PAGE: usize = 200;
 pub use crate::clock::{Clock, SystemClock};
 
 /// Why an expired invitation was left alone this run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, strum::IntoStaticStr)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum SkipReason {
     /// The run's time budget ran out before this invitation's turn; the next run takes it.
     TimeBudget,
@@ -79,18 +80,7 @@ pub enum SkipReason {
 
 impl SkipReason {
     pub fn as_str(self) -> &'static str {
-        match self {
-            SkipReason::TimeBudget => "time_budget",
-            SkipReason::AcceptanceUnknown => "acceptance_unknown",
-            SkipReason::NoLongerPending => "no_longer_pending",
-            SkipReason::UserGone => "user_gone",
-            SkipReason::UserSuspended => "user_suspended",
-            SkipReason::NoUserId => "no_user_id",
-            SkipReason::BridgeError => "bridge_error",
-            SkipReason::LedgerError => "ledger_error",
-            SkipReason::LeftDuringReissue => "left_during_reissue",
-            SkipReason::ReactivationFailed => "reactivation_failed",
-        }
+        self.into()
     }
 }
 

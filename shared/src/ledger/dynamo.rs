@@ -206,12 +206,7 @@ fn pending_sort_key(last_sent_at: DateTime<Utc>, person: &PersonKey) -> String {
 }
 
 fn status_word(status: InvitationStatus) -> &'static str {
-    match status {
-        InvitationStatus::Pending => "pending",
-        InvitationStatus::Accepted => "accepted",
-        InvitationStatus::Cleared => "cleared",
-        InvitationStatus::Escalated => "escalated",
-    }
+    status.into()
 }
 
 fn unavailable<E, R>(error: SdkError<E, R>) -> LedgerError
@@ -306,13 +301,9 @@ fn person_from_item(item: &Item) -> Result<PersonRecord, LedgerError> {
 
 fn invitation_from_item(item: &Item) -> Result<Invitation, LedgerError> {
     let r = Reader::new(item);
-    let status = match r.string("status")?.as_str() {
-        "pending" => InvitationStatus::Pending,
-        "accepted" => InvitationStatus::Accepted,
-        "cleared" => InvitationStatus::Cleared,
-        "escalated" => InvitationStatus::Escalated,
-        other => return Err(r.corrupt(format!("unknown invitation status {other:?}"))),
-    };
+    let word = r.string("status")?;
+    let status: InvitationStatus =
+        word.parse().map_err(|_| r.corrupt(format!("unknown invitation status {word:?}")))?;
     Ok(Invitation {
         person: r.person()?,
         user_id: r.string("user_id")?,

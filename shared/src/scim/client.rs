@@ -115,6 +115,11 @@ impl ScimClient {
         query: &[(&str, String)],
         body: Option<&serde_json::Value>,
     ) -> Result<(StatusCode, Vec<u8>), ScimError> {
+        // A URL resolves `.` and `..` to the parent collection (`DELETE /Users/..` would be
+        // `DELETE /Users`); no resource has such an id, so it is not found, without a call.
+        if segments.iter().skip(1).any(|id| matches!(*id, "" | "." | "..")) {
+            return Ok((StatusCode::NOT_FOUND, Vec::new()));
+        }
         let operation = format!("{method} /{}", segments.first().copied().unwrap_or(""));
         let build = |attempt: Attempt| {
             let method = method.clone();

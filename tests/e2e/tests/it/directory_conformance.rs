@@ -13,15 +13,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-/// Cases our `ScimClient` fails through no fault of the server (the bugs are reported;
-/// remove an entry when its bug is fixed, and the suite says if one outlives its case).
-const CLIENT_BUGS: &[&str] = &[
-    // ScimClient builds `/Users/{id}` with url's `path_segments_mut().push()`, which drops
-    // `.` and `..` segments instead of encoding them: `get_user("..")` asks for `/Users`
-    // (the list), and `delete_user("..")` would send `DELETE /Users`.
-    "ids with dot segments are not found",
-];
-
 /// What the 1Password simulator excludes: RFC behaviour 1Password documents otherwise.
 const SIMULATOR_EXCLUDES: &[&str] = &[
     // DELETE suspends on 1Password (docs/invite-retry.md); "delete suspends the user"
@@ -53,7 +44,7 @@ async fn run_against_simulator(config: SimConfig, skip: &[&str]) -> Vec<String> 
 
 #[tokio::test]
 async fn scim_client_on_the_simulator_passes_the_directory_suite() {
-    let skip = [SIMULATOR_EXCLUDES, CLIENT_BUGS].concat();
+    let skip = SIMULATOR_EXCLUDES.to_vec();
     let failures = run_against_simulator(SimConfig::default(), &skip).await;
     assert!(failures.is_empty(), "conformance failures on the simulator:\n{}", failures.join("\n"));
 }
@@ -71,7 +62,7 @@ async fn scim_client_on_the_simulator_with_other_switches_passes_the_directory_s
         meta_location: true,
         ..SimConfig::default()
     };
-    let skip = [SIMULATOR_EXCLUDES, CLIENT_BUGS].concat();
+    let skip = SIMULATOR_EXCLUDES.to_vec();
     let failures = run_against_simulator(config, &skip).await;
     assert!(failures.is_empty(), "conformance failures on the simulator (other switches):\n{}", failures.join("\n"));
 }
@@ -94,11 +85,7 @@ async fn scim_client_on_scim2_server_passes_the_directory_suite() {
         // "deleted user is gone") and, as RFC 7643 allows, accepts two groups with one name.
         "delete suspends the user",
         "duplicate group displayName is a 409",
-    ]
-    .iter()
-    .chain(CLIENT_BUGS)
-    .copied()
-    .collect::<Vec<_>>();
+    ];
     let tenants = AtomicUsize::new(0);
     let failures = conformance::run_except(&skip, || {
         let n = tenants.fetch_add(1, Ordering::Relaxed);

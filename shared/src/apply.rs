@@ -14,7 +14,9 @@ use crate::ledger::{Invitation, InvitationStatus, Ledger, LedgerError, PersonRec
 use crate::mapping::MappingRules;
 use crate::notify::Notifier;
 use crate::plan::{self, Actual, Desired, LastApplied, Note, Operation, Plan, PlanPolicy, Refusal, Skip};
-use crate::scim::{CreateOutcome, Directory, NewUser, PatchOperation, ScimError, ScimGroup, ScimUser};
+use crate::scim::{
+    CreateOutcome, Directory, NewUser, PatchOperation, ScimError, ScimGroup, ScimGroupId, ScimUser, ScimUserId,
+};
 use crate::telemetry::mask_email;
 
 /// Mass-leaver brake: at most `limit` suspensions per fixed window of `window`.
@@ -187,7 +189,7 @@ impl Applier {
         }
         let event = self.complete(event).await?;
         let known_user_id = record.and_then(|r| r.user_id);
-        let observed = self.observe(directory, &event, known_user_id.as_deref(), last_applied).await?;
+        let observed = self.observe(directory, &event, known_user_id.as_ref(), last_applied).await?;
         let (operations, notes) = match plan::plan(&event, &observed.desired, &observed.actual, &self.policy)? {
             Plan::Apply { operations, notes } => (operations, notes),
             Plan::Skip { reason, notes } => {
@@ -233,7 +235,7 @@ impl Applier {
         &self,
         directory: &dyn Directory,
         event: &LifecycleEvent,
-        known_user_id: Option<&str>,
+        known_user_id: Option<&ScimUserId>,
         last_applied: Option<LastApplied>,
     ) -> Result<Observed, ApplyError> {
         let user = self.find_user(directory, event, known_user_id).await?;
@@ -294,7 +296,7 @@ impl Applier {
         &self,
         directory: &dyn Directory,
         event: &LifecycleEvent,
-        known_user_id: Option<&str>,
+        known_user_id: Option<&ScimUserId>,
     ) -> Result<Option<ScimUser>, ScimError> {
         if let Some(id) = known_user_id
             && let Some(user) = directory.get_user(id).await?
@@ -341,7 +343,7 @@ impl Applier {
         now: DateTime<Utc>,
     ) -> Result<Executed, ApplyError> {
         let Observed { desired, actual, groups } = observed;
-        let mut group_ids: HashMap<String, String> =
+        let mut group_ids: HashMap<String, ScimGroupId> =
             groups.iter().map(|g| (g.display_name.to_lowercase(), g.id.clone())).collect();
         let mut progress = Progress { user_id: actual.user.as_ref().map(|u| u.id.clone()), ..Progress::default() };
         let mut queue: VecDeque<Operation> = operations.into();
@@ -365,7 +367,7 @@ impl Applier {
                 (other, Some(user_id)) => self.execute_one(directory, other, &user_id, &mut group_ids).await?,
                 (_, None) => return Err(ApplyError::NoUser),
             }
-            audit(event, &operation, progress.user_id.as_deref(), started);
+            audit(event, &operation, progress.user_id.as_ref(), started);
             progress.names.push(operation.name());
         }
         let user_id = progress.user_id.ok_or(ApplyError::NoUser)?;
@@ -410,8 +412,8 @@ impl Applier {
         &self,
         directory: &dyn Directory,
         operation: &Operation,
-        user_id: &str,
-        group_ids: &mut HashMap<String, String>,
+        user_id: &ScimUserId,
+        group_ids: &mut HashMap<String, ScimGroupId>,
     ) -> Result<(), ApplyError> {
         if let Some(patch) = user_patch(operation) {
             return Ok(directory.patch_user(user_id, patch).await?);
@@ -420,7 +422,7 @@ impl Applier {
             Operation::Delete => directory.delete_user(user_id).await?,
             Operation::CreateGroup(name) => self.create_group(directory, name, group_ids).await?,
             Operation::AddToGroup(name) => {
-                let add = PatchOperation::add_members(&[user_id.to_owned()]);
+                let add = PatchOperation::add_members(std::slice::from_ref(user_id));
                 self.patch_membership(directory, name, group_ids, add).await?
             }
             Operation::RemoveFromGroup(name) => {
@@ -442,7 +444,7 @@ impl Applier {
         &self,
         directory: &dyn Directory,
         name: &str,
-        group_ids: &mut HashMap<String, String>,
+        group_ids: &mut HashMap<String, ScimGroupId>,
     ) -> Result<(), ApplyError> {
         let group = match directory.create_group(name).await {
             Ok(group) => {
@@ -470,7 +472,7 @@ impl Applier {
         &self,
         directory: &dyn Directory,
         name: &str,
-        group_ids: &HashMap<String, String>,
+        group_ids: &HashMap<String, ScimGroupId>,
         change: PatchOperation,
     ) -> Result<(), ApplyError> {
         let group_id = self.group_id(group_ids, name).await?;
@@ -488,7 +490,7 @@ impl Applier {
         }
     }
 
-    async fn group_id(&self, group_ids: &HashMap<String, String>, name: &str) -> Result<String, ApplyError> {
+    async fn group_id(&self, group_ids: &HashMap<String, ScimGroupId>, name: &str) -> Result<ScimGroupId, ApplyError> {
         match group_ids.get(&name.to_lowercase()) {
             Some(id) => Ok(id.clone()),
             None => {
@@ -507,7 +509,7 @@ impl Applier {
     async fn record(
         &self,
         event: &LifecycleEvent,
-        user_id: Option<String>,
+        user_id: Option<ScimUserId>,
         now: DateTime<Utc>,
     ) -> Result<(), LedgerError> {
         let recorded = self
@@ -558,7 +560,7 @@ impl Applier {
     async fn start_tracking(
         &self,
         event: &LifecycleEvent,
-        user_id: &str,
+        user_id: &ScimUserId,
         now: DateTime<Utc>,
     ) -> Result<(), LedgerError> {
         let person = &event.person;
@@ -569,7 +571,7 @@ impl Applier {
         let Some(email) = event.attributes.work_email.as_deref() else { return Ok(()) };
         let invitation = Invitation {
             person: person.clone(),
-            user_id: user_id.to_owned(),
+            user_id: user_id.clone(),
             email: email.trim().to_owned(),
             invited_at: now,
             last_sent_at: now,
@@ -591,12 +593,12 @@ struct Observed {
 /// How far execution got.
 #[derive(Default)]
 struct Progress {
-    user_id: Option<String>,
+    user_id: Option<ScimUserId>,
     names: Vec<&'static str>,
 }
 
 struct Executed {
-    user_id: String,
+    user_id: ScimUserId,
     names: Vec<&'static str>,
 }
 
@@ -620,12 +622,12 @@ fn user_patch(operation: &Operation) -> Option<Vec<PatchOperation>> {
 }
 
 /// The audit line of one applied operation (the message's span names the person).
-fn audit(event: &LifecycleEvent, operation: &Operation, user_id: Option<&str>, started: Instant) {
+fn audit(event: &LifecycleEvent, operation: &Operation, user_id: Option<&ScimUserId>, started: Instant) {
     let name = operation.name();
     tracing::info!(
         audit = true,
         operation = name,
-        user_id = user_id.unwrap_or("-"),
+        user_id = user_id.map(ScimUserId::as_str),
         email = %event.attributes.work_email.as_deref().map(mask_email).unwrap_or_default(),
         outcome = "ok",
         duration_ms = started.elapsed().as_millis() as u64,

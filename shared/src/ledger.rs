@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::event::PersonKey;
+use crate::scim::ScimUserId;
 
 #[cfg(any(test, feature = "test-support"))]
 pub mod conformance;
@@ -33,15 +34,13 @@ pub enum LedgerError {
 pub struct PersonRecord {
     pub person: PersonKey,
     /// The 1Password user id, once known.
-    pub user_id: Option<String>,
+    pub user_id: Option<ScimUserId>,
     pub last_event_id: String,
     pub last_effective_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr, strum::EnumString,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr, strum::EnumString)]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum InvitationStatus {
@@ -57,7 +56,7 @@ pub enum InvitationStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Invitation {
     pub person: PersonKey,
-    pub user_id: String,
+    pub user_id: ScimUserId,
     pub email: String,
     /// When the first invitation was sent.
     pub invited_at: DateTime<Utc>,
@@ -85,14 +84,22 @@ pub trait Ledger: Send + Sync {
 
     /// Sets the status of the person's invitation (accepted, cleared, escalated); a
     /// non-pending status removes it from the pending index. No-op when there is none.
-    async fn overwrite_invitation_status(&self, person: &PersonKey, status: InvitationStatus) -> Result<(), LedgerError>;
+    async fn overwrite_invitation_status(
+        &self,
+        person: &PersonKey,
+        status: InvitationStatus,
+    ) -> Result<(), LedgerError>;
 
     /// Moves the person's invitation from pending to `status` (accepted, cleared,
     /// escalated) and out of the pending index. Conditional on it still being pending:
     /// returns false and changes nothing when it is not (say the worker cleared it for a
     /// leaver meanwhile), so a decision taken on a pending invitation never overwrites a
     /// newer one.
-    async fn settle_invitation_if_pending(&self, person: &PersonKey, status: InvitationStatus) -> Result<bool, LedgerError>;
+    async fn settle_invitation_if_pending(
+        &self,
+        person: &PersonKey,
+        status: InvitationStatus,
+    ) -> Result<bool, LedgerError>;
 
     /// Records a re-issue: `last_sent_at = at`, `reissues += 1`. Conditional on the
     /// invitation still being pending with the `expected_reissues` count, so two runs never

@@ -7,7 +7,7 @@ use crate::enrich::InMemoryEnricher;
 use crate::event::{Attributes, PersonKey, SourceKind};
 use crate::ledger::InMemoryLedger;
 use crate::notify::InMemoryNotifier;
-use crate::scim::{DirectoryOp, InMemoryDirectory, ScimEmail, ScimName};
+use crate::scim::{DirectoryOp, InMemoryDirectory, ScimEmail, ScimName, ScimUserId};
 use chrono::TimeZone;
 
 /// Everyone is in Employees; Engineering and Finance follow the department.
@@ -56,7 +56,7 @@ fn event(kind: EventKind, id: &str, email: &str, department: &str, minutes: i64)
 fn existing_user(email: &str, external_id: Option<&str>, active: bool) -> ScimUser {
     let (given, family) = names_of(email);
     ScimUser {
-        id: String::new(),
+        id: ScimUserId::new(""),
         user_name: email.to_owned(),
         external_id: external_id.map(str::to_owned),
         active,
@@ -102,12 +102,12 @@ impl Fixture {
     }
 
     /// The names of the groups whose members include the user, sorted.
-    fn groups_of(&self, user_id: &str) -> Vec<String> {
+    fn groups_of(&self, user_id: &ScimUserId) -> Vec<String> {
         let mut names: Vec<String> = self
             .directory
             .groups()
             .into_iter()
-            .filter(|g| g.members.iter().any(|m| m.value == user_id))
+            .filter(|g| g.members.iter().any(|m| m.value == *user_id))
             .map(|g| g.display_name)
             .collect();
         names.sort();
@@ -118,7 +118,7 @@ impl Fixture {
         self.directory.calls().into_iter().filter(|c| c.op == op).map(|c| c.target).collect()
     }
 
-    async fn user_id_in_ledger(&self, id: &str) -> Option<String> {
+    async fn user_id_in_ledger(&self, id: &str) -> Option<ScimUserId> {
         self.ledger.person(&person(id)).await.unwrap().and_then(|r| r.user_id)
     }
 }
@@ -216,7 +216,7 @@ async fn a_group_created_by_another_invocation_just_before_ours_is_used() {
         let bob_id = bob.id.clone();
         f.directory.before_next(DirectoryOp::CreateGroup, move |d, call| {
             assert_eq!(call.target, "Employees", "the first group created");
-            *slot.lock().unwrap() = Some(d.insert_group(theirs, &[&bob_id]));
+            *slot.lock().unwrap() = Some(d.insert_group(theirs, &[bob_id.as_str()]));
         });
 
         let operations =
@@ -265,9 +265,13 @@ async fn a_stale_group_catalogue_fails_one_attempt_and_the_retry_repairs_it() {
         "a 404 from the bridge: {error:?}"
     );
     assert_eq!(error.label(), "scim_error");
-    assert!(error.to_string().contains(&engineering.id), "the error names the missing group: {error}");
+    assert!(error.to_string().contains(engineering.id.as_str()), "the error names the missing group: {error}");
     assert!(f.calls_of(DirectoryOp::ListGroups).is_empty(), "the cached catalogue was used");
-    assert_eq!(f.calls_of(DirectoryOp::PatchGroup).last(), Some(&engineering.id), "the stale id was patched");
+    assert_eq!(
+        f.calls_of(DirectoryOp::PatchGroup).last(),
+        Some(&engineering.id.to_string()),
+        "the stale id was patched"
+    );
     let bob = f.user("bob.babbage@example.com");
     assert_eq!(f.groups_of(&bob.id), vec!["Employees"], "half applied: invited, in Employees only");
     assert_eq!(f.ledger.person(&person("2")).await.unwrap(), None, "not recorded: the message is retried");
@@ -313,7 +317,7 @@ async fn an_invitation_sent_by_a_failed_attempt_is_still_tracked_after_the_retry
 async fn the_mass_leaver_brake_stops_the_suspension_after_the_limit() {
     for limit in [1u32, 3] {
         let f = Fixture::new(Brake { limit, window: Duration::from_secs(3600) });
-        let people: Vec<(String, String)> = (1..=limit + 1)
+        let people: Vec<(String, ScimUserId)> = (1..=limit + 1)
             .map(|i| {
                 let email = format!("leaver.{i}@example.com");
                 let user = f.directory.insert_user(existing_user(&email, Some(&format!("hr:{i}")), true));
@@ -335,7 +339,10 @@ async fn the_mass_leaver_brake_stops_the_suspension_after_the_limit() {
             assert_eq!(f.user_id_in_ledger(&(i + 1).to_string()).await, suspended.then(|| id.clone()), "limit {limit}");
         }
         let (_, last_id) = people.last().unwrap();
-        assert!(!f.calls_of(DirectoryOp::PatchUser).contains(last_id), "limit {limit}: the last one was not touched");
+        assert!(
+            !f.calls_of(DirectoryOp::PatchUser).contains(&last_id.to_string()),
+            "limit {limit}: the last one was not touched"
+        );
         let sent = f.notifier.sent();
         assert_eq!(sent.len(), 1, "limit {limit}: {sent:?}");
         assert!(sent[0].contains("mass-leaver brake engaged"), "{}", sent[0]);

@@ -35,8 +35,8 @@ impl PendingIndex {
     pub fn new(pending: Vec<Invitation>) -> Self {
         let mut index = PendingIndex::default();
         for invitation in pending {
-            if !invitation.user_id.is_empty() {
-                index.by_user_id.insert(invitation.user_id.to_lowercase(), invitation.person.clone());
+            if !invitation.user_id.as_str().is_empty() {
+                index.by_user_id.insert(invitation.user_id.as_str().to_lowercase(), invitation.person.clone());
             }
             index.by_email.insert(invitation.email.trim().to_lowercase(), invitation.person.clone());
             index.invitations.insert(invitation.person.clone(), invitation);
@@ -58,7 +58,7 @@ impl PendingIndex {
             return None;
         }
         let invitation = self.invitations.remove(&person)?;
-        self.by_user_id.remove(&invitation.user_id.to_lowercase());
+        self.by_user_id.remove(&invitation.user_id.as_str().to_lowercase());
         self.by_email.remove(&invitation.email.trim().to_lowercase());
         Some(invitation)
     }

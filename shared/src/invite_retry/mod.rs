@@ -491,7 +491,7 @@ impl Run<'_> {
             }
         };
         let email = mask_email(&current.email);
-        if current.user_id.trim().is_empty() {
+        if current.user_id.as_str().trim().is_empty() {
             tracing::warn!(%email, "pending invitation without a 1Password user id; left alone");
             return Outcome::Skipped(SkipReason::NoUserId);
         }
@@ -552,7 +552,7 @@ impl Run<'_> {
     async fn reissue(&self, current: Invitation) -> Outcome {
         let person = &current.person;
         let email = mask_email(&current.email);
-        let user_id = current.user_id.as_str();
+        let user_id = &current.user_id;
         let deactivate = vec![PatchOperation::replace("active", false.into())];
         let reactivate = || vec![PatchOperation::replace("active", true.into())];
         if let Err(error) = self.directory.patch_user(user_id, deactivate).await {
@@ -568,14 +568,14 @@ impl Run<'_> {
         match self.app.ports.ledger.invitation(person).await {
             Ok(Some(latest)) if latest.status == InvitationStatus::Pending => {}
             Ok(_) => {
-                tracing::warn!(%email, user_id, "the person left while the invitation was re-issued; left deactivated");
+                tracing::warn!(%email, %user_id, "the person left while the invitation was re-issued; left deactivated");
                 return Outcome::Skipped(SkipReason::LeftDuringReissue);
             }
             // The user was active a moment ago: restoring that is the safe default.
             Err(error) => tracing::warn!(%error, "cannot re-read the invitation; reactivating"),
         }
         if let Err(error) = self.directory.patch_user(user_id, reactivate()).await {
-            tracing::error!(%email, user_id, %error,
+            tracing::error!(%email, %user_id, %error,
                 "user deactivated to re-send the invitation but could not be reactivated: reactivate by hand");
             metrics::counter!("invitations", "outcome" => "reactivation_failed").increment(1);
             self.error(format!("{person}: deactivated but not reactivated ({error})"));
@@ -595,7 +595,7 @@ impl Run<'_> {
                 self.error(format!("{person}: re-issue not recorded ({error})"));
             }
         }
-        tracing::info!(%email, user_id, reissue = current.reissues + 1,
+        tracing::info!(%email, %user_id, reissue = current.reissues + 1,
             first_invited = %current.invited_at.format("%Y-%m-%d"), "invitation re-issued");
         metrics::counter!("invitations", "outcome" => "reinvited").increment(1);
         Outcome::Reinvited

@@ -84,7 +84,7 @@ mod tests {
         let at: DateTime<Utc> = DateTime::parse_from_rfc3339("2026-03-02T09:00:00Z").unwrap().into();
         Invitation {
             person: PersonKey::new("hr", n.to_string()),
-            user_id: format!("U{n}"),
+            user_id: crate::scim::ScimUserId::new(format!("U{n}")),
             email: format!("person.{n}@example.com"),
             invited_at: at + chrono::Duration::minutes(n as i64),
             last_sent_at: at + chrono::Duration::days(15),

@@ -6,7 +6,7 @@ use crate::event::PersonKey;
 use crate::events_api::{EventUser, InMemorySignInEvents, Introspection, PageRequest, SignInAttempt, SignInPage};
 use crate::ledger::InMemoryLedger;
 use crate::notify::InMemoryNotifier;
-use crate::scim::{CreateOutcome, NewUser, ScimGroup, ScimUser};
+use crate::scim::{CreateOutcome, NewUser, ScimGroup, ScimGroupId, ScimUser, ScimUserId};
 use crate::secrets::InMemorySecretSource;
 use async_trait::async_trait;
 use std::collections::HashMap;
@@ -62,30 +62,30 @@ impl Directory for FakeDirectory {
     async fn find_user_by_user_name(&self, _: &str) -> Result<Option<ScimUser>, ScimError> {
         unreachable!("invite-retry looks users up by id only")
     }
-    async fn get_user(&self, id: &str) -> Result<Option<ScimUser>, ScimError> {
+    async fn get_user(&self, id: &ScimUserId) -> Result<Option<ScimUser>, ScimError> {
         if let Some(hook) = &self.on_get_user {
             hook();
         }
-        Ok(self.users.lock().unwrap().get(id).cloned())
+        Ok(self.users.lock().unwrap().get(id.as_str()).cloned())
     }
     async fn create_user(&self, _: &NewUser) -> Result<CreateOutcome, ScimError> {
         unreachable!("invite-retry never creates users")
     }
-    async fn patch_user(&self, id: &str, operations: Vec<PatchOperation>) -> Result<(), ScimError> {
+    async fn patch_user(&self, id: &ScimUserId, operations: Vec<PatchOperation>) -> Result<(), ScimError> {
         let active = operations[0].value.as_ref().and_then(|v| v.as_bool()).expect("active patch");
-        self.patches.lock().unwrap().push((id.to_owned(), active));
+        self.patches.lock().unwrap().push((id.to_string(), active));
         if active && self.fail_reactivation {
             return Err(ScimError::Status { status: 500, scim_type: None, detail: None });
         }
         if !active && let Some(hook) = &self.on_deactivate {
             hook();
         }
-        if let Some(user) = self.users.lock().unwrap().get_mut(id) {
+        if let Some(user) = self.users.lock().unwrap().get_mut(id.as_str()) {
             user.active = active;
         }
         Ok(())
     }
-    async fn delete_user(&self, _: &str) -> Result<(), ScimError> {
+    async fn delete_user(&self, _: &ScimUserId) -> Result<(), ScimError> {
         unreachable!("invite-retry never deletes users")
     }
     async fn list_groups(&self) -> Result<Vec<ScimGroup>, ScimError> {
@@ -94,7 +94,7 @@ impl Directory for FakeDirectory {
     async fn create_group(&self, _: &str) -> Result<ScimGroup, ScimError> {
         unreachable!()
     }
-    async fn patch_group(&self, _: &str, _: Vec<PatchOperation>) -> Result<(), ScimError> {
+    async fn patch_group(&self, _: &ScimGroupId, _: Vec<PatchOperation>) -> Result<(), ScimError> {
         unreachable!()
     }
 }

@@ -12,6 +12,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 
 use super::{Invitation, InvitationStatus, Ledger, PersonRecord};
 use crate::event::PersonKey;
+use crate::scim::ScimUserId;
 
 type CaseResult = Result<(), String>;
 type CaseFuture<'a> = Pin<Box<dyn Future<Output = CaseResult> + Send + 'a>>;
@@ -21,10 +22,14 @@ type Case = for<'a> fn(&'a dyn Ledger) -> CaseFuture<'a>;
 pub const CASES: &[(&str, Case)] = &[
     ("unknown person has no record", |l| Box::pin(unknown_person_has_no_record(l))),
     ("record_applied_if_newer never moves backwards", |l| Box::pin(record_applied_is_monotonic(l))),
-    ("start_invitation_unless_pending refuses while one is pending", |l| Box::pin(start_invitation_refuses_while_pending(l))),
+    ("start_invitation_unless_pending refuses while one is pending", |l| {
+        Box::pin(start_invitation_refuses_while_pending(l))
+    }),
     ("status change leaves the pending index", |l| Box::pin(status_change_leaves_pending_index(l))),
     ("pending again re-enters the index", |l| Box::pin(pending_again_reenters_index(l))),
-    ("settle_invitation_if_pending moves only a pending invitation", |l| Box::pin(settle_invitation_moves_only_pending(l))),
+    ("settle_invitation_if_pending moves only a pending invitation", |l| {
+        Box::pin(settle_invitation_moves_only_pending(l))
+    }),
     ("record_reissue_if_unchanged is conditional", |l| Box::pin(record_reissue_is_conditional(l))),
     ("pending_invitations orders, limits and cuts off", |l| Box::pin(pending_invitations_order_limit_cutoff(l))),
     ("all_pending_invitations returns every pending one", |l| Box::pin(all_pending_returns_every_pending(l))),
@@ -80,7 +85,7 @@ fn at(minutes: i64) -> DateTime<Utc> {
 fn applied(person: &PersonKey, event: &str, minutes: i64) -> PersonRecord {
     PersonRecord {
         person: person.clone(),
-        user_id: Some(format!("op-{}", person.id)),
+        user_id: Some(ScimUserId::new(format!("op-{}", person.id))),
         last_event_id: event.to_owned(),
         last_effective_at: at(minutes),
         updated_at: at(minutes + 1),
@@ -90,7 +95,7 @@ fn applied(person: &PersonKey, event: &str, minutes: i64) -> PersonRecord {
 fn invitation(person: &PersonKey, sent_minutes: i64) -> Invitation {
     Invitation {
         person: person.clone(),
-        user_id: format!("op-{}", person.id),
+        user_id: ScimUserId::new(format!("op-{}", person.id)),
         email: format!("{}@example.com", person.id.to_lowercase()),
         invited_at: at(sent_minutes),
         last_sent_at: at(sent_minutes),
@@ -126,7 +131,10 @@ async fn record_applied_is_monotonic(ledger: &dyn Ledger) -> CaseResult {
 
     // Other people are independent.
     let other = PersonKey::new("okta-main", "00u2");
-    ensure!(ledger.record_applied_if_newer(&applied(&other, "evt-0", 0)).await.map_err(ledger_err)?, "other person refused");
+    ensure!(
+        ledger.record_applied_if_newer(&applied(&other, "evt-0", 0)).await.map_err(ledger_err)?,
+        "other person refused"
+    );
     Ok(())
 }
 
@@ -137,7 +145,10 @@ async fn start_invitation_refuses_while_pending(ledger: &dyn Ledger) -> CaseResu
     ensure_eq!(ledger.invitation(&person).await.map_err(ledger_err)?, Some(first.clone()), "stored invitation");
 
     let duplicate = Invitation { email: "other@example.com".into(), ..invitation(&person, 5) };
-    ensure!(!ledger.start_invitation_unless_pending(&duplicate).await.map_err(ledger_err)?, "second pending invitation accepted");
+    ensure!(
+        !ledger.start_invitation_unless_pending(&duplicate).await.map_err(ledger_err)?,
+        "second pending invitation accepted"
+    );
     ensure_eq!(ledger.invitation(&person).await.map_err(ledger_err)?, Some(first), "invitation after refusal");
 
     // Once the person left, a rehire starts a fresh invitation.
@@ -153,7 +164,10 @@ async fn start_invitation_refuses_while_pending(ledger: &dyn Ledger) -> CaseResu
 async fn status_change_leaves_pending_index(ledger: &dyn Ledger) -> CaseResult {
     let keys: Vec<PersonKey> = (1..=3).map(|i| PersonKey::new("bamboohr-main", i.to_string())).collect();
     for (i, key) in keys.iter().enumerate() {
-        ensure!(ledger.start_invitation_unless_pending(&invitation(key, i as i64)).await.map_err(ledger_err)?, "start {key}");
+        ensure!(
+            ledger.start_invitation_unless_pending(&invitation(key, i as i64)).await.map_err(ledger_err)?,
+            "start {key}"
+        );
     }
     ledger.overwrite_invitation_status(&keys[0], InvitationStatus::Accepted).await.map_err(ledger_err)?;
     ledger.overwrite_invitation_status(&keys[2], InvitationStatus::Escalated).await.map_err(ledger_err)?;
@@ -219,9 +233,15 @@ async fn record_reissue_is_conditional(ledger: &dyn Ledger) -> CaseResult {
     let first = invitation(&person, 0);
     ledger.start_invitation_unless_pending(&first).await.map_err(ledger_err)?;
 
-    ensure!(!ledger.record_reissue_if_unchanged(&person, 1, at(10)).await.map_err(ledger_err)?, "wrong expected count accepted");
+    ensure!(
+        !ledger.record_reissue_if_unchanged(&person, 1, at(10)).await.map_err(ledger_err)?,
+        "wrong expected count accepted"
+    );
     ensure!(ledger.record_reissue_if_unchanged(&person, 0, at(10)).await.map_err(ledger_err)?, "valid reissue refused");
-    ensure!(!ledger.record_reissue_if_unchanged(&person, 0, at(11)).await.map_err(ledger_err)?, "the same reissue counted twice");
+    ensure!(
+        !ledger.record_reissue_if_unchanged(&person, 0, at(11)).await.map_err(ledger_err)?,
+        "the same reissue counted twice"
+    );
 
     let after = ledger.invitation(&person).await.map_err(ledger_err)?.ok_or("invitation vanished")?;
     ensure_eq!(after.reissues, 1, "reissues");
@@ -241,9 +261,15 @@ async fn record_reissue_is_conditional(ledger: &dyn Ledger) -> CaseResult {
     );
 
     ledger.overwrite_invitation_status(&person, InvitationStatus::Accepted).await.map_err(ledger_err)?;
-    ensure!(!ledger.record_reissue_if_unchanged(&person, 1, at(20)).await.map_err(ledger_err)?, "reissue of an accepted invitation");
+    ensure!(
+        !ledger.record_reissue_if_unchanged(&person, 1, at(20)).await.map_err(ledger_err)?,
+        "reissue of an accepted invitation"
+    );
     let nobody = PersonKey::new("okta-main", "none");
-    ensure!(!ledger.record_reissue_if_unchanged(&nobody, 0, at(20)).await.map_err(ledger_err)?, "reissue without invitation");
+    ensure!(
+        !ledger.record_reissue_if_unchanged(&nobody, 0, at(20)).await.map_err(ledger_err)?,
+        "reissue without invitation"
+    );
     ensure_eq!(ledger.invitation(&nobody).await.map_err(ledger_err)?, None, "reissue created an invitation");
     Ok(())
 }

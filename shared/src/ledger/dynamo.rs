@@ -31,6 +31,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use super::{Invitation, InvitationStatus, Ledger, LedgerError, PersonRecord};
 use crate::event::PersonKey;
+use crate::scim::ScimUserId;
 
 pub const PENDING_INDEX: &str = "pending-invitations";
 const PENDING_PARTITION: &str = "PENDING";
@@ -292,7 +293,7 @@ fn person_from_item(item: &Item) -> Result<PersonRecord, LedgerError> {
     let r = Reader::new(item);
     Ok(PersonRecord {
         person: r.person()?,
-        user_id: r.optional_string("user_id")?,
+        user_id: r.optional_string("user_id")?.map(ScimUserId::new),
         last_event_id: r.string("last_event_id")?,
         last_effective_at: r.time("last_effective_at")?,
         updated_at: r.time("updated_at")?,
@@ -306,7 +307,7 @@ fn invitation_from_item(item: &Item) -> Result<Invitation, LedgerError> {
         word.parse().map_err(|_| r.corrupt(format!("unknown invitation status {word:?}")))?;
     Ok(Invitation {
         person: r.person()?,
-        user_id: r.string("user_id")?,
+        user_id: ScimUserId::new(r.string("user_id")?),
         email: r.string("email")?,
         invited_at: r.time("invited_at")?,
         last_sent_at: r.time("last_sent_at")?,
@@ -336,7 +337,7 @@ impl Ledger for DynamoLedger {
             .condition_expression("attribute_not_exists(pk) OR last_effective_at <= :effective")
             .expression_attribute_values(":effective", s(timestamp(record.last_effective_at)));
         if let Some(user_id) = &record.user_id {
-            put = put.item("user_id", s(user_id));
+            put = put.item("user_id", s(user_id.as_str()));
         }
         condition_outcome(put.send().await)
     }
@@ -354,7 +355,7 @@ impl Ledger for DynamoLedger {
             .item("sk", s(INVITE_SK))
             .item("person_source", s(&invitation.person.source))
             .item("person_id", s(&invitation.person.id))
-            .item("user_id", s(&invitation.user_id))
+            .item("user_id", s(invitation.user_id.as_str()))
             .item("email", s(&invitation.email))
             .item("invited_at", s(timestamp(invitation.invited_at)))
             .item("last_sent_at", s(timestamp(invitation.last_sent_at)))
@@ -371,7 +372,11 @@ impl Ledger for DynamoLedger {
         condition_outcome(put.send().await)
     }
 
-    async fn overwrite_invitation_status(&self, person: &PersonKey, status: InvitationStatus) -> Result<(), LedgerError> {
+    async fn overwrite_invitation_status(
+        &self,
+        person: &PersonKey,
+        status: InvitationStatus,
+    ) -> Result<(), LedgerError> {
         let update = self
             .update_invitation(person)
             .expression_attribute_names("#status", "status")
@@ -398,7 +403,11 @@ impl Ledger for DynamoLedger {
         condition_outcome(update.send().await).map(|_| ())
     }
 
-    async fn settle_invitation_if_pending(&self, person: &PersonKey, status: InvitationStatus) -> Result<bool, LedgerError> {
+    async fn settle_invitation_if_pending(
+        &self,
+        person: &PersonKey,
+        status: InvitationStatus,
+    ) -> Result<bool, LedgerError> {
         let update = self
             .update_invitation(person)
             .update_expression("SET #status = :status REMOVE gsi1pk, gsi1sk")

@@ -19,7 +19,7 @@ use crate::secrets::SecretString;
 
 use super::{
     CreateOutcome, Directory, GROUP_SCHEMA, ListResponse, NewUser, PatchOperation, PatchRequest, ScimError,
-    ScimErrorBody, ScimGroup, ScimUser, quote_filter_value,
+    ScimErrorBody, ScimGroup, ScimGroupId, ScimUser, ScimUserId, quote_filter_value,
 };
 
 /// Where the bridge is and how to authenticate. `base_url` includes the SCIM base path
@@ -223,8 +223,8 @@ impl Directory for ScimClient {
         Ok(found.into_iter().next())
     }
 
-    async fn get_user(&self, id: &str) -> Result<Option<ScimUser>, ScimError> {
-        let (status, body) = self.send(Method::GET, &["Users", id], &[], None).await?;
+    async fn get_user(&self, id: &ScimUserId) -> Result<Option<ScimUser>, ScimError> {
+        let (status, body) = self.send(Method::GET, &["Users", id.as_str()], &[], None).await?;
         match status {
             StatusCode::OK => serde_json::from_slice(&body).map(Some).map_err(|e| ScimError::Decode(e.to_string())),
             StatusCode::NOT_FOUND => Ok(None),
@@ -245,12 +245,12 @@ impl Directory for ScimClient {
         }
     }
 
-    async fn patch_user(&self, id: &str, operations: Vec<PatchOperation>) -> Result<(), ScimError> {
-        self.patch(&["Users", id], operations).await
+    async fn patch_user(&self, id: &ScimUserId, operations: Vec<PatchOperation>) -> Result<(), ScimError> {
+        self.patch(&["Users", id.as_str()], operations).await
     }
 
-    async fn delete_user(&self, id: &str) -> Result<(), ScimError> {
-        let (status, body) = self.send(Method::DELETE, &["Users", id], &[], None).await?;
+    async fn delete_user(&self, id: &ScimUserId) -> Result<(), ScimError> {
+        let (status, body) = self.send(Method::DELETE, &["Users", id.as_str()], &[], None).await?;
         match status {
             StatusCode::OK | StatusCode::NO_CONTENT | StatusCode::NOT_FOUND => Ok(()),
             other => Err(status_error(other, &body)),
@@ -266,8 +266,8 @@ impl Directory for ScimClient {
         self.send_json(Method::POST, &["Groups"], &[], Some(&body), &[StatusCode::OK, StatusCode::CREATED]).await
     }
 
-    async fn patch_group(&self, id: &str, operations: Vec<PatchOperation>) -> Result<(), ScimError> {
-        self.patch(&["Groups", id], operations).await
+    async fn patch_group(&self, id: &ScimGroupId, operations: Vec<PatchOperation>) -> Result<(), ScimError> {
+        self.patch(&["Groups", id.as_str()], operations).await
     }
 }
 

@@ -17,7 +17,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use super::{CreateOutcome, Directory, NewUser, PatchOperation, ScimError, ScimUser};
+use super::{CreateOutcome, Directory, NewUser, PatchOperation, ScimError, ScimGroupId, ScimUser, ScimUserId};
 
 type CaseResult = Result<(), String>;
 type CaseFuture<'a> = Pin<Box<dyn Future<Output = CaseResult> + Send + 'a>>;
@@ -145,11 +145,11 @@ async fn create(directory: &dyn Directory, user: &NewUser) -> Result<ScimUser, S
     }
 }
 
-async fn get(directory: &dyn Directory, id: &str) -> Result<ScimUser, String> {
+async fn get(directory: &dyn Directory, id: &ScimUserId) -> Result<ScimUser, String> {
     directory.get_user(id).await.map_err(scim_err)?.ok_or_else(|| format!("user {id} not found"))
 }
 
-fn id_of(user: Option<ScimUser>) -> Option<String> {
+fn id_of(user: Option<ScimUser>) -> Option<ScimUserId> {
     user.map(|u| u.id)
 }
 
@@ -158,17 +158,17 @@ fn primary_email(user: &ScimUser) -> Option<&str> {
 }
 
 /// Whether the user is a member of the group, as either side shows it.
-async fn is_member(directory: &dyn Directory, group_id: &str, user_id: &str) -> Result<bool, String> {
+async fn is_member(directory: &dyn Directory, group_id: &ScimGroupId, user_id: &ScimUserId) -> Result<bool, String> {
     let groups = directory.list_groups().await.map_err(scim_err)?;
-    let group = groups.iter().find(|g| g.id == group_id).ok_or_else(|| format!("group {group_id} not listed"))?;
-    let in_members = group.members.iter().any(|m| m.value == user_id);
-    let in_user = get(directory, user_id).await?.groups.iter().any(|g| g.value == group_id);
+    let group = groups.iter().find(|g| &g.id == group_id).ok_or_else(|| format!("group {group_id} not listed"))?;
+    let in_members = group.members.iter().any(|m| m.value == *user_id);
+    let in_user = get(directory, user_id).await?.groups.iter().any(|g| g.value == group_id.as_str());
     Ok(in_members || in_user)
 }
 
 async fn create_then_find_by_user_name(directory: &dyn Directory) -> CaseResult {
     let ada = create(directory, &new_user("ada.lovelace@example.com", "hr:1", "Ada", "Lovelace")).await?;
-    ensure!(!ada.id.is_empty(), "created user has no id");
+    ensure!(!ada.id.as_str().is_empty(), "created user has no id");
     ensure!(ada.user_name.eq_ignore_ascii_case("ada.lovelace@example.com"), "userName {:?}", ada.user_name);
     ensure!(ada.active, "created user is not active");
 
@@ -229,14 +229,16 @@ async fn unknown_ids_are_not_found(directory: &dyn Directory) -> CaseResult {
     create(directory, &new_user("ada@example.com", "hr:1", "Ada", "Lovelace")).await?;
     // Ids are opaque: reserved characters must reach the server as one path segment.
     for id in ["no-such-user", "ZZZZZZZZZZZZZZZZZZZZZZZZZZ", "a/b", "a?b#c", "%2e%2e", "x y\"z"] {
-        ensure_eq!(directory.get_user(id).await.map_err(scim_err)?, None, format!("get_user({id:?})"));
+        ensure_eq!(directory.get_user(&id.into()).await.map_err(scim_err)?, None, format!("get_user({id:?})"));
     }
-    let patched = directory.patch_user("no-such-user", vec![PatchOperation::replace("active", false.into())]).await;
+    let patched =
+        directory.patch_user(&"no-such-user".into(), vec![PatchOperation::replace("active", false.into())]).await;
     ensure!(matches!(&patched, Err(e) if e.status() == Some(404)), "patch_user of an unknown id: {patched:?}");
-    let patched = directory.patch_group("no-such-group", vec![PatchOperation::remove_member("x")]).await;
+    let patched =
+        directory.patch_group(&"no-such-group".into(), vec![PatchOperation::remove_member(&"x".into())]).await;
     ensure!(matches!(&patched, Err(e) if e.status() == Some(404)), "patch_group of an unknown id: {patched:?}");
     // The bridge's 404 on DELETE reads as "gone already".
-    directory.delete_user("no-such-user").await.map_err(scim_err)?;
+    directory.delete_user(&"no-such-user".into()).await.map_err(scim_err)?;
     Ok(())
 }
 
@@ -244,7 +246,7 @@ async fn dot_segment_ids_are_not_found(directory: &dyn Directory) -> CaseResult 
     create(directory, &new_user("ada@example.com", "hr:1", "Ada", "Lovelace")).await?;
     // `..` and `.` are ids like any other, not the collection or its parent.
     for id in ["..", "."] {
-        ensure_eq!(directory.get_user(id).await.map_err(scim_err)?, None, format!("get_user({id:?})"));
+        ensure_eq!(directory.get_user(&id.into()).await.map_err(scim_err)?, None, format!("get_user({id:?})"));
     }
     Ok(())
 }
@@ -335,7 +337,7 @@ async fn created_groups_are_listed(directory: &dyn Directory) -> CaseResult {
     let mut created = Vec::new();
     for name in names {
         let group = directory.create_group(name).await.map_err(scim_err)?;
-        ensure!(!group.id.is_empty(), "group {name} has no id");
+        ensure!(!group.id.as_str().is_empty(), "group {name} has no id");
         ensure_eq!(group.display_name, name, "created displayName");
         ensure!(group.members.is_empty(), "new group {name} has members {:?}", group.members);
         created.push(group);

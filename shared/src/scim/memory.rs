@@ -15,7 +15,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use async_trait::async_trait;
 
 use super::{
-    CreateOutcome, Directory, NewUser, PatchOperation, ResourceRef, ScimEmail, ScimError, ScimGroup, ScimName, ScimUser,
+    CreateOutcome, Directory, NewUser, PatchOperation, ResourceRef, ScimEmail, ScimError, ScimGroup, ScimGroupId,
+    ScimName, ScimUser, ScimUserId,
 };
 
 /// The [`Directory`] methods, to aim faults and hooks at and to read the call log by.
@@ -88,17 +89,17 @@ impl State {
             .groups
             .iter()
             .filter(|g| g.members.iter().any(|m| m.value == user.id))
-            .map(|g| ResourceRef { value: g.id.clone(), display: Some(g.display_name.clone()) })
+            .map(|g| ResourceRef { value: g.id.to_string(), display: Some(g.display_name.clone()) })
             .collect();
         ScimUser { groups, ..user.clone() }
     }
 
-    fn user_index(&self, id: &str) -> Result<usize, ScimError> {
-        self.users.iter().position(|u| u.id == id).ok_or_else(|| not_found("user", id))
+    fn user_index(&self, id: &ScimUserId) -> Result<usize, ScimError> {
+        self.users.iter().position(|u| &u.id == id).ok_or_else(|| not_found("user", id.as_str()))
     }
 
-    fn group_index(&self, id: &str) -> Result<usize, ScimError> {
-        self.groups.iter().position(|g| g.id == id).ok_or_else(|| not_found("group", id))
+    fn group_index(&self, id: &ScimGroupId) -> Result<usize, ScimError> {
+        self.groups.iter().position(|g| &g.id == id).ok_or_else(|| not_found("group", id.as_str()))
     }
 }
 
@@ -136,8 +137,8 @@ impl InMemoryDirectory {
     /// `groups` is ignored: membership lives on the groups ([`Self::insert_group`]).
     pub fn insert_user(&self, mut user: ScimUser) -> ScimUser {
         let mut state = self.state();
-        if user.id.is_empty() {
-            user.id = state.new_id("user");
+        if user.id.as_str().is_empty() {
+            user.id = ScimUserId::new(state.new_id("user"));
         }
         user.groups.clear();
         state.users.push(user.clone());
@@ -148,7 +149,7 @@ impl InMemoryDirectory {
     pub fn insert_group(&self, display_name: &str, member_ids: &[&str]) -> ScimGroup {
         let mut state = self.state();
         let group = ScimGroup {
-            id: state.new_id("group"),
+            id: ScimGroupId::new(state.new_id("group")),
             display_name: display_name.to_owned(),
             members: member_ids.iter().map(|id| ResourceRef { value: (*id).to_owned(), display: None }).collect(),
         };
@@ -157,9 +158,9 @@ impl InMemoryDirectory {
     }
 
     /// Deletes a group, as an administrator can in the 1Password console.
-    pub fn remove_group(&self, id: &str) -> Option<ScimGroup> {
+    pub fn remove_group(&self, id: &ScimGroupId) -> Option<ScimGroup> {
         let mut state = self.state();
-        let index = state.groups.iter().position(|g| g.id == id)?;
+        let index = state.groups.iter().position(|g| &g.id == id)?;
         Some(state.groups.remove(index))
     }
 
@@ -348,10 +349,10 @@ impl Directory for InMemoryDirectory {
         Ok(state.users.iter().find(|u| same_name(&u.user_name, user_name)).map(|u| state.view(u)))
     }
 
-    async fn get_user(&self, id: &str) -> Result<Option<ScimUser>, ScimError> {
-        self.begin(DirectoryOp::GetUser, id.to_owned(), &[])?;
+    async fn get_user(&self, id: &ScimUserId) -> Result<Option<ScimUser>, ScimError> {
+        self.begin(DirectoryOp::GetUser, id.to_string(), &[])?;
         let state = self.state();
-        Ok(state.users.iter().find(|u| u.id == id).map(|u| state.view(u)))
+        Ok(state.users.iter().find(|u| &u.id == id).map(|u| state.view(u)))
     }
 
     async fn create_user(&self, user: &NewUser) -> Result<CreateOutcome, ScimError> {
@@ -365,7 +366,7 @@ impl Directory for InMemoryDirectory {
             return Ok(CreateOutcome::Conflict);
         }
         let created = ScimUser {
-            id: state.new_id("user"),
+            id: ScimUserId::new(state.new_id("user")),
             user_name: user_name.to_owned(),
             external_id: Some(user.external_id.clone()),
             active: user.active,
@@ -380,15 +381,15 @@ impl Directory for InMemoryDirectory {
 
     /// All or nothing; only `replace` of the attributes the worker changes is modelled (any
     /// other operation answers 400, so a test notices what the twin does not know).
-    async fn patch_user(&self, id: &str, operations: Vec<PatchOperation>) -> Result<(), ScimError> {
-        self.begin(DirectoryOp::PatchUser, id.to_owned(), &operations)?;
+    async fn patch_user(&self, id: &ScimUserId, operations: Vec<PatchOperation>) -> Result<(), ScimError> {
+        self.begin(DirectoryOp::PatchUser, id.to_string(), &operations)?;
         let mut state = self.state();
         let index = state.user_index(id)?;
         let mut user = state.users[index].clone();
         for op in &operations {
             apply_user_patch(&mut user, op)?;
         }
-        if state.users.iter().any(|u| u.id != id && same_name(&u.user_name, &user.user_name)) {
+        if state.users.iter().any(|u| &u.id != id && same_name(&u.user_name, &user.user_name)) {
             return Err(status(409, Some("uniqueness"), format!("userName {} is taken", user.user_name)));
         }
         state.users[index] = user;
@@ -397,9 +398,9 @@ impl Directory for InMemoryDirectory {
 
     /// Suspends, like the 1Password bridge: the user stays listed with `active: false`. An
     /// unknown id is not an error (the bridge's 404 reads as "gone already").
-    async fn delete_user(&self, id: &str) -> Result<(), ScimError> {
-        self.begin(DirectoryOp::DeleteUser, id.to_owned(), &[])?;
-        if let Some(user) = self.state().users.iter_mut().find(|u| u.id == id) {
+    async fn delete_user(&self, id: &ScimUserId) -> Result<(), ScimError> {
+        self.begin(DirectoryOp::DeleteUser, id.to_string(), &[])?;
+        if let Some(user) = self.state().users.iter_mut().find(|u| &u.id == id) {
             user.active = false;
         }
         Ok(())
@@ -420,15 +421,19 @@ impl Directory for InMemoryDirectory {
         if state.groups.iter().any(|g| same_name(&g.display_name, name)) {
             return Err(status(409, Some("uniqueness"), format!("a group named {name} already exists")));
         }
-        let group = ScimGroup { id: state.new_id("group"), display_name: name.to_owned(), members: Vec::new() };
+        let group = ScimGroup {
+            id: ScimGroupId::new(state.new_id("group")),
+            display_name: name.to_owned(),
+            members: Vec::new(),
+        };
         state.groups.push(group.clone());
         Ok(group)
     }
 
     /// All or nothing: `add`/`replace`/`remove` of `members`, `remove` of
     /// `members[value eq "…"]`, `replace` of `displayName`.
-    async fn patch_group(&self, id: &str, operations: Vec<PatchOperation>) -> Result<(), ScimError> {
-        self.begin(DirectoryOp::PatchGroup, id.to_owned(), &operations)?;
+    async fn patch_group(&self, id: &ScimGroupId, operations: Vec<PatchOperation>) -> Result<(), ScimError> {
+        self.begin(DirectoryOp::PatchGroup, id.to_string(), &operations)?;
         let mut state = self.state();
         let index = state.group_index(id)?;
         let mut group = state.groups[index].clone();
@@ -512,8 +517,7 @@ mod tests {
         assert!(directory.users()[0].active, "the first operation was not kept");
 
         let group = directory.insert_group("Engineering", &[]);
-        let result =
-            directory.patch_group(&group.id, vec![PatchOperation::add_members(&["not-a-user".to_owned()])]).await;
+        let result = directory.patch_group(&group.id, vec![PatchOperation::add_members(&["not-a-user".into()])]).await;
         assert!(matches!(result, Err(ScimError::Status { status: 400, .. })), "{result:?}");
     }
 
@@ -521,11 +525,14 @@ mod tests {
     async fn delete_suspends_and_users_show_their_groups() {
         let directory = InMemoryDirectory::new();
         let CreateOutcome::Created(user) = directory.create_user(&ada()).await.unwrap() else { panic!("created") };
-        let group = directory.insert_group("Engineering", &[&user.id]);
+        let group = directory.insert_group("Engineering", &[user.id.as_str()]);
         directory.delete_user(&user.id).await.unwrap();
         let after = directory.get_user(&user.id).await.unwrap().expect("still listed");
         assert!(!after.active);
-        assert_eq!(after.groups, vec![ResourceRef { value: group.id, display: Some("Engineering".into()) }]);
-        directory.delete_user("no-such-user").await.unwrap();
+        assert_eq!(
+            after.groups,
+            vec![ResourceRef { value: group.id.to_string(), display: Some("Engineering".into()) }]
+        );
+        directory.delete_user(&"no-such-user".into()).await.unwrap();
     }
 }

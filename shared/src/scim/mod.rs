@@ -63,11 +63,11 @@ pub trait Directory: Send + Sync {
     /// (`externalId eq … or userName eq …`): the externalId match wins.
     async fn find_user(&self, external_id: &str, user_name: Option<&str>) -> Result<Option<ScimUser>, ScimError>;
     async fn find_user_by_user_name(&self, user_name: &str) -> Result<Option<ScimUser>, ScimError>;
-    async fn get_user(&self, id: &str) -> Result<Option<ScimUser>, ScimError>;
+    async fn get_user(&self, id: &ScimUserId) -> Result<Option<ScimUser>, ScimError>;
     async fn create_user(&self, user: &NewUser) -> Result<CreateOutcome, ScimError>;
-    async fn patch_user(&self, id: &str, operations: Vec<PatchOperation>) -> Result<(), ScimError>;
-    async fn delete_user(&self, id: &str) -> Result<(), ScimError>;
+    async fn patch_user(&self, id: &ScimUserId, operations: Vec<PatchOperation>) -> Result<(), ScimError>;
+    async fn delete_user(&self, id: &ScimUserId) -> Result<(), ScimError>;
     async fn list_groups(&self) -> Result<Vec<ScimGroup>, ScimError>;
     async fn create_group(&self, display_name: &str) -> Result<ScimGroup, ScimError>;
-    async fn patch_group(&self, id: &str, operations: Vec<PatchOperation>) -> Result<(), ScimError>;
+    async fn patch_group(&self, id: &ScimGroupId, operations: Vec<PatchOperation>) -> Result<(), ScimError>;
 }

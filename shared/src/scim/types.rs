@@ -9,6 +9,71 @@ pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 pub const PATCH_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 pub const ERROR_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 
+/// An id the bridge assigned: opaque, compared exactly, never parsed.
+macro_rules! opaque_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn new(id: impl Into<String>) -> Self {
+                $name(id.into())
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(id: &str) -> Self {
+                $name(id.to_owned())
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+
+        impl PartialEq<String> for $name {
+            fn eq(&self, other: &String) -> bool {
+                &self.0 == other
+            }
+        }
+
+        impl PartialEq<$name> for String {
+            fn eq(&self, other: &$name) -> bool {
+                self == &other.0
+            }
+        }
+    };
+}
+
+opaque_id!(
+    /// A 1Password user's SCIM `id`.
+    ScimUserId
+);
+opaque_id!(
+    /// A 1Password group's SCIM `id`.
+    ScimGroupId
+);
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ScimName {
@@ -37,7 +102,7 @@ pub struct ResourceRef {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ScimUser {
-    pub id: String,
+    pub id: ScimUserId,
     pub user_name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_id: Option<String>,
@@ -92,7 +157,7 @@ impl NewUser {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ScimGroup {
-    pub id: String,
+    pub id: ScimGroupId,
     pub display_name: String,
     #[serde(default)]
     pub members: Vec<ResourceRef>,
@@ -122,15 +187,15 @@ impl PatchOperation {
         PatchOperation { op: "replace", path: Some(path.to_owned()), value: Some(value) }
     }
 
-    pub fn add_members(user_ids: &[String]) -> Self {
-        let members = user_ids.iter().map(|id| serde_json::json!({ "value": id })).collect();
+    pub fn add_members(user_ids: &[ScimUserId]) -> Self {
+        let members = user_ids.iter().map(|id| serde_json::json!({ "value": id.as_str() })).collect();
         PatchOperation { op: "add", path: Some("members".to_owned()), value: Some(serde_json::Value::Array(members)) }
     }
 
-    pub fn remove_member(user_id: &str) -> Self {
+    pub fn remove_member(user_id: &ScimUserId) -> Self {
         PatchOperation {
             op: "remove",
-            path: Some(format!("members[value eq {}]", quote_filter_value(user_id))),
+            path: Some(format!("members[value eq {}]", quote_filter_value(user_id.as_str()))),
             value: None,
         }
     }
@@ -198,7 +263,7 @@ mod tests {
 
     #[test]
     fn remove_member_uses_a_quoted_filter_path() {
-        let op = serde_json::to_value(PatchOperation::remove_member("ABC")).unwrap();
+        let op = serde_json::to_value(PatchOperation::remove_member(&"ABC".into())).unwrap();
         assert_eq!(op, serde_json::json!({"op":"remove","path":"members[value eq \"ABC\"]"}));
     }
 }

@@ -12,6 +12,7 @@ use provisioning::PersonKey;
 use provisioning::config::Env;
 use provisioning::invite_retry::{InviteRetryApp, InviteRetryConfig, Ports};
 use provisioning::ledger::{InMemoryLedger, Invitation, InvitationStatus, Ledger};
+use provisioning::scim::ScimUserId;
 use provisioning::secrets::InMemorySecretSource;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -57,7 +58,7 @@ async fn bench() {
         ledger
             .start_invitation_unless_pending(&Invitation {
                 person: PersonKey::new("hr", n.to_string()),
-                user_id: user_id.clone(),
+                user_id: ScimUserId::new(user_id.as_str()),
                 email: format!("person.{n}@example.com"),
                 invited_at: sent,
                 last_sent_at: sent,

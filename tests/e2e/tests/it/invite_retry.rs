@@ -160,7 +160,10 @@ async fn a_leaver_between_invitation_and_retry_is_not_reinvited() {
         ScimClientConfig { allow_http: true, ..Default::default() },
     )
     .unwrap();
-    other_client.patch_user(&alan_id, vec![PatchOperation::replace("active", false.into())]).await.unwrap();
+    other_client
+        .patch_user(&alan_id.as_str().into(), vec![PatchOperation::replace("active", false.into())])
+        .await
+        .unwrap();
     let app = retry_app(&h, &[], retry_secret(&h.sim, true, None), None, |_| {}).await;
     pass_ttl(&h);
     h.sim.state().clear_operations();

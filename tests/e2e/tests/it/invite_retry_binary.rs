@@ -21,7 +21,7 @@ async fn expired_invitation(stack: &BinaryStack) -> PersonKey {
         .ledger
         .start_invitation_unless_pending(&Invitation {
             person: person.clone(),
-            user_id: ids[0].clone(),
+            user_id: ids[0].as_str().into(),
             email: ADA.into(),
             invited_at: sent,
             last_sent_at: sent,

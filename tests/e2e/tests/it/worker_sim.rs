@@ -11,8 +11,8 @@ use provisioning::ledger::{InMemoryLedger, Ledger};
 use provisioning::mapping::MappingRules;
 use provisioning::plan::PlanPolicy;
 use provisioning::scim::{
-    CreateOutcome, Directory, NewUser, PatchOperation, ScimClient, ScimClientConfig, ScimError, ScimGroup, ScimUser,
-    StaticCredentials,
+    CreateOutcome, Directory, NewUser, PatchOperation, ScimClient, ScimClientConfig, ScimError, ScimGroup, ScimGroupId,
+    ScimUser, ScimUserId, StaticCredentials,
 };
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -168,7 +168,7 @@ impl Directory for RacingDirectory {
     async fn find_user_by_user_name(&self, u: &str) -> Result<Option<ScimUser>, ScimError> {
         self.inner.find_user_by_user_name(u).await
     }
-    async fn get_user(&self, id: &str) -> Result<Option<ScimUser>, ScimError> {
+    async fn get_user(&self, id: &ScimUserId) -> Result<Option<ScimUser>, ScimError> {
         self.inner.get_user(id).await
     }
     async fn create_user(&self, user: &NewUser) -> Result<CreateOutcome, ScimError> {
@@ -177,10 +177,10 @@ impl Directory for RacingDirectory {
             .unwrap();
         self.inner.create_user(user).await
     }
-    async fn patch_user(&self, id: &str, ops: Vec<PatchOperation>) -> Result<(), ScimError> {
+    async fn patch_user(&self, id: &ScimUserId, ops: Vec<PatchOperation>) -> Result<(), ScimError> {
         self.inner.patch_user(id, ops).await
     }
-    async fn delete_user(&self, id: &str) -> Result<(), ScimError> {
+    async fn delete_user(&self, id: &ScimUserId) -> Result<(), ScimError> {
         self.inner.delete_user(id).await
     }
     async fn list_groups(&self) -> Result<Vec<ScimGroup>, ScimError> {
@@ -189,7 +189,7 @@ impl Directory for RacingDirectory {
     async fn create_group(&self, name: &str) -> Result<ScimGroup, ScimError> {
         self.inner.create_group(name).await
     }
-    async fn patch_group(&self, id: &str, ops: Vec<PatchOperation>) -> Result<(), ScimError> {
+    async fn patch_group(&self, id: &ScimGroupId, ops: Vec<PatchOperation>) -> Result<(), ScimError> {
         self.inner.patch_group(id, ops).await
     }
 }

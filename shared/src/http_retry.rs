@@ -184,6 +184,7 @@ impl std::fmt::Debug for HttpClient {
 
 impl HttpClient {
     pub fn new(label: &'static str, policy: RetryPolicy) -> Result<Self, reqwest::Error> {
+        crate::lambda::install_crypto_provider();
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5).min(policy.request_timeout))
             .pool_idle_timeout(Duration::from_secs(60))

@@ -7,7 +7,33 @@ use chrono::Utc;
 
 /// The AWS SDK configuration from Lambda's environment (region, role credentials).
 pub async fn sdk_config() -> aws_config::SdkConfig {
-    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(sdk_https_client()).load().await
+}
+
+/// Makes ring rustls' process-wide crypto provider, which reqwest (built with
+/// `rustls-no-provider`) uses: the same crypto as [`sdk_config`]'s client. Every reqwest
+/// client in this crate is built after calling this. Idempotent; a provider installed
+/// earlier stays.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// The SDK's own default HTTPS client (hyper, rustls, the system's roots, `HTTPS_PROXY` and
+/// `NO_PROXY` from the environment), built as the SDK's `default-https-client` feature builds
+/// it, but on ring, the crypto reqwest uses, rather than on aws-lc: one crypto library per
+/// binary instead of two, and the smaller one.
+fn sdk_https_client() -> aws_sdk_sqs::config::SharedHttpClient {
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    use aws_smithy_http_client::{Builder, ConnectorBuilder, proxy::ProxyConfig};
+    Builder::new().build_with_connector_fn(|settings, components| {
+        let mut connector = ConnectorBuilder::default().tls_provider(Provider::Rustls(CryptoMode::Ring));
+        connector.set_connector_settings(settings.cloned());
+        if let Some(components) = components {
+            connector.set_sleep_impl(components.sleep_impl());
+        }
+        connector.set_proxy_config(Some(ProxyConfig::from_env()));
+        connector.build()
+    })
 }
 
 /// The invocation's deadline as an `Instant`. Lambda gives milliseconds since the epoch;

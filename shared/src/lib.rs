@@ -2,7 +2,12 @@
 //!
 //! One module per concern; each external system sits behind a small trait with a real
 //! (AWS/HTTP) implementation and an in-memory one. The three Lambda binaries are thin
-//! wrappers around [`ingest`], [`worker`] and [`invites`].
+//! wrappers around [`ingest`], [`worker`] and [`invite_retry`], each with its `Ports`.
+
+// First, so the suites below see its macros.
+#[cfg(any(test, feature = "test-support"))]
+#[macro_use]
+mod conformance_macros;
 
 pub mod apply;
 pub mod clock;

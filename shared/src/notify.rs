@@ -23,6 +23,7 @@ pub struct SlackNotifier {
 
 impl SlackNotifier {
     pub fn new(webhook_url: impl Into<String>) -> Self {
+        crate::lambda::install_crypto_provider();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .build()

@@ -11,6 +11,7 @@ use crate::senders::{self, Keys, Webhook};
 use crate::stack::Stack;
 
 const DAY: Duration = Duration::from_secs(86_400);
+const KEN_OKTA_ID: &str = "00uken0000000001";
 
 /// One person as the demo expects them at the end.
 struct Expected {
@@ -228,8 +229,6 @@ async fn ken_is_rehired(t: &mut Timeline<'_>, ken: HrRecord) -> Result<()> {
     Ok(())
 }
 
-const KEN_OKTA_ID: &str = "00uken0000000001";
-
 fn ken_okta_event(keys: &Keys, event_type: &str) -> Webhook {
     senders::okta_event(keys, event_type, KEN_OKTA_ID, "ken.thompson@acme.test", "Ken Thompson")
 }
@@ -242,7 +241,7 @@ fn print_summary(rows: &[(String, String, String)]) {
     }
 }
 
-/// Returns how many were sent.
+/// Returns how many, for the final check.
 fn print_escalations(stack: &Stack) -> usize {
     let escalations = stack.notifications.sent();
     println!("\nEscalations sent: {}", escalations.len());

@@ -228,7 +228,8 @@ impl Adapters {
         let moto = dev_support::Moto::start().context("starting moto (run scripts/setup first)")?;
         let sdk = moto.sdk_config().await;
         let sm = aws_sdk_secretsmanager::Client::new(&sdk);
-        for (id, value) in [(CONNECTIONS_SECRET_ID, connections.to_string()), (WORKER_SECRET_ID, worker_secret.to_string())]
+        for (id, value) in
+            [(CONNECTIONS_SECRET_ID, connections.to_string()), (WORKER_SECRET_ID, worker_secret.to_string())]
         {
             sm.create_secret().name(id).secret_string(value).send().await?;
         }
@@ -309,7 +310,8 @@ async fn build_invite_retry(
     notifications: Arc<InMemoryNotifier>,
 ) -> Result<InviteRetryApp> {
     let config = InviteRetryConfig::from_env(env)?;
-    let mut ports = invite_retry::Ports::from_secret(&config, adapters.secrets.clone(), adapters.ledger.clone()).await?;
+    let mut ports =
+        invite_retry::Ports::from_secret(&config, adapters.secrets.clone(), adapters.ledger.clone()).await?;
     ports.notifier = Some(notifications);
     if let Some(sim) = &bridge.sim {
         let state = sim.state();
@@ -349,7 +351,13 @@ impl MemoryQueue {
 
     /// Failed messages come back for another delivery, or go to the dead letters once they
     /// have used up their receives; the rest are done.
-    fn settle(&self, batch: Vec<(QueuedEvent, u32)>, ids: &[String], failed: &[String], dead_letters: &Mutex<Vec<String>>) {
+    fn settle(
+        &self,
+        batch: Vec<(QueuedEvent, u32)>,
+        ids: &[String],
+        failed: &[String],
+        dead_letters: &Mutex<Vec<String>>,
+    ) {
         let mut again = self.redeliver.lock().unwrap_or_else(|p| p.into_inner());
         for ((queued, receives), id) in batch.into_iter().zip(ids) {
             if failed.contains(id) {

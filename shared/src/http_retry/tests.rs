@@ -181,6 +181,7 @@ fn base_urls_must_be_https_unless_allowed_and_carry_no_credentials() {
 #[tokio::test]
 async fn transport_failures_are_described_without_the_url() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    crate::lambda::install_crypto_provider();
     let error = reqwest::get(format!("http://{closed}/people/secret-id")).await.unwrap_err();
     assert_eq!(describe_transport(&error), "connection failed");
 }

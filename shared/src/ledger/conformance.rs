@@ -54,23 +54,6 @@ where
     failures
 }
 
-macro_rules! ensure {
-    ($cond:expr, $($msg:tt)+) => {
-        if !$cond {
-            return Err(format!($($msg)+));
-        }
-    };
-}
-
-macro_rules! ensure_eq {
-    ($left:expr, $right:expr, $what:expr) => {{
-        let (left, right) = (&$left, &$right);
-        if left != right {
-            return Err(format!("{}: expected {:?}, got {:?}", $what, right, left));
-        }
-    }};
-}
-
 fn ledger_err(e: super::LedgerError) -> String {
     format!("ledger error: {e}")
 }

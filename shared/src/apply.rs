@@ -478,13 +478,7 @@ impl Applier {
         let group_id = self.group_id(group_ids, name).await?;
         match directory.patch_group(&group_id, vec![change]).await {
             Err(ScimError::Status { status: 404, .. }) => {
-                self.groups.forget().await;
-                Err(ScimError::Status {
-                    status: 404,
-                    scim_type: None,
-                    detail: Some(format!("group {name:?} ({group_id}) is gone; the group catalogue is refreshed")),
-                }
-                .into())
+                Err(self.stale_catalogue(format!("group {name:?} ({group_id}) is gone")).await)
             }
             other => Ok(other?),
         }
@@ -493,17 +487,16 @@ impl Applier {
     async fn group_id(&self, group_ids: &HashMap<String, ScimGroupId>, name: &str) -> Result<ScimGroupId, ApplyError> {
         match group_ids.get(&name.to_lowercase()) {
             Some(id) => Ok(id.clone()),
-            None => {
-                // The catalogue was stale (a group deleted by hand): start fresh next time.
-                self.groups.forget().await;
-                Err(ScimError::Status {
-                    status: 404,
-                    scim_type: None,
-                    detail: Some(format!("group {name:?} not found")),
-                }
-                .into())
-            }
+            None => Err(self.stale_catalogue(format!("group {name:?} not found")).await),
         }
+    }
+
+    /// The cached group catalogue no longer matches the bridge (a group deleted by hand):
+    /// forgets it, so the retry reads groups afresh, and says which group went missing.
+    async fn stale_catalogue(&self, problem: String) -> ApplyError {
+        self.groups.forget().await;
+        let detail = format!("{problem}; the group catalogue is refreshed");
+        ScimError::Status { status: 404, scim_type: None, detail: Some(detail) }.into()
     }
 
     async fn record(

@@ -216,7 +216,7 @@ impl Applier {
         if event.kind == EventKind::Leaver || !thin {
             return Ok(event);
         }
-        match self.enricher.fetch(&event.person).await {
+        match self.enricher.fetch(&event.person, None).await {
             Ok(Some(current)) => event.attributes.fill_from(&current),
             Ok(None) if event.kind == EventKind::Mover => {}
             Ok(None) => return Err(ApplyError::NotInSource),
@@ -277,7 +277,7 @@ impl Applier {
     /// wrong suspension locks someone out. When the source says the person is active, the
     /// event is a reactivation and is treated as a rehire.
     async fn confirm_leaver(&self, event: &mut LifecycleEvent) -> Result<(), ApplyError> {
-        match self.enricher.fetch(&event.person).await {
+        match self.enricher.fetch(&event.person, None).await {
             Ok(Some(current)) => {
                 event.attributes.fill_from(&current);
                 if current.employment_status.as_deref().is_some_and(|s| s.trim().eq_ignore_ascii_case("active")) {

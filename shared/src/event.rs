@@ -2,7 +2,7 @@
 //! carries. Its JSON form is a stable wire format, documented by
 //! `schemas/lifecycle-event.v1.json`.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -17,6 +17,9 @@ pub enum EventKind {
     Mover,
     Leaver,
     Rehire,
+    /// Claims nothing new: "read this person's truth again and converge". Sent by the
+    /// due-action sweep (a date HR set has arrived) and by admins.
+    Converge,
 }
 
 impl EventKind {
@@ -96,6 +99,14 @@ pub struct Attributes {
     /// e.g. `Full-Time`, `Contractor`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub employment_type: Option<String>,
+    /// The first day of work (HR's date, no time zone): BambooHR `hireDate`, HiBob
+    /// `work.startDate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_date: Option<NaiveDate>,
+    /// The termination date (HR's date, no time zone): BambooHR `terminationDate`, HiBob
+    /// `internal.terminationDate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub termination_date: Option<NaiveDate>,
 }
 
 impl Attributes {
@@ -122,7 +133,9 @@ impl Attributes {
             location,
             manager,
             employment_status,
-            employment_type
+            employment_type,
+            start_date,
+            termination_date
         );
     }
 }
@@ -147,6 +160,17 @@ pub struct LifecycleEvent {
     pub received_at: DateTime<Utc>,
     #[serde(default)]
     pub attributes: Attributes,
+    /// Access ends now, whatever the dates say (HiBob's "revoke access immediately").
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub immediate: bool,
+    /// How often the worker handed this message back to the queue because a source API was
+    /// throttling it; bounded, so a source that never recovers still ends in the DLQ.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub requeued: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 fn wire_version() -> u32 {

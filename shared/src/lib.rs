@@ -29,6 +29,7 @@ pub mod scim;
 pub mod secrets;
 pub mod sources;
 pub mod telemetry;
+pub mod truth;
 pub mod worker;
 
 pub use event::{Attributes, EventKind, LifecycleEvent, PersonKey, SourceKind};

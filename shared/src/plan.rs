@@ -181,10 +181,10 @@ pub fn plan(event: &LifecycleEvent, desired: &Desired, actual: &Actual, policy: 
             profile_changes(event, user, true, &mut operations, &mut notes);
             group_changes(desired, &actual.member_of, &actual.existing_groups, &mut operations);
         }
-        (EventKind::Mover | EventKind::Leaver, None) => {
+        (EventKind::Mover | EventKind::Leaver | EventKind::Converge, None) => {
             return Ok(Plan::Skip { reason: Skip::UnknownPerson, notes });
         }
-        (EventKind::Mover, Some(user)) => {
+        (EventKind::Mover | EventKind::Converge, Some(user)) => {
             profile_changes(event, user, user.active, &mut operations, &mut notes);
             group_changes(desired, &actual.member_of, &actual.existing_groups, &mut operations);
         }

@@ -326,6 +326,8 @@ mod tests {
             effective_at: Utc.with_ymd_and_hms(2026, 3, 2, 9, minute, 0).unwrap(),
             received_at: Utc.with_ymd_and_hms(2026, 3, 2, 10, 0, 0).unwrap(),
             attributes: Attributes::default(),
+            immediate: false,
+            requeued: 0,
         }
     }
 

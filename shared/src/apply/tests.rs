@@ -49,6 +49,8 @@ fn event(kind: EventKind, id: &str, email: &str, department: &str, minutes: i64)
             department: Some(department.to_owned()),
             ..Default::default()
         },
+        immediate: false,
+        requeued: 0,
     }
 }
 

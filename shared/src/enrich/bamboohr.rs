@@ -70,5 +70,7 @@ pub(super) fn attributes(employee: &Value) -> Attributes {
         // see it, "Terminated" in the employment status still tells a leaver.
         employment_status: status.or_else(|| employment.clone()),
         employment_type: employment,
+        start_date: None,
+        termination_date: None,
     }
 }

@@ -117,5 +117,7 @@ pub(super) fn attributes(employee: &Value) -> Attributes {
         employment_status: field(employee, &["internal", "lifecycleStatus"])
             .or_else(|| field(employee, &["internal", "status"])),
         employment_type: field(employee, &["payroll", "employment", "type"]),
+        start_date: None,
+        termination_date: None,
     }
 }

@@ -14,7 +14,7 @@ mod tests;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use reqwest::StatusCode;
@@ -27,9 +27,10 @@ use crate::event::{Attributes, PersonKey};
 
 #[async_trait]
 pub trait Enricher: Send + Sync {
-    /// The person's current attributes; `None` when the source says the person does not
-    /// exist.
-    async fn fetch(&self, person: &PersonKey) -> Result<Option<Attributes>, EnrichError>;
+    /// The person's current record (attributes, status word and HR dates); `None` when the
+    /// source says the person does not exist. A throttled read waits for the source's
+    /// `Retry-After` while that fits before `deadline`, and otherwise fails as `Throttled`.
+    async fn fetch(&self, person: &PersonKey, deadline: Option<Instant>) -> Result<Option<Attributes>, EnrichError>;
 }
 
 /// Errors never carry credentials: they name the connection and the HTTP status, not the
@@ -163,7 +164,7 @@ impl SourceApis {
 
 #[async_trait]
 impl Enricher for SourceApis {
-    async fn fetch(&self, person: &PersonKey) -> Result<Option<Attributes>, EnrichError> {
+    async fn fetch(&self, person: &PersonKey, _deadline: Option<Instant>) -> Result<Option<Attributes>, EnrichError> {
         match self.apis.get(&person.source) {
             Some(SourceApi::Bamboohr(api)) => api.fetch(&self.http, &person.id).await,
             Some(SourceApi::Hibob(api)) => api.fetch(&self.http, &person.id).await,
@@ -202,7 +203,7 @@ impl FromIterator<(PersonKey, Attributes)> for InMemoryEnricher {
 
 #[async_trait]
 impl Enricher for InMemoryEnricher {
-    async fn fetch(&self, person: &PersonKey) -> Result<Option<Attributes>, EnrichError> {
+    async fn fetch(&self, person: &PersonKey, _deadline: Option<Instant>) -> Result<Option<Attributes>, EnrichError> {
         Ok(self.people.read().unwrap_or_else(|p| p.into_inner()).get(person).cloned())
     }
 }

@@ -56,5 +56,7 @@ pub(super) fn attributes(user: &Value) -> Attributes {
         manager: first_text(user, &["/profile/managerId", "/profile/manager"]),
         employment_status: text_at(user, "/status"),
         employment_type: text_at(user, "/profile/employeeType"),
+        start_date: None,
+        termination_date: None,
     }
 }

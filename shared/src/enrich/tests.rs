@@ -164,10 +164,12 @@ async fn bamboohr_reads_the_employee_with_basic_auth_key_and_x() {
         .mount(&server)
         .await;
 
-    let attributes = apis(&server).fetch(&PersonKey::new("bamboohr-main", "1187")).await.unwrap();
+    let attributes = apis(&server).fetch(&PersonKey::new("bamboohr-main", "1187"), None).await.unwrap();
     assert_eq!(
         attributes,
         Some(Attributes {
+            start_date: None,
+            termination_date: None,
             work_email: Some("dana.kim@example.com".into()),
             given_name: Some("Dana".into()),
             family_name: Some("Kim".into()),
@@ -203,10 +205,12 @@ async fn hibob_posts_the_field_list_with_service_user_basic_auth() {
         .mount(&server)
         .await;
 
-    let attributes = apis(&server).fetch(&PersonKey::new("hibob-eu", "3332883854254932743")).await.unwrap();
+    let attributes = apis(&server).fetch(&PersonKey::new("hibob-eu", "3332883854254932743"), None).await.unwrap();
     assert_eq!(
         attributes,
         Some(Attributes {
+            start_date: None,
+            termination_date: None,
             work_email: Some("noa.levi@example.com".into()),
             given_name: Some("Noa".into()),
             family_name: Some("Levi".into()),
@@ -245,10 +249,12 @@ async fn okta_reads_the_user_with_ssws_token() {
         .mount(&server)
         .await;
 
-    let attributes = apis(&server).fetch(&PersonKey::new("okta-main", "00u1abcd2EFGH3ijk4x7")).await.unwrap();
+    let attributes = apis(&server).fetch(&PersonKey::new("okta-main", "00u1abcd2EFGH3ijk4x7"), None).await.unwrap();
     assert_eq!(
         attributes,
         Some(Attributes {
+            start_date: None,
+            termination_date: None,
             work_email: Some("sam.rivera@example.com".into()),
             given_name: Some("Sam".into()),
             family_name: Some("Rivera".into()),
@@ -274,7 +280,7 @@ async fn not_found_means_the_person_does_not_exist() {
     }
     let apis = apis(&server);
     for (person, _) in people() {
-        assert_eq!(apis.fetch(&person).await.unwrap(), None, "{person}");
+        assert_eq!(apis.fetch(&person, None).await.unwrap(), None, "{person}");
     }
 }
 
@@ -285,7 +291,7 @@ async fn rejected_credentials_are_permanent_and_never_echo_the_secret() {
         Mock::given(wiremock::matchers::any()).respond_with(ResponseTemplate::new(status)).mount(&server).await;
         let apis = apis(&server);
         for (person, _) in people() {
-            let error = apis.fetch(&person).await.unwrap_err();
+            let error = apis.fetch(&person, None).await.unwrap_err();
             assert!(matches!(error, EnrichError::Unauthorized { .. }), "{person}: {error:?}");
             assert!(!error.is_retryable(), "{person}: {error}");
             let rendered = format!("{error} {error:?}");
@@ -309,12 +315,12 @@ async fn server_errors_and_throttling_are_retryable() {
         .await;
     let apis = apis(&server);
 
-    let error = apis.fetch(&bamboo.0).await.unwrap_err();
+    let error = apis.fetch(&bamboo.0, None).await.unwrap_err();
     assert!(matches!(error, EnrichError::Unavailable { .. }) && error.is_retryable(), "{error:?}");
     assert!(error.to_string().contains("503"), "{error}");
-    let error = apis.fetch(&bob.0).await.unwrap_err();
+    let error = apis.fetch(&bob.0, None).await.unwrap_err();
     assert!(error.is_retryable(), "{error:?}");
-    let error = apis.fetch(&okta.0).await.unwrap_err();
+    let error = apis.fetch(&okta.0, None).await.unwrap_err();
     assert!(matches!(error, EnrichError::Throttled { .. }) && error.is_retryable(), "{error:?}");
     assert_eq!(error.retry_after(), Some(Duration::from_secs(7)));
 }
@@ -327,7 +333,7 @@ async fn a_slow_source_times_out_as_retryable() {
         .mount(&server)
         .await;
     let apis = SourceApis::with_timeout(&configs(&server), Duration::from_millis(200)).unwrap();
-    let error = apis.fetch(&PersonKey::new("okta-main", "00u1")).await.unwrap_err();
+    let error = apis.fetch(&PersonKey::new("okta-main", "00u1"), None).await.unwrap_err();
     assert!(matches!(error, EnrichError::Unavailable { .. }) && error.is_retryable(), "{error:?}");
     assert!(error.to_string().contains("timed out"), "{error}");
 }
@@ -343,7 +349,7 @@ async fn other_client_errors_and_garbage_are_permanent() {
         .await;
     let apis = apis(&server);
     for person in [bamboo.0, okta.0] {
-        let error = apis.fetch(&person).await.unwrap_err();
+        let error = apis.fetch(&person, None).await.unwrap_err();
         assert!(matches!(error, EnrichError::UnexpectedResponse { .. }), "{error:?}");
         assert!(!error.is_retryable(), "{error}");
     }
@@ -352,7 +358,7 @@ async fn other_client_errors_and_garbage_are_permanent() {
 #[tokio::test]
 async fn unknown_connection_is_a_permanent_error_naming_it() {
     let server = MockServer::start().await;
-    let error = apis(&server).fetch(&PersonKey::new("workday-x", "1")).await.unwrap_err();
+    let error = apis(&server).fetch(&PersonKey::new("workday-x", "1"), None).await.unwrap_err();
     assert!(matches!(error, EnrichError::UnknownConnection { .. }), "{error:?}");
     assert!(!error.is_retryable());
     assert!(error.to_string().contains("workday-x"), "{error}");
@@ -363,7 +369,7 @@ async fn unknown_connection_is_a_permanent_error_naming_it() {
 async fn ids_cannot_escape_their_path_segment() {
     let server = MockServer::start().await;
     Mock::given(method("GET")).respond_with(ResponseTemplate::new(404)).mount(&server).await;
-    let found = apis(&server).fetch(&PersonKey::new("okta-main", "../../groups?q=x")).await.unwrap();
+    let found = apis(&server).fetch(&PersonKey::new("okta-main", "../../groups?q=x"), None).await.unwrap();
     assert_eq!(found, None);
     let requests = server.received_requests().await.unwrap();
     assert_eq!(requests.len(), 1);
@@ -421,8 +427,8 @@ async fn in_memory_enricher_answers_from_its_map() {
     let known = PersonKey::new("bamboohr-main", "1");
     let attributes = Attributes { work_email: Some("a@example.com".into()), ..Default::default() };
     let enricher: InMemoryEnricher = [(known.clone(), attributes.clone())].into_iter().collect();
-    assert_eq!(enricher.fetch(&known).await.unwrap(), Some(attributes));
-    assert_eq!(enricher.fetch(&PersonKey::new("bamboohr-main", "2")).await.unwrap(), None);
+    assert_eq!(enricher.fetch(&known, None).await.unwrap(), Some(attributes));
+    assert_eq!(enricher.fetch(&PersonKey::new("bamboohr-main", "2"), None).await.unwrap(), None);
     enricher.remove(&known);
-    assert_eq!(enricher.fetch(&known).await.unwrap(), None);
+    assert_eq!(enricher.fetch(&known, None).await.unwrap(), None);
 }

@@ -25,6 +25,8 @@ fn event(kind: EventKind, email: Option<&str>, department: &str) -> LifecycleEve
             department: Some(department.into()),
             ..Default::default()
         },
+        immediate: false,
+        requeued: 0,
     }
 }
 

@@ -204,6 +204,8 @@ fn event(
         effective_at,
         received_at: context.now,
         attributes,
+        immediate: false,
+        requeued: 0,
     }
 }
 

@@ -105,10 +105,21 @@ pub struct SchemaViolation {
 }
 
 const EVENT_FIELDS: &[&str] =
-    &["version", "kind", "person", "source_kind", "source_event_id", "effective_at", "received_at", "attributes"];
+    &[
+    "version",
+    "kind",
+    "person",
+    "source_kind",
+    "source_event_id",
+    "effective_at",
+    "received_at",
+    "attributes",
+    "immediate",
+    "requeued",
+];
 const EVENT_REQUIRED: &[&str] = &["kind", "person", "source_kind", "source_event_id", "effective_at"];
 const PERSON_FIELDS: &[&str] = &["source", "id"];
-const KINDS: &[&str] = &["joiner", "mover", "leaver", "rehire"];
+const KINDS: &[&str] = &["joiner", "mover", "leaver", "rehire", "converge"];
 const SOURCE_KINDS: &[&str] = &["generic", "bamboohr", "hibob", "okta"];
 const ATTRIBUTE_FIELDS: &[&str] = &[
     "work_email",
@@ -121,7 +132,10 @@ const ATTRIBUTE_FIELDS: &[&str] = &[
     "manager",
     "employment_status",
     "employment_type",
+    "start_date",
+    "termination_date",
 ];
+const DATE_FIELDS: &[&str] = &["start_date", "termination_date"];
 const SOURCE_PATTERN: &str = "^[A-Za-z0-9_.-]+$";
 const WORK_EMAIL_PATTERN: &str = r"^[^@\s]+@[^@\s]+$";
 
@@ -145,6 +159,10 @@ pub fn schema_violations(event: &Value) -> Vec<SchemaViolation> {
                 check.text(&path, value, 256);
             }
             "effective_at" | "received_at" => check.date_time(&path, value),
+            "immediate" if !value.is_boolean() => check.fail(&path, "a boolean was expected".to_owned()),
+            "requeued" if !value.as_u64().is_some_and(|n| n <= u64::from(u32::MAX)) => {
+                check.fail(&path, "a non-negative integer was expected".to_owned())
+            }
             "person" => {
                 let Some(person) = check.object(&path, value, PERSON_FIELDS, PERSON_FIELDS) else { continue };
                 if let Some(source) = person.get("source") {
@@ -161,6 +179,10 @@ pub fn schema_violations(event: &Value) -> Vec<SchemaViolation> {
                 let Some(attributes) = check.object(&path, value, &[], ATTRIBUTE_FIELDS) else { continue };
                 for (name, value) in attributes.iter().filter(|(name, _)| ATTRIBUTE_FIELDS.contains(&name.as_str())) {
                     let path = format!("{path}/{name}");
+                    if DATE_FIELDS.contains(&name.as_str()) {
+                        check.date(&path, value);
+                        continue;
+                    }
                     let text = check.text(&path, value, 512);
                     if name == "work_email" && text.is_some_and(|text| !is_work_email(text)) {
                         check.fail(&path, format!("value does not match {WORK_EMAIL_PATTERN:?}"));
@@ -239,6 +261,15 @@ impl SchemaCheck {
     }
 
     /// `enum` of strings.
+    /// `format: date`: a full date, `YYYY-MM-DD` (RFC 3339 `full-date`).
+    fn date(&mut self, path: &str, value: &Value) {
+        let Some(text) = self.string(path, value) else { return };
+        let valid = text.len() == 10 && chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").is_ok();
+        if !valid {
+            self.fail(path, "a date (YYYY-MM-DD) was expected".to_owned());
+        }
+    }
+
     fn one_of(&mut self, path: &str, value: &Value, allowed: &[&str]) {
         if !value.as_str().is_some_and(|text| allowed.contains(&text)) {
             let quoted: Vec<String> = allowed.iter().map(|option| format!("{option:?}")).collect();
@@ -393,6 +424,7 @@ pub fn parse(body: &[u8], context: &Context<'_>) -> Result<Normalized, SourceErr
             )));
         }
         event.received_at = context.now;
+        event.requeued = 0;
         events.push(event);
     }
     Ok(Normalized { events, ignored: Vec::<Ignored>::new() })

@@ -143,6 +143,8 @@ pub fn parse(body: &[u8], context: &Context<'_>) -> Result<Normalized, SourceErr
             effective_at,
             received_at: context.now,
             attributes: Attributes::default(),
+            immediate: false,
+            requeued: 0,
         }),
         None => normalized.ignored.push(Ignored {
             source_event_id: Some(source_event_id),

@@ -146,6 +146,8 @@ pub fn parse(body: &[u8], context: &Context<'_>) -> Result<Normalized, SourceErr
             effective_at,
             received_at: context.now,
             attributes,
+            immediate: false,
+            requeued: 0,
         });
     }
     Ok(normalized)

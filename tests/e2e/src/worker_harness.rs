@@ -120,6 +120,8 @@ pub fn event(kind: EventKind, id: &str, email: &str, department: &str, minutes: 
             department: Some(department.to_owned()),
             ..Default::default()
         },
+        immediate: false,
+        requeued: 0,
     }
 }
 

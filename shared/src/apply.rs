@@ -1,6 +1,9 @@
-//! Executes plans: the only place (with the adapters) where the worker does I/O. Reads the
-//! ledger and the bridge, asks the pure planner, guards (mass-leaver brake, dry run),
-//! applies the operations in order, and records what happened.
+//! Converges one person: the only place (with the adapters) where the worker does I/O.
+//! An event is a trigger, not a delta: it is folded into the person's known state, then the
+//! best truth is read (the source's API, else the folded events), the desired state as of
+//! now is computed (pure), the bridge is read, the pure planner plans, the guards (dry run,
+//! mass-leaver brake) run, the operations are applied in order, and the ledger records the
+//! link, the fold, the event id and the next due action.
 
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeSet, HashMap, VecDeque};
@@ -8,16 +11,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
+use crate::desired::{Access, DesiredState, TimingRules, desired_as_of};
 use crate::enrich::{EnrichError, Enricher};
 use crate::event::{EventKind, LifecycleEvent};
-use crate::ledger::{Invitation, InvitationStatus, Ledger, LedgerError, PersonRecord};
+use crate::ledger::{Due, Invitation, InvitationStatus, Ledger, LedgerError, PersonRecord};
 use crate::mapping::MappingRules;
 use crate::notify::Notifier;
-use crate::plan::{self, Actual, Desired, LastApplied, Note, Operation, Plan, PlanPolicy, Refusal, Skip};
+use crate::plan::{self, Actual, Note, Operation, Plan, PlanPolicy, Refusal, Skip};
 use crate::scim::{
     CreateOutcome, Directory, NewUser, PatchOperation, ScimError, ScimGroup, ScimGroupId, ScimUser, ScimUserId,
 };
 use crate::telemetry::mask_email;
+use crate::truth::{KnownState, Lifecycle, Status, Truth};
 
 /// Mass-leaver brake: at most `limit` suspensions per fixed window of `window`.
 #[derive(Debug, Clone, Copy)]
@@ -79,7 +84,7 @@ pub enum ApplyError {
     Ledger(#[from] LedgerError),
     #[error("source API: {0}")]
     Enrich(#[from] EnrichError),
-    #[error("the person's source record is gone; cannot invite")]
+    #[error("the source has no record of this joiner (yet); retried later")]
     NotInSource,
     #[error("no 1Password user to apply the plan to: the bridge lost it between two calls")]
     NoUser,
@@ -144,10 +149,22 @@ pub struct Applier {
     pub enricher: Arc<dyn Enricher>,
     pub notifier: Option<Arc<dyn Notifier>>,
     pub rules: Arc<MappingRules>,
+    pub timing: TimingRules,
     pub policy: PlanPolicy,
     pub brake: Brake,
     pub dry_run: bool,
     groups: GroupCatalog,
+}
+
+/// How the worker decides, besides the ports: mapping rules, time settings, plan policy,
+/// the brake and dry run.
+#[derive(Debug, Clone, Default)]
+pub struct Rules {
+    pub mapping: MappingRules,
+    pub timing: TimingRules,
+    pub policy: PlanPolicy,
+    pub brake: Brake,
+    pub dry_run: bool,
 }
 
 impl Applier {
@@ -155,108 +172,111 @@ impl Applier {
         ledger: Arc<dyn Ledger>,
         enricher: Arc<dyn Enricher>,
         notifier: Option<Arc<dyn Notifier>>,
-        rules: MappingRules,
-        policy: PlanPolicy,
-        brake: Brake,
-        dry_run: bool,
+        rules: Rules,
     ) -> Self {
         Applier {
             ledger,
             enricher,
             notifier,
-            rules: Arc::new(rules),
-            policy,
-            brake,
-            dry_run,
+            rules: Arc::new(rules.mapping),
+            timing: rules.timing,
+            policy: rules.policy,
+            brake: rules.brake,
+            dry_run: rules.dry_run,
             groups: GroupCatalog { ttl: Duration::from_secs(300), cached: Mutex::new(None) },
         }
     }
 
-    /// Processes one event end to end: load → complete (enrich) → observe (desired and
-    /// actual) → plan → guard → execute → record. Errors mean "not done": the message goes
-    /// back to the queue (and, after the redrive limit, to the DLQ).
+    /// Converges the person an event names: load → fold → truth → desired → observe →
+    /// plan → guard → execute → record. Errors mean "not done": the message goes back to
+    /// the queue (and, after the redrive limit, to the DLQ). `deadline` bounds source reads.
     pub async fn process(
         &self,
         directory: &dyn Directory,
         event: LifecycleEvent,
         now: DateTime<Utc>,
+        deadline: Option<Instant>,
     ) -> Result<Outcome, ApplyError> {
-        let record = self.ledger.person(&event.person).await?;
-        let last_applied = record.as_ref().map(LastApplied::of);
-        // Redeliveries and late events stop here, before any bridge call.
-        if let Some(reason) = plan::already_handled(&event, last_applied.as_ref()) {
-            return Ok(Outcome::Skipped { reason, notes: vec![] });
+        let stored = self.ledger.person(&event.person).await?;
+        let mut record = stored.unwrap_or_else(|| PersonRecord::new(event.person.clone(), event.source_kind, now));
+        // A redelivery stops here, before any source or bridge call.
+        if record.recognises(&event.source_event_id) {
+            return Ok(Outcome::Skipped { reason: Skip::Duplicate, notes: vec![] });
         }
-        let event = self.complete(event).await?;
-        let known_user_id = record.and_then(|r| r.user_id);
-        let observed = self.observe(directory, &event, known_user_id.as_ref(), last_applied).await?;
-        let (operations, notes) = match plan::plan(&event, &observed.desired, &observed.actual, &self.policy)? {
-            Plan::Apply { operations, notes } => (operations, notes),
-            Plan::Skip { reason, notes } => {
-                self.record(&event, observed.actual.user.as_ref().map(|u| u.id.clone()), now).await?;
-                return Ok(Outcome::Skipped { reason, notes });
+        record.known.fold(&event);
+        let truth = self.read_truth(&event, &record.known, deadline).await?;
+        let timing = self.timing.for_connection(&event.person.source);
+        let desired = desired_as_of(&event.person, &truth, &self.rules, timing, now);
+        log_desired(&truth, &desired);
+        let observed = self.observe(directory, &desired, record.user_id.as_ref()).await?;
+        let mut user_id = observed.actual.user.as_ref().map(|u| u.id.clone());
+        let outcome = match plan::plan(&desired, &observed.actual, &self.policy)? {
+            Plan::Skip { reason, notes } => Outcome::Skipped { reason, notes },
+            Plan::Apply { operations, notes } => {
+                if let Some(planned) = self.guard(&operations, now).await? {
+                    return Ok(planned);
+                }
+                let executed = self.execute(directory, &desired, observed, operations, now).await?;
+                self.track_invitation(&desired, &executed, now).await?;
+                user_id = Some(executed.user_id);
+                Outcome::Applied { operations: executed.names, notes }
             }
         };
-        if let Some(planned) = self.guard(&operations, now).await? {
-            return Ok(planned);
+        if self.dry_run {
+            return Ok(outcome);
         }
-        let executed = self.execute(directory, &event, observed, operations, now).await?;
-        self.record(&event, Some(executed.user_id.clone()), now).await?;
-        self.track_invitation(&event, &executed, now).await?;
-        Ok(Outcome::Applied { operations: executed.names, notes })
+        self.record(record, user_id, &event, &desired, now).await?;
+        Ok(outcome)
     }
 
-    /// The event with what the source knows filled in: an unexplained leaver confirmed, a
-    /// thin event (attributes the rules need are missing) read back from the source's API.
-    async fn complete(&self, mut event: LifecycleEvent) -> Result<LifecycleEvent, ApplyError> {
-        if event.kind == EventKind::Leaver && event.attributes.employment_status.is_none() {
-            self.confirm_leaver(&mut event).await?;
-        }
-        let thin = !event.attributes.is_complete_for_invite() || !self.rules.can_decide(&event.attributes);
-        if event.kind == EventKind::Leaver || !thin {
-            return Ok(event);
-        }
-        match self.enricher.fetch(&event.person, None).await {
-            Ok(Some(current)) => event.attributes.fill_from(&current),
-            Ok(None) if event.kind == EventKind::Mover => {}
-            Ok(None) => return Err(ApplyError::NotInSource),
-            // No source API configured for this connection (a generic sender, say): go on
-            // with what the webhook said; groups are then only added.
-            Err(EnrichError::UnknownConnection { .. }) => {
-                tracing::info!("no source API configured; using the webhook's attributes only");
+    /// The best truth: the source's API record when the connection has an API, else the
+    /// person's folded events.
+    async fn read_truth(
+        &self,
+        event: &LifecycleEvent,
+        known: &KnownState,
+        deadline: Option<Instant>,
+    ) -> Result<Truth, ApplyError> {
+        match self.enricher.fetch(&event.person, deadline).await {
+            Ok(Some(record)) => Ok(Truth::from_source(record, known)),
+            Ok(None) => {
+                let mut truth = Truth::from_events(known);
+                match event.kind {
+                    // HiBob's reads can lag its webhooks by seconds: the retry will find them.
+                    EventKind::Joiner | EventKind::Rehire => return Err(ApplyError::NotInSource),
+                    // Deleted from the source: they have left.
+                    _ if known.lifecycle.as_ref().is_some_and(|l| l.value == Lifecycle::Leaves) => {
+                        truth.status = Status::Inactive
+                    }
+                    _ => {}
+                }
+                Ok(truth)
             }
-            Err(error) => return Err(error.into()),
+            // No source API configured for this connection (a generic sender, say).
+            Err(EnrichError::UnknownConnection { .. }) => Ok(Truth::from_events(known)),
+            Err(error) => Err(error.into()),
         }
-        Ok(event)
     }
 
-    /// What 1Password should look like for this person, and what it looks like now.
+    /// What 1Password looks like now for this person.
     async fn observe(
         &self,
         directory: &dyn Directory,
-        event: &LifecycleEvent,
+        desired: &DesiredState,
         known_user_id: Option<&ScimUserId>,
-        last_applied: Option<LastApplied>,
     ) -> Result<Observed, ApplyError> {
-        let user = self.find_user(directory, event, known_user_id).await?;
+        let user = self.find_user(directory, desired, known_user_id).await?;
         let groups = match &user {
             // A new person is in no group: the cached catalogue is enough.
             None => self.groups.groups(directory).await?,
             Some(_) => self.groups.fresh(directory).await?,
         };
-        let leaving = event.kind == EventKind::Leaver;
-        let desired = Desired {
-            groups: if leaving { BTreeSet::new() } else { self.rules.desired_groups(&event.attributes) },
-            managed: self.rules.managed_groups(),
-            complete: leaving || self.rules.can_decide(&event.attributes),
-        };
         let actual = Actual {
             member_of: user.as_ref().map(|u| membership(u, &groups)).unwrap_or_default(),
             existing_groups: groups.iter().map(|g| g.display_name.clone()).collect(),
             user,
-            last_applied,
         };
-        Ok(Observed { desired, actual, groups })
+        Ok(Observed { actual, groups })
     }
 
     /// Dry run stops here with the plan; a suspension must fit under the mass-leaver brake.
@@ -272,30 +292,14 @@ impl Applier {
         Ok(None)
     }
 
-    /// A leaver that does not say why (BambooHR reports terminations and reactivations
-    /// alike as a thin "status changed") is checked against the source's record first: a
-    /// wrong suspension locks someone out. When the source says the person is active, the
-    /// event is a reactivation and is treated as a rehire.
-    async fn confirm_leaver(&self, event: &mut LifecycleEvent) -> Result<(), ApplyError> {
-        match self.enricher.fetch(&event.person, None).await {
-            Ok(Some(current)) => {
-                event.attributes.fill_from(&current);
-                if current.employment_status.as_deref().is_some_and(|s| s.trim().eq_ignore_ascii_case("active")) {
-                    tracing::warn!("leaver event, but the source says the person is active: treated as a rehire");
-                    event.kind = EventKind::Rehire;
-                }
-                Ok(())
-            }
-            // Gone from the source, or a source without an API: the leaver stands.
-            Ok(None) | Err(EnrichError::UnknownConnection { .. }) => Ok(()),
-            Err(error) => Err(error.into()),
-        }
-    }
-
+    /// The person's account: the linked one, else the one whose `externalId` is the person
+    /// key. Only someone who should have access may be matched by e-mail (1Password's own
+    /// matching, needed on first deployment): a leaver never takes over an account that is
+    /// not provably theirs.
     async fn find_user(
         &self,
         directory: &dyn Directory,
-        event: &LifecycleEvent,
+        desired: &DesiredState,
         known_user_id: Option<&ScimUserId>,
     ) -> Result<Option<ScimUser>, ScimError> {
         if let Some(id) = known_user_id
@@ -303,8 +307,9 @@ impl Applier {
         {
             return Ok(Some(user));
         }
-        let email = event.attributes.work_email.as_deref().map(str::trim);
-        directory.find_user(&event.person.to_string(), email).await
+        let may_adopt = desired.access == Access::Granted;
+        let email = desired.attributes.work_email.as_deref().map(str::trim).filter(|_| may_adopt);
+        directory.find_user(&desired.person.to_string(), email).await
     }
 
     async fn reserve_suspension(&self, now: DateTime<Utc>) -> Result<(), ApplyError> {
@@ -337,12 +342,12 @@ impl Applier {
     async fn execute(
         &self,
         directory: &dyn Directory,
-        event: &LifecycleEvent,
+        desired: &DesiredState,
         observed: Observed,
         operations: Vec<Operation>,
         now: DateTime<Utc>,
     ) -> Result<Executed, ApplyError> {
-        let Observed { desired, actual, groups } = observed;
+        let Observed { actual, groups } = observed;
         let mut group_ids: HashMap<String, ScimGroupId> =
             groups.iter().map(|g| (g.display_name.to_lowercase(), g.id.clone())).collect();
         let mut progress = Progress { user_id: actual.user.as_ref().map(|u| u.id.clone()), ..Progress::default() };
@@ -352,7 +357,7 @@ impl Applier {
             match (&operation, progress.user_id.clone()) {
                 (Operation::CreateUser(new_user), _) => {
                     if let Some(replanned) =
-                        self.create_user(directory, event, &desired, &actual, new_user, &mut progress).await?
+                        self.create_user(directory, desired, &actual, new_user, &mut progress).await?
                     {
                         queue = replanned.into();
                         progress.names.push("adopt_existing");
@@ -361,13 +366,13 @@ impl Applier {
                     // Tracked now, not at the end: if a later operation fails, the retry
                     // finds the user existing and would never know it invited them.
                     if let Some(user_id) = &progress.user_id {
-                        self.start_tracking(event, user_id, now).await?;
+                        self.start_tracking(desired, user_id, now).await?;
                     }
                 }
                 (other, Some(user_id)) => self.execute_one(directory, other, &user_id, &mut group_ids).await?,
                 (_, None) => return Err(ApplyError::NoUser),
             }
-            audit(event, &operation, progress.user_id.as_ref(), started);
+            audit(desired, &operation, progress.user_id.as_ref(), started);
             progress.names.push(operation.name());
         }
         let user_id = progress.user_id.ok_or(ApplyError::NoUser)?;
@@ -379,8 +384,7 @@ impl Applier {
     async fn create_user(
         &self,
         directory: &dyn Directory,
-        event: &LifecycleEvent,
-        desired: &Desired,
+        desired: &DesiredState,
         actual: &Actual,
         new_user: &NewUser,
         progress: &mut Progress,
@@ -401,7 +405,7 @@ impl Applier {
         let member_of = membership(&existing, &self.groups.fresh(directory).await?);
         progress.user_id = Some(existing.id.clone());
         let adopted = Actual { user: Some(existing), member_of, ..actual.clone() };
-        Ok(Some(match plan::plan(event, desired, &adopted, &self.policy)? {
+        Ok(Some(match plan::plan(desired, &adopted, &self.policy)? {
             Plan::Apply { operations, .. } => operations,
             Plan::Skip { .. } => Vec::new(),
         }))
@@ -499,44 +503,49 @@ impl Applier {
         ScimError::Status { status: 404, scim_type: None, detail: Some(detail) }.into()
     }
 
+    /// Saves what this convergence learnt: the account link, the fold, the event id (so a
+    /// redelivery costs nothing) and the next due action (moved or cancelled when HR moved
+    /// or cancelled a date).
     async fn record(
         &self,
-        event: &LifecycleEvent,
+        mut record: PersonRecord,
         user_id: Option<ScimUserId>,
+        event: &LifecycleEvent,
+        desired: &DesiredState,
         now: DateTime<Utc>,
     ) -> Result<(), LedgerError> {
-        let recorded = self
-            .ledger
-            .record_applied_if_newer(&PersonRecord {
-                person: event.person.clone(),
-                user_id,
-                last_event_id: event.source_event_id.clone(),
-                last_effective_at: event.effective_at,
-                updated_at: now,
-            })
-            .await?;
-        if !recorded {
-            tracing::info!("a newer event was recorded meanwhile; keeping it");
+        if user_id.is_some() {
+            record.user_id = user_id;
         }
-        Ok(())
+        record.remember(&event.source_event_id);
+        let due = desired.next_change.as_ref().map(|next| Due { at: next.at, intent: next.intent.clone() });
+        if due != record.due {
+            match &due {
+                Some(due) => tracing::info!(due_at = %due.at, intent = due.intent, "due action recorded"),
+                None => tracing::info!("due action cancelled"),
+            }
+        }
+        record.due = due;
+        record.updated_at = now;
+        self.ledger.save_person(&record).await
     }
 
-    /// Keeps the invitation ledger in step: a new invitation starts tracking, a leaver
-    /// clears a pending one, a rehire of someone who never accepted starts afresh.
+    /// Keeps the invitation ledger in step: a new invitation starts tracking, revoked access
+    /// clears a pending one, a reactivation of someone who never accepted starts afresh.
     async fn track_invitation(
         &self,
-        event: &LifecycleEvent,
+        desired: &DesiredState,
         executed: &Executed,
         now: DateTime<Utc>,
     ) -> Result<(), LedgerError> {
-        let person = &event.person;
+        let person = &desired.person;
         let existing = self.ledger.invitation(person).await?;
         let pending = existing.as_ref().is_some_and(|i| i.status == InvitationStatus::Pending);
-        match event.kind {
-            EventKind::Leaver if pending => {
+        match desired.access {
+            Access::Revoked if pending => {
                 self.ledger.overwrite_invitation_status(person, InvitationStatus::Cleared).await
             }
-            EventKind::Leaver => Ok(()),
+            Access::Revoked => Ok(()),
             // A new account's invitation is tracked as soon as it is created (`execute`).
             _ => {
                 let reactivated_unaccepted = executed.names.contains(&"reactivate")
@@ -544,7 +553,7 @@ impl Applier {
                 if !reactivated_unaccepted {
                     return Ok(());
                 }
-                self.start_tracking(event, &executed.user_id, now).await
+                self.start_tracking(desired, &executed.user_id, now).await
             }
         }
     }
@@ -552,22 +561,23 @@ impl Applier {
     /// Tracks a fresh invitation for the person; one still pending is cleared first.
     async fn start_tracking(
         &self,
-        event: &LifecycleEvent,
+        desired: &DesiredState,
         user_id: &ScimUserId,
         now: DateTime<Utc>,
     ) -> Result<(), LedgerError> {
-        let person = &event.person;
+        let person = &desired.person;
         let pending = self.ledger.invitation(person).await?.is_some_and(|i| i.status == InvitationStatus::Pending);
         if pending {
             self.ledger.overwrite_invitation_status(person, InvitationStatus::Cleared).await?;
         }
-        let Some(email) = event.attributes.work_email.as_deref() else { return Ok(()) };
+        let Some(email) = desired.attributes.work_email.as_deref() else { return Ok(()) };
         let invitation = Invitation {
             person: person.clone(),
             user_id: user_id.clone(),
             email: email.trim().to_owned(),
             invited_at: now,
             last_sent_at: now,
+            counts_from: desired.starts_at,
             reissues: 0,
             status: InvitationStatus::Pending,
         };
@@ -575,9 +585,8 @@ impl Applier {
     }
 }
 
-/// What the bridge looks like for one person, and what it should look like.
+/// What the bridge looks like for one person.
 struct Observed {
-    desired: Desired,
     actual: Actual,
     /// The group catalogue the observation used.
     groups: Vec<ScimGroup>,
@@ -593,6 +602,25 @@ struct Progress {
 struct Executed {
     user_id: ScimUserId,
     names: Vec<&'static str>,
+}
+
+/// One line per convergence: where the truth came from and what it means now.
+fn log_desired(truth: &Truth, desired: &DesiredState) {
+    let origin: &'static str = truth.origin.into();
+    let phase: &'static str = desired.phase.into();
+    let access: &'static str = desired.access.into();
+    tracing::info!(
+        truth = origin,
+        phase,
+        access,
+        next_change_at = desired.next_change.as_ref().map(|n| n.at.to_rfc3339()),
+        next_change = desired.next_change.as_ref().map(|n| n.intent.as_str()),
+        "desired state"
+    );
+    if desired.access == Access::Untouched {
+        tracing::warn!("out of scope, report only: the 1Password account (if any) is left alone");
+        metrics::counter!("out_of_scope_reported").increment(1);
+    }
 }
 
 /// The PATCH of the user an operation is, when it is one.
@@ -615,13 +643,13 @@ fn user_patch(operation: &Operation) -> Option<Vec<PatchOperation>> {
 }
 
 /// The audit line of one applied operation (the message's span names the person).
-fn audit(event: &LifecycleEvent, operation: &Operation, user_id: Option<&ScimUserId>, started: Instant) {
+fn audit(desired: &DesiredState, operation: &Operation, user_id: Option<&ScimUserId>, started: Instant) {
     let name = operation.name();
     tracing::info!(
         audit = true,
         operation = name,
         user_id = user_id.map(ScimUserId::as_str),
-        email = %event.attributes.work_email.as_deref().map(mask_email).unwrap_or_default(),
+        email = %desired.attributes.work_email.as_deref().map(mask_email).unwrap_or_default(),
         outcome = "ok",
         duration_ms = started.elapsed().as_millis() as u64,
         "applied"

@@ -1,7 +1,9 @@
 //! The ledger: what the SCIM bridge cannot tell us. The bridge shows an invited person as
-//! `active: true`, exactly like one who accepted, so we remember whom we invited and when;
-//! we also keep the last event applied per person (idempotency, stale-event detection),
-//! the Events API cursor and the mass-leaver brake's counters.
+//! `active: true`, exactly like one who accepted, so we remember whom we invited and when.
+//! Per person we also keep the link to their 1Password account, their last known state
+//! folded from events (the truth of senders without an API), the event ids recently
+//! converged (a redelivery costs no bridge call) and the next due action (a date HR set);
+//! besides, the Events API cursor and the mass-leaver brake's counters.
 //!
 //! One DynamoDB table (pk/sk) with a sparse index over pending invitations, and an
 //! in-memory twin with the same semantics for unit tests and the local stack.
@@ -10,15 +12,16 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::event::PersonKey;
+use crate::event::{PersonKey, SourceKind};
 use crate::scim::ScimUserId;
+use crate::truth::KnownState;
 
 #[cfg(any(test, feature = "test-support"))]
 pub mod conformance;
 mod dynamo;
 mod memory;
 
-pub use dynamo::{DynamoLedger, PENDING_INDEX};
+pub use dynamo::{DUE_INDEX, DynamoLedger, PENDING_INDEX};
 pub use memory::InMemoryLedger;
 
 #[derive(Debug, thiserror::Error)]
@@ -29,15 +32,70 @@ pub enum LedgerError {
     Corrupt { key: String, reason: String },
 }
 
-/// What we know about a person we have acted on.
+/// How many converged event ids a person's record remembers: enough for any burst of
+/// redeliveries; an older id arriving again only costs a converge that changes nothing.
+pub const RECENT_EVENTS: usize = 20;
+
+/// What we know about a person. Written only by the worker, and the worker handles one
+/// person at a time (the FIFO group is the person), so a plain overwrite is safe.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PersonRecord {
     pub person: PersonKey,
-    /// The 1Password user id, once known.
+    pub source_kind: SourceKind,
+    /// The 1Password user id, once known: the link the trust rules rely on.
     pub user_id: Option<ScimUserId>,
-    pub last_event_id: String,
-    pub last_effective_at: DateTime<Utc>,
+    /// The person's last known state, folded from events.
+    pub known: KnownState,
+    /// Source event ids converged most recently, oldest first, at most [`RECENT_EVENTS`].
+    pub recent_events: Vec<String>,
+    /// The next time the person's desired state changes by itself (a date HR set).
+    pub due: Option<Due>,
     pub updated_at: DateTime<Utc>,
+}
+
+impl PersonRecord {
+    pub fn new(person: PersonKey, source_kind: SourceKind, now: DateTime<Utc>) -> Self {
+        PersonRecord {
+            person,
+            source_kind,
+            user_id: None,
+            known: KnownState::default(),
+            recent_events: Vec::new(),
+            due: None,
+            updated_at: now,
+        }
+    }
+
+    /// True when this event was converged already (an exact redelivery).
+    pub fn recognises(&self, event_id: &str) -> bool {
+        self.recent_events.iter().any(|id| id == event_id)
+    }
+
+    /// Remembers a converged event id, forgetting the oldest beyond [`RECENT_EVENTS`].
+    pub fn remember(&mut self, event_id: &str) {
+        if !self.recognises(event_id) {
+            self.recent_events.push(event_id.to_owned());
+        }
+        let excess = self.recent_events.len().saturating_sub(RECENT_EVENTS);
+        self.recent_events.drain(..excess);
+    }
+}
+
+/// When a person's desired state next changes, and what should happen then.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Due {
+    pub at: DateTime<Utc>,
+    /// In the connection's local time, e.g. "suspend at 2026-12-15 00:00 Europe/London
+    /// (termination date 2026-12-15)".
+    pub intent: String,
+}
+
+/// A due action as the sweep reads it from the due-time index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueAction {
+    pub person: PersonKey,
+    pub source_kind: SourceKind,
+    pub due: Due,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr, strum::EnumString)]
@@ -62,6 +120,9 @@ pub struct Invitation {
     pub invited_at: DateTime<Utc>,
     /// When the latest invitation (first or re-issued) was sent.
     pub last_sent_at: DateTime<Utc>,
+    /// The start date's instant when the invitation went out before it: until then the
+    /// invitation is neither re-issued nor escalated.
+    pub counts_from: Option<DateTime<Utc>>,
     /// Re-issues so far (0 after the first invitation).
     pub reissues: u32,
     pub status: InvitationStatus,
@@ -71,10 +132,23 @@ pub struct Invitation {
 pub trait Ledger: Send + Sync {
     async fn person(&self, person: &PersonKey) -> Result<Option<PersonRecord>, LedgerError>;
 
-    /// Records an applied event. Conditional: never moves `last_effective_at` backwards, so
-    /// a late, older event cannot overwrite a newer one. Returns false when the condition
-    /// failed (a newer event was recorded meanwhile).
-    async fn record_applied_if_newer(&self, record: &PersonRecord) -> Result<bool, LedgerError>;
+    /// Writes the person's record, and keeps it in the due-time index exactly while
+    /// `record.due` is set.
+    async fn save_person(&self, record: &PersonRecord) -> Result<(), LedgerError>;
+
+    /// Due actions due at or before `due_by`, earliest first (then by person key), through
+    /// the due-time index; after `after` when given (the last action of the previous page).
+    async fn due_actions(
+        &self,
+        due_by: DateTime<Utc>,
+        after: Option<&DueAction>,
+        limit: usize,
+    ) -> Result<Vec<DueAction>, LedgerError>;
+
+    /// Takes the action out of the index. Conditional on the person's due time still being
+    /// `action.due.at`: returns false and changes nothing when the worker has moved or
+    /// cancelled it meanwhile (HR changed a date), so the newer plan is never lost.
+    async fn complete_due_action(&self, action: &DueAction) -> Result<bool, LedgerError>;
 
     async fn invitation(&self, person: &PersonKey) -> Result<Option<Invitation>, LedgerError>;
 

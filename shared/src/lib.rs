@@ -12,6 +12,7 @@ mod conformance_macros;
 pub mod apply;
 pub mod clock;
 pub mod config;
+pub mod desired;
 pub mod enrich;
 pub mod event;
 pub mod events_api;

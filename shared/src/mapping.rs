@@ -53,6 +53,31 @@ pub struct Rule {
     pub groups: Vec<String>,
 }
 
+/// Who gets 1Password at all. Empty `include` means everyone; a person matching any
+/// `exclude` condition is out (a condition matches as a rule's `when` does: every attribute
+/// equals one of its values; an attribute the source did not give matches nothing).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scope {
+    #[serde(default)]
+    pub include: Vec<BTreeMap<Attribute, Vec<String>>>,
+    #[serde(default)]
+    pub exclude: Vec<BTreeMap<Attribute, Vec<String>>>,
+    /// What happens to someone with an account who is, or falls, out of scope.
+    #[serde(default)]
+    pub when_out_of_scope: OutOfScope,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutOfScope {
+    /// Treated like a leaver: the account is suspended (with the mass-leaver brake).
+    #[default]
+    Suspend,
+    /// The account is left alone; a warning and the `out_of_scope_with_account` metric say so.
+    Report,
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MappingRules {
@@ -60,6 +85,8 @@ pub struct MappingRules {
     pub default_groups: Vec<String>,
     #[serde(default)]
     pub rules: Vec<Rule>,
+    #[serde(default)]
+    pub scope: Scope,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -78,6 +105,8 @@ pub enum MappingError {
     NoGroups { name: String },
     #[error("mapping rule {name:?} names a blank group")]
     BlankGroup { name: String },
+    #[error("scope condition #{index} of `{list}` is empty or lists no values for an attribute")]
+    EmptyScopeCondition { list: &'static str, index: usize },
 }
 
 impl MappingRules {
@@ -114,7 +143,18 @@ impl MappingRules {
                 return Err(MappingError::BlankGroup { name: name.to_owned() });
             }
         }
+        for (list, conditions) in [("include", &self.scope.include), ("exclude", &self.scope.exclude)] {
+            if let Some(index) = conditions.iter().position(|c| c.is_empty() || c.values().any(Vec::is_empty)) {
+                return Err(MappingError::EmptyScopeCondition { list, index });
+            }
+        }
         Ok(())
+    }
+
+    /// True when the scope lets this person have 1Password.
+    pub fn in_scope(&self, attributes: &Attributes) -> bool {
+        let included = self.scope.include.is_empty() || self.scope.include.iter().any(|c| matches(c, attributes));
+        included && !self.scope.exclude.iter().any(|c| matches(c, attributes))
     }
 
     /// Every group the rules may add or remove.
@@ -134,19 +174,22 @@ impl MappingRules {
 
     /// The groups this person should be in.
     pub fn desired_groups(&self, attributes: &Attributes) -> BTreeSet<String> {
-        let matching = self.rules.iter().filter(|rule| {
-            rule.when.iter().all(|(attribute, accepted)| {
-                attribute
-                    .value_in(attributes)
-                    .is_some_and(|actual| accepted.iter().any(|value| value.trim().eq_ignore_ascii_case(actual.trim())))
-            })
-        });
+        let matching = self.rules.iter().filter(|rule| matches(&rule.when, attributes));
         self.default_groups
             .iter()
             .chain(matching.flat_map(|rule| rule.groups.iter()))
             .map(|g| g.trim().to_owned())
             .collect()
     }
+}
+
+/// Every attribute of `condition` equals one of its listed values.
+fn matches(condition: &BTreeMap<Attribute, Vec<String>>, attributes: &Attributes) -> bool {
+    condition.iter().all(|(attribute, accepted)| {
+        attribute
+            .value_in(attributes)
+            .is_some_and(|actual| accepted.iter().any(|value| value.trim().eq_ignore_ascii_case(actual.trim())))
+    })
 }
 
 #[cfg(test)]
@@ -240,5 +283,29 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("shoe_size"), "{err}");
+    }
+
+    #[test]
+    fn scope_includes_and_excludes() {
+        let rules = MappingRules::from_json(
+            r#"{"scope": {"include": [{"department": ["Engineering", "Finance"]}],
+                          "exclude": [{"employment_type": ["Contractor"]}],
+                          "when_out_of_scope": "report"}}"#,
+        )
+        .unwrap();
+        assert_eq!(rules.scope.when_out_of_scope, OutOfScope::Report);
+        let cases = [
+            (attrs("Engineering", "Paris", "Full-Time"), true),
+            (attrs("finance ", "Paris", "Full-Time"), true),
+            (attrs("Engineering", "Paris", "Contractor"), false),
+            (attrs("Sales", "Paris", "Full-Time"), false),
+            (Attributes::default(), false),
+        ];
+        for (attributes, expected) in cases {
+            assert_eq!(rules.in_scope(&attributes), expected, "{attributes:?}");
+        }
+        assert!(MappingRules::default().in_scope(&Attributes::default()), "no scope: everyone is in");
+        let error = MappingRules::from_json(r#"{"scope": {"exclude": [{}]}}"#).unwrap_err();
+        assert_eq!(error, MappingError::EmptyScopeCondition { list: "exclude", index: 0 });
     }
 }

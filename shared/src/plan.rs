@@ -1,12 +1,12 @@
-//! The planner: a pure function from (event, desired state, actual state, policy) to the
+//! The planner: a pure function from (desired state as of now, actual state, policy) to the
 //! ordered SCIM operations that make 1Password match. No I/O here; [`crate::apply`]
-//! executes plans. Everything that decides *what* happens to a person's account is in this
-//! file and its table tests.
+//! executes plans. What the account *should* be is decided in [`crate::desired`]; how to
+//! get there from what it is, here, with table tests for both.
 
-use chrono::{DateTime, Utc};
 use std::collections::BTreeSet;
 
-use crate::event::{EventKind, LifecycleEvent};
+use crate::desired::{Access, DesiredState};
+use crate::event::{Attributes, PersonKey};
 use crate::scim::{NewUser, ScimUser};
 
 /// Configuration that shapes plans.
@@ -31,7 +31,7 @@ impl PlanPolicy {
     }
 }
 
-/// What the mapping rules say the person should have.
+/// The groups the mapping rules say the person should have.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Desired {
     pub groups: BTreeSet<String>,
@@ -42,21 +42,7 @@ pub struct Desired {
     pub complete: bool,
 }
 
-/// The last event applied for a person, from the ledger.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LastApplied {
-    pub event_id: String,
-    pub effective_at: DateTime<Utc>,
-}
-
-impl LastApplied {
-    /// What the ledger's record of the person says was applied last.
-    pub fn of(record: &crate::ledger::PersonRecord) -> Self {
-        LastApplied { event_id: record.last_event_id.clone(), effective_at: record.last_effective_at }
-    }
-}
-
-/// What 1Password (and the ledger) say now.
+/// What 1Password says now.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Actual {
     pub user: Option<ScimUser>,
@@ -64,7 +50,6 @@ pub struct Actual {
     pub member_of: BTreeSet<String>,
     /// Names of the groups that exist in 1Password.
     pub existing_groups: BTreeSet<String>,
-    pub last_applied: Option<LastApplied>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, strum::IntoStaticStr)]
@@ -112,12 +97,16 @@ impl Operation {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr)]
 #[strum(serialize_all = "snake_case")]
 pub enum Skip {
-    /// This exact event was applied already (redelivery).
+    /// This exact event was converged already (redelivery).
     Duplicate,
-    /// A newer event for this person was applied already.
-    Stale,
-    /// Mover or leaver for someone who has no 1Password account.
+    /// Nothing says the person is current, and they have no 1Password account.
     UnknownPerson,
+    /// Left (or out of scope), and no 1Password account to suspend.
+    NoAccount,
+    /// The invitation is due later (the start date is ahead).
+    NotYetDue,
+    /// Out of scope, report only: the account is left alone.
+    OutOfScope,
     /// Already in the desired state.
     NoChange,
 }
@@ -160,48 +149,45 @@ pub enum Refusal {
     AccountOfAnotherPerson { external_id: String },
 }
 
-pub fn plan(event: &LifecycleEvent, desired: &Desired, actual: &Actual, policy: &PlanPolicy) -> Result<Plan, Refusal> {
-    if let Some(reason) = already_handled(event, actual.last_applied.as_ref()) {
-        return Ok(Plan::Skip { reason, notes: vec![] });
-    }
-
-    refuse_account_of_another_person(event, actual)?;
+pub fn plan(desired: &DesiredState, actual: &Actual, policy: &PlanPolicy) -> Result<Plan, Refusal> {
+    refuse_account_of_another_person(&desired.person, actual)?;
     let mut operations = Vec::new();
     let mut notes = Vec::new();
-    match (event.kind, &actual.user) {
-        (EventKind::Joiner | EventKind::Rehire, None) => {
-            operations.push(Operation::CreateUser(new_user(event)?));
-            group_changes(desired, &BTreeSet::new(), &actual.existing_groups, &mut operations);
+    let attributes = &desired.attributes;
+    match (desired.access, &actual.user) {
+        (Access::Granted, None) => {
+            operations.push(Operation::CreateUser(new_user(&desired.person, attributes)?));
+            group_changes(&desired.groups, &BTreeSet::new(), &actual.existing_groups, &mut operations);
         }
-        (EventKind::Joiner | EventKind::Rehire, Some(user)) => {
+        (Access::Granted, Some(user)) => {
             if !user.active {
                 operations.push(Operation::Reactivate);
             }
             // Reactivated first, so an e-mail change then applies to an active user.
-            profile_changes(event, user, true, &mut operations, &mut notes);
-            group_changes(desired, &actual.member_of, &actual.existing_groups, &mut operations);
+            profile_changes(attributes, user, true, &mut operations, &mut notes);
+            group_changes(&desired.groups, &actual.member_of, &actual.existing_groups, &mut operations);
         }
-        (EventKind::Mover | EventKind::Leaver | EventKind::Converge, None) => {
-            return Ok(Plan::Skip { reason: Skip::UnknownPerson, notes });
-        }
-        (EventKind::Mover | EventKind::Converge, Some(user)) => {
-            profile_changes(event, user, user.active, &mut operations, &mut notes);
-            group_changes(desired, &actual.member_of, &actual.existing_groups, &mut operations);
-        }
-        (EventKind::Leaver, Some(user)) => {
+        (Access::Revoked, None) => return Ok(Plan::Skip { reason: Skip::NoAccount, notes }),
+        (Access::Revoked, Some(user)) => {
             if user.active {
                 operations.push(Operation::Suspend);
             } else {
                 notes.push(Note::AlreadySuspended);
             }
             if policy.leaver_removes_groups {
-                let leaving = Desired { groups: BTreeSet::new(), managed: desired.managed.clone(), complete: true };
-                group_changes(&leaving, &actual.member_of, &actual.existing_groups, &mut operations);
+                group_changes(&desired.groups, &actual.member_of, &actual.existing_groups, &mut operations);
             }
             if policy.allow_delete {
                 operations.push(Operation::Delete);
             }
         }
+        (Access::NotYet, None) => return Ok(Plan::Skip { reason: Skip::NotYetDue, notes }),
+        (Access::Keep, None) => return Ok(Plan::Skip { reason: Skip::UnknownPerson, notes }),
+        (Access::NotYet | Access::Keep, Some(user)) => {
+            profile_changes(attributes, user, user.active, &mut operations, &mut notes);
+            group_changes(&desired.groups, &actual.member_of, &actual.existing_groups, &mut operations);
+        }
+        (Access::Untouched, _) => return Ok(Plan::Skip { reason: Skip::OutOfScope, notes }),
     }
 
     if let Some(group) = operations.iter().filter_map(Operation::group).find(|g| policy.is_protected(g)) {
@@ -217,30 +203,17 @@ pub fn plan(event: &LifecycleEvent, desired: &Desired, actual: &Actual, policy: 
 /// An account whose externalId names another person of the same connection: the address
 /// was reused for someone else. (Another connection's id is the same human seen by another
 /// system, e.g. HR and Okta.)
-fn refuse_account_of_another_person(event: &LifecycleEvent, actual: &Actual) -> Result<(), Refusal> {
+fn refuse_account_of_another_person(person: &PersonKey, actual: &Actual) -> Result<(), Refusal> {
     let Some(external_id) = actual.user.as_ref().and_then(|u| u.external_id.as_deref()) else { return Ok(()) };
-    let same_connection = external_id.split_once(':').map(|(source, _)| source) == Some(event.person.source.as_str());
-    if same_connection && external_id != event.person.to_string() {
+    let same_connection = external_id.split_once(':').map(|(source, _)| source) == Some(person.source.as_str());
+    if same_connection && external_id != person.to_string() {
         return Err(Refusal::AccountOfAnotherPerson { external_id: external_id.to_owned() });
     }
     Ok(())
 }
 
-/// A redelivery of the last applied event, or an event older than it.
-pub fn already_handled(event: &LifecycleEvent, last: Option<&LastApplied>) -> Option<Skip> {
-    let last = last?;
-    if last.event_id == event.source_event_id {
-        Some(Skip::Duplicate)
-    } else if last.effective_at > event.effective_at {
-        Some(Skip::Stale)
-    } else {
-        None
-    }
-}
-
 /// Given, family and display name from whatever the source gave.
-pub fn names(event: &LifecycleEvent) -> Option<(String, String, String)> {
-    let a = &event.attributes;
+pub fn names(a: &Attributes) -> Option<(String, String, String)> {
     let trimmed = |s: &Option<String>| s.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
     let (given, family) = match (trimmed(&a.given_name), trimmed(&a.family_name)) {
         (Some(given), family) => (given, family.unwrap_or_default()),
@@ -258,27 +231,27 @@ pub fn names(event: &LifecycleEvent) -> Option<(String, String, String)> {
     Some((given, family, display))
 }
 
-fn email(event: &LifecycleEvent) -> Option<String> {
-    event.attributes.work_email.as_deref().map(str::trim).filter(|e| e.contains('@')).map(str::to_owned)
+fn email(attributes: &Attributes) -> Option<String> {
+    attributes.work_email.as_deref().map(str::trim).filter(|e| e.contains('@')).map(str::to_owned)
 }
 
-fn new_user(event: &LifecycleEvent) -> Result<NewUser, Refusal> {
-    let email = email(event).ok_or(Refusal::MissingEmail)?;
-    let (given, family, display) = names(event).unwrap_or_else(|| {
+fn new_user(person: &PersonKey, attributes: &Attributes) -> Result<NewUser, Refusal> {
+    let email = email(attributes).ok_or(Refusal::MissingEmail)?;
+    let (given, family, display) = names(attributes).unwrap_or_else(|| {
         let local = email.split('@').next().unwrap_or_default().to_owned();
         (local.clone(), String::new(), local)
     });
-    Ok(NewUser::new(&email, &event.person.to_string(), &given, &family, &display))
+    Ok(NewUser::new(&email, &person.to_string(), &given, &family, &display))
 }
 
 fn profile_changes(
-    event: &LifecycleEvent,
+    attributes: &Attributes,
     user: &ScimUser,
     email_change_allowed: bool,
     operations: &mut Vec<Operation>,
     notes: &mut Vec<Note>,
 ) {
-    if let Some((given_name, family_name, display_name)) = names(event) {
+    if let Some((given_name, family_name, display_name)) = names(attributes) {
         let current = user.name.clone().unwrap_or_default();
         let differs = current.given_name.as_deref() != Some(given_name.as_str())
             || current.family_name.as_deref().unwrap_or_default() != family_name
@@ -287,7 +260,7 @@ fn profile_changes(
             operations.push(Operation::UpdateName { given_name, family_name, display_name });
         }
     }
-    if let Some(email) = email(event)
+    if let Some(email) = email(attributes)
         && !email.eq_ignore_ascii_case(&user.user_name)
     {
         if email_change_allowed {

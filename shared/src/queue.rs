@@ -39,7 +39,11 @@ impl QueuedEvent {
     pub fn new(event: LifecycleEvent) -> Self {
         QueuedEvent {
             group_id: message_group_id(&event),
-            deduplication_id: deduplication_id(&event.person.source, &event.source_event_id),
+            deduplication_id: match event.requeued {
+                0 => deduplication_id(&event.person.source, &event.source_event_id),
+                // A copy handed back by the worker must not be dropped as a duplicate.
+                n => deduplication_id(&event.person.source, &format!("{}\0requeued {n}", event.source_event_id)),
+            },
             event,
         }
     }

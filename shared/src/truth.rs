@@ -153,8 +153,10 @@ pub struct Truth {
     /// An instant access starts (a generic joiner's effective time); HR dates are in
     /// `attributes.start_date`.
     pub starts_at: Option<DateTime<Utc>>,
-    /// An instant access ends (a generic leaver's effective time, an immediate revocation).
+    /// An instant access ends (a generic leaver's effective time).
     pub ends_at: Option<DateTime<Utc>>,
+    /// An immediate revocation still in force: access ends then, whatever the dates say.
+    pub revoked_at: Option<DateTime<Utc>>,
 }
 
 impl Truth {
@@ -165,23 +167,25 @@ impl Truth {
             Some(Stamped { value: Lifecycle::Leaves, at, .. }) => (Status::Active, None, Some(*at)),
             None => (Status::Unknown, None, None),
         };
-        let truth = Truth { origin: Origin::Events, status, attributes: known.attributes(), starts_at, ends_at };
-        truth.with_revocation(known)
+        let revoked_at = known.revocation_in_force();
+        Truth { origin: Origin::Events, status, attributes: known.attributes(), starts_at, ends_at, revoked_at }
     }
 
     /// The truth from the source's API record; an immediate revocation the events carried
     /// still ends access (the API may show the person active until their termination date).
-    pub fn from_source(record: Attributes, known: &KnownState) -> Truth {
+    /// Fields the API did not return (a field the API user may not read is silently
+    /// omitted) are filled from the events.
+    pub fn from_source(mut record: Attributes, known: &KnownState) -> Truth {
+        record.fill_from(&known.attributes());
         let status = Status::from_word(record.employment_status.as_deref());
-        let truth = Truth { origin: Origin::SourceApi, status, attributes: record, starts_at: None, ends_at: None };
-        truth.with_revocation(known)
-    }
-
-    fn with_revocation(mut self, known: &KnownState) -> Truth {
-        if let Some(revoked) = known.revocation_in_force() {
-            self.ends_at = Some(self.ends_at.map_or(revoked, |end| end.min(revoked)));
+        Truth {
+            origin: Origin::SourceApi,
+            status,
+            attributes: record,
+            starts_at: None,
+            ends_at: None,
+            revoked_at: known.revocation_in_force(),
         }
-        self
     }
 }
 
@@ -233,9 +237,9 @@ mod tests {
         revoke.immediate = true;
         known.fold(&revoke);
         let api = Attributes { employment_status: Some("Employed".into()), ..Default::default() };
-        assert_eq!(Truth::from_source(api.clone(), &known).ends_at, Some(revoke.effective_at));
+        assert_eq!(Truth::from_source(api.clone(), &known).revoked_at, Some(revoke.effective_at));
         known.fold(&event("h", EventKind::Rehire, 30, Attributes::default()));
-        assert_eq!(Truth::from_source(api, &known).ends_at, None);
+        assert_eq!(Truth::from_source(api, &known).revoked_at, None);
     }
 
     #[test]

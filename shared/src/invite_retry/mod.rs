@@ -76,6 +76,8 @@ pub enum SkipReason {
     LeftDuringReissue,
     /// Deactivated but could not be reactivated: an operator must reactivate by hand.
     ReactivationFailed,
+    /// Sent ahead of the person's start date: neither re-issued nor escalated before it.
+    BeforeStart,
 }
 
 impl SkipReason {
@@ -490,6 +492,9 @@ impl Run<'_> {
                 return Outcome::Skipped(SkipReason::LedgerError);
             }
         };
+        if current.counts_from.is_some_and(|start| start > self.app.ports.clock.now()) {
+            return Outcome::Skipped(SkipReason::BeforeStart);
+        }
         let email = mask_email(&current.email);
         if current.user_id.as_str().trim().is_empty() {
             tracing::warn!(%email, "pending invitation without a 1Password user id; left alone");

@@ -2,14 +2,19 @@
 //!
 //! | item               | pk                   | sk               | extra                                   |
 //! |--------------------|----------------------|------------------|-----------------------------------------|
-//! | person state       | `PERSON#<source:id>` | `STATE`          |                                         |
+//! | person state       | `PERSON#<source:id>` | `STATE`          | `gsi2pk`=`DUE`, `gsi2sk`=`<due_at>#<source:id>` only while a due action is set |
 //! | invitation         | `PERSON#<source:id>` | `INVITE`         | `gsi1pk`=`PENDING`, `gsi1sk`=`<last_sent_at>#<source:id>` only while pending |
 //! | Events API cursor  | `CURSOR`             | `signinattempts` |                                         |
 //! | brake counter      | `BRAKE`              | window id        | `expires_at` (TTL, a day after first use) |
 //!
 //! `pending-invitations` is a sparse GSI over `gsi1pk`/`gsi1sk`: an invitation leaves it the
 //! moment its status stops being pending (the index attributes are REMOVEd), so invite-retry
-//! queries exactly what it may act on, oldest first, without a scan.
+//! queries exactly what it may act on, oldest first, without a scan. `due-actions` is the
+//! same over `gsi2pk`/`gsi2sk`: a person is in it exactly while they have a due action, so
+//! the sweep reads what is due, earliest first, without a scan.
+//!
+//! The person's folded state and recent event ids are stored as JSON strings (`known`,
+//! `recent_events`): only the worker reads them, whole.
 //!
 //! Timestamps are stored as fixed-width RFC 3339 strings with nanoseconds
 //! (`2026-03-02T09:00:00.123456789Z`), so string order is time order — which both the
@@ -29,12 +34,14 @@ use aws_sdk_dynamodb::types::{
 };
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use super::{Invitation, InvitationStatus, Ledger, LedgerError, PersonRecord};
-use crate::event::PersonKey;
+use super::{Due, DueAction, Invitation, InvitationStatus, Ledger, LedgerError, PersonRecord};
+use crate::event::{PersonKey, SourceKind};
 use crate::scim::ScimUserId;
 
 pub const PENDING_INDEX: &str = "pending-invitations";
 const PENDING_PARTITION: &str = "PENDING";
+pub const DUE_INDEX: &str = "due-actions";
+const DUE_PARTITION: &str = "DUE";
 const STATE_SK: &str = "STATE";
 const INVITE_SK: &str = "INVITE";
 const CURSOR_PK: &str = "CURSOR";
@@ -91,13 +98,15 @@ impl DynamoLedger {
         let key = |name: &str, key_type: KeyType| {
             KeySchemaElement::builder().attribute_name(name).key_type(key_type).build().map_err(build_err)
         };
-        let index = GlobalSecondaryIndex::builder()
-            .index_name(PENDING_INDEX)
-            .key_schema(key("gsi1pk", KeyType::Hash)?)
-            .key_schema(key("gsi1sk", KeyType::Range)?)
-            .projection(Projection::builder().projection_type(ProjectionType::All).build())
-            .build()
-            .map_err(build_err)?;
+        let index = |name: &str, pk: &str, sk: &str| {
+            GlobalSecondaryIndex::builder()
+                .index_name(name)
+                .key_schema(key(pk, KeyType::Hash)?)
+                .key_schema(key(sk, KeyType::Range)?)
+                .projection(Projection::builder().projection_type(ProjectionType::All).build())
+                .build()
+                .map_err(build_err)
+        };
         client
             .create_table()
             .table_name(name)
@@ -106,9 +115,12 @@ impl DynamoLedger {
             .attribute_definitions(string_attr("sk")?)
             .attribute_definitions(string_attr("gsi1pk")?)
             .attribute_definitions(string_attr("gsi1sk")?)
+            .attribute_definitions(string_attr("gsi2pk")?)
+            .attribute_definitions(string_attr("gsi2sk")?)
             .key_schema(key("pk", KeyType::Hash)?)
             .key_schema(key("sk", KeyType::Range)?)
-            .global_secondary_indexes(index)
+            .global_secondary_indexes(index(PENDING_INDEX, "gsi1pk", "gsi1sk")?)
+            .global_secondary_indexes(index(DUE_INDEX, "gsi2pk", "gsi2sk")?)
             .send()
             .await
             .map_err(unavailable)?;
@@ -144,7 +156,7 @@ impl DynamoLedger {
 
     /// Queries the pending index, oldest first, following `LastEvaluatedKey` until `limit`
     /// items are collected or the index is exhausted.
-    async fn query_pending(
+    async fn query_pending_invitations(
         &self,
         sent_before: Option<DateTime<Utc>>,
         limit: usize,
@@ -181,9 +193,52 @@ impl DynamoLedger {
         found.truncate(limit);
         Ok(found)
     }
+
+    /// One page of the due index: due at or before `due_by`, after `after`.
+    async fn query_due(
+        &self,
+        due_by: DateTime<Utc>,
+        after: Option<&DueAction>,
+        limit: usize,
+    ) -> Result<(Vec<DueAction>, bool), LedgerError> {
+        let start_key = after.map(|action| {
+            HashMap::from([
+                ("pk".to_owned(), s(person_pk(&action.person))),
+                ("sk".to_owned(), s(STATE_SK)),
+                ("gsi2pk".to_owned(), s(DUE_PARTITION)),
+                ("gsi2sk".to_owned(), s(due_sort_key(action.due.at, &action.person))),
+            ])
+        });
+        // `<ts>#<key>` sorts below `<ts>$`: everything due at or before `due_by`.
+        let cutoff = format!("{}$", timestamp(due_by));
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(DUE_INDEX)
+            .key_condition_expression("gsi2pk = :due AND gsi2sk < :cutoff")
+            .expression_attribute_values(":due", s(DUE_PARTITION))
+            .expression_attribute_values(":cutoff", s(cutoff))
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX).clamp(1, self.query_page_size))
+            .set_exclusive_start_key(start_key)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let actions = output.items().iter().map(due_action_from_item).collect::<Result<Vec<_>, _>>()?;
+        let more = output.last_evaluated_key.is_some_and(|key| !key.is_empty());
+        Ok((actions, more))
+    }
 }
 
 type Item = HashMap<String, AttributeValue>;
+
+fn due_sort_key(due_at: DateTime<Utc>, person: &PersonKey) -> String {
+    format!("{}#{person}", timestamp(due_at))
+}
+
+fn json_text<T: serde::Serialize>(value: &T) -> AttributeValue {
+    s(serde_json::to_string(value).unwrap_or_default())
+}
 
 fn person_pk(person: &PersonKey) -> String {
     format!("PERSON#{person}")
@@ -284,8 +339,33 @@ impl<'a> Reader<'a> {
         }
     }
 
+    fn optional_time(&self, name: &str) -> Result<Option<DateTime<Utc>>, LedgerError> {
+        if self.optional_string(name)?.is_none() {
+            return Ok(None);
+        }
+        self.time(name).map(Some)
+    }
+
     fn person(&self) -> Result<PersonKey, LedgerError> {
         Ok(PersonKey::new(self.string("person_source")?, self.string("person_id")?))
+    }
+
+    fn json<T: serde::de::DeserializeOwned + Default>(&self, name: &str) -> Result<T, LedgerError> {
+        match self.optional_string(name)? {
+            None => Ok(T::default()),
+            Some(raw) => serde_json::from_str(&raw).map_err(|e| self.corrupt(format!("{name} is not valid JSON: {e}"))),
+        }
+    }
+
+    fn source_kind(&self) -> Result<SourceKind, LedgerError> {
+        let word = self.string("source_kind")?;
+        serde_json::from_value(serde_json::Value::String(word.clone()))
+            .map_err(|_| self.corrupt(format!("unknown source kind {word:?}")))
+    }
+
+    fn due(&self) -> Result<Option<Due>, LedgerError> {
+        let Some(at) = self.optional_time("due_at")? else { return Ok(None) };
+        Ok(Some(Due { at, intent: self.optional_string("due_intent")?.unwrap_or_default() }))
     }
 }
 
@@ -293,11 +373,19 @@ fn person_from_item(item: &Item) -> Result<PersonRecord, LedgerError> {
     let r = Reader::new(item);
     Ok(PersonRecord {
         person: r.person()?,
+        source_kind: r.source_kind()?,
         user_id: r.optional_string("user_id")?.map(ScimUserId::new),
-        last_event_id: r.string("last_event_id")?,
-        last_effective_at: r.time("last_effective_at")?,
+        known: r.json("known")?,
+        recent_events: r.json("recent_events")?,
+        due: r.due()?,
         updated_at: r.time("updated_at")?,
     })
+}
+
+fn due_action_from_item(item: &Item) -> Result<DueAction, LedgerError> {
+    let r = Reader::new(item);
+    let due = r.due()?.ok_or_else(|| r.corrupt("in the due index without due_at"))?;
+    Ok(DueAction { person: r.person()?, source_kind: r.source_kind()?, due })
 }
 
 fn invitation_from_item(item: &Item) -> Result<Invitation, LedgerError> {
@@ -311,6 +399,7 @@ fn invitation_from_item(item: &Item) -> Result<Invitation, LedgerError> {
         email: r.string("email")?,
         invited_at: r.time("invited_at")?,
         last_sent_at: r.time("last_sent_at")?,
+        counts_from: r.optional_time("counts_from")?,
         reissues: r.number_u32("reissues")?,
         status,
     })
@@ -322,7 +411,8 @@ impl Ledger for DynamoLedger {
         self.get(person_pk(person), STATE_SK).await?.as_ref().map(person_from_item).transpose()
     }
 
-    async fn record_applied_if_newer(&self, record: &PersonRecord) -> Result<bool, LedgerError> {
+    async fn save_person(&self, record: &PersonRecord) -> Result<(), LedgerError> {
+        let kind: &'static str = record.source_kind.into();
         let mut put = self
             .client
             .put_item()
@@ -331,15 +421,55 @@ impl Ledger for DynamoLedger {
             .item("sk", s(STATE_SK))
             .item("person_source", s(&record.person.source))
             .item("person_id", s(&record.person.id))
-            .item("last_event_id", s(&record.last_event_id))
-            .item("last_effective_at", s(timestamp(record.last_effective_at)))
-            .item("updated_at", s(timestamp(record.updated_at)))
-            .condition_expression("attribute_not_exists(pk) OR last_effective_at <= :effective")
-            .expression_attribute_values(":effective", s(timestamp(record.last_effective_at)));
+            .item("source_kind", s(kind))
+            .item("known", json_text(&record.known))
+            .item("recent_events", json_text(&record.recent_events))
+            .item("updated_at", s(timestamp(record.updated_at)));
         if let Some(user_id) = &record.user_id {
             put = put.item("user_id", s(user_id.as_str()));
         }
-        condition_outcome(put.send().await)
+        if let Some(due) = &record.due {
+            put = put
+                .item("due_at", s(timestamp(due.at)))
+                .item("due_intent", s(&due.intent))
+                .item("gsi2pk", s(DUE_PARTITION))
+                .item("gsi2sk", s(due_sort_key(due.at, &record.person)));
+        }
+        put.send().await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn due_actions(
+        &self,
+        due_by: DateTime<Utc>,
+        after: Option<&DueAction>,
+        limit: usize,
+    ) -> Result<Vec<DueAction>, LedgerError> {
+        let mut found: Vec<DueAction> = Vec::new();
+        while found.len() < limit {
+            let (page, more) = self.query_due(due_by, found.last().or(after), limit - found.len()).await?;
+            found.extend(page);
+            if !more {
+                break;
+            }
+        }
+        found.truncate(limit);
+        Ok(found)
+    }
+
+    async fn complete_due_action(&self, action: &DueAction) -> Result<bool, LedgerError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(person_pk(&action.person)))
+            .key("sk", s(STATE_SK))
+            .update_expression("REMOVE due_at, due_intent, gsi2pk, gsi2sk")
+            .condition_expression("due_at = :at")
+            .expression_attribute_values(":at", s(timestamp(action.due.at)))
+            .send()
+            .await;
+        condition_outcome(result)
     }
 
     async fn invitation(&self, person: &PersonKey) -> Result<Option<Invitation>, LedgerError> {
@@ -364,6 +494,9 @@ impl Ledger for DynamoLedger {
             .condition_expression("attribute_not_exists(pk) OR #status <> :pending")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":pending", s(status_word(InvitationStatus::Pending)));
+        if let Some(counts_from) = invitation.counts_from {
+            put = put.item("counts_from", s(timestamp(counts_from)));
+        }
         if invitation.status == InvitationStatus::Pending {
             put = put
                 .item("gsi1pk", s(PENDING_PARTITION))
@@ -444,11 +577,11 @@ impl Ledger for DynamoLedger {
         sent_before: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<Invitation>, LedgerError> {
-        self.query_pending(Some(sent_before), limit).await
+        self.query_pending_invitations(Some(sent_before), limit).await
     }
 
     async fn all_pending_invitations(&self) -> Result<Vec<Invitation>, LedgerError> {
-        self.query_pending(None, usize::MAX).await
+        self.query_pending_invitations(None, usize::MAX).await
     }
 
     async fn events_cursor(&self) -> Result<Option<String>, LedgerError> {

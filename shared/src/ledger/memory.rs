@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::{Invitation, InvitationStatus, Ledger, LedgerError, PersonRecord};
+use super::{DueAction, Invitation, InvitationStatus, Ledger, LedgerError, PersonRecord};
 use crate::event::PersonKey;
 
 #[derive(Default)]
@@ -49,15 +49,44 @@ impl Ledger for InMemoryLedger {
         Ok(self.state()?.people.get(person).cloned())
     }
 
-    async fn record_applied_if_newer(&self, record: &PersonRecord) -> Result<bool, LedgerError> {
+    async fn save_person(&self, record: &PersonRecord) -> Result<(), LedgerError> {
+        self.state()?.people.insert(record.person.clone(), record.clone());
+        Ok(())
+    }
+
+    async fn due_actions(
+        &self,
+        due_by: DateTime<Utc>,
+        after: Option<&DueAction>,
+        limit: usize,
+    ) -> Result<Vec<DueAction>, LedgerError> {
+        let state = self.state()?;
+        // The same order as the DynamoDB index's sort key: due time, then person key.
+        let sort_key = |action: &DueAction| (action.due.at, action.person.to_string());
+        let mut due: Vec<DueAction> = state
+            .people
+            .values()
+            .filter_map(|record| {
+                let due = record.due.clone()?;
+                Some(DueAction { person: record.person.clone(), source_kind: record.source_kind, due })
+            })
+            .filter(|action| action.due.at <= due_by)
+            .filter(|action| after.is_none_or(|after| sort_key(action) > sort_key(after)))
+            .collect();
+        due.sort_by_key(sort_key);
+        due.truncate(limit);
+        Ok(due)
+    }
+
+    async fn complete_due_action(&self, action: &DueAction) -> Result<bool, LedgerError> {
         let mut state = self.state()?;
-        if let Some(existing) = state.people.get(&record.person)
-            && existing.last_effective_at > record.last_effective_at
-        {
-            return Ok(false);
+        match state.people.get_mut(&action.person) {
+            Some(record) if record.due.as_ref().is_some_and(|due| due.at == action.due.at) => {
+                record.due = None;
+                Ok(true)
+            }
+            _ => Ok(false),
         }
-        state.people.insert(record.person.clone(), record.clone());
-        Ok(true)
     }
 
     async fn invitation(&self, person: &PersonKey) -> Result<Option<Invitation>, LedgerError> {

@@ -3,8 +3,9 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use crate::apply::Brake;
+use crate::apply::{Brake, Rules};
 use crate::config::{ConfigError, Env};
+use crate::desired::TimingRules;
 use crate::http_retry::RetryPolicy;
 use crate::mapping::MappingRules;
 use crate::plan::PlanPolicy;
@@ -16,10 +17,13 @@ pub struct WorkerConfig {
     pub secret_id: String,
     pub ledger_table: String,
     pub secret_ttl: Duration,
-    pub rules: MappingRules,
-    pub policy: PlanPolicy,
-    pub brake: Brake,
-    pub dry_run: bool,
+    /// Mapping rules, time settings, plan policy, the brake, dry run.
+    pub rules: Rules,
+    /// The queue the worker reads; a message throttled by a source API is handed back here.
+    pub queue_url: Option<String>,
+    /// How often a message may be handed back for throttling before it fails normally
+    /// (and, after the redrive limit, reaches the DLQ).
+    pub max_requeues: u32,
     pub scim_concurrency: usize,
     /// Retries of a failing bridge call (429, 5xx, timeouts) before the message fails back.
     pub scim_max_retries: u32,
@@ -35,21 +39,29 @@ impl WorkerConfig {
         let rules_json = env.get("MAPPING_RULES").unwrap_or_else(|| r#"{"default_groups":[],"rules":[]}"#.into());
         let rules = MappingRules::from_json(&rules_json)
             .map_err(|e| ConfigError::Malformed { var: "MAPPING_RULES".into(), reason: e.to_string() })?;
+        let ttl_hours: u32 = env.parsed_or("INVITE_TTL_HOURS", 120)?;
+        let timing = TimingRules::from_json(&env.get("TIMING").unwrap_or_else(|| "{}".into()), ttl_hours / 24)
+            .map_err(|e| ConfigError::Malformed { var: "TIMING".into(), reason: e.to_string() })?;
         Ok(WorkerConfig {
             secret_id: env.required("WORKER_SECRET_ID")?,
             ledger_table: env.required("LEDGER_TABLE")?,
             secret_ttl: env.seconds_or("SECRET_CACHE_TTL_SECONDS", Duration::from_secs(300))?,
-            rules,
-            policy: PlanPolicy {
-                leaver_removes_groups: env.flag("LEAVER_REMOVE_GROUPS", false)?,
-                allow_delete: env.flag("ALLOW_DELETE", false)?,
-                protected_groups: env.list("PROTECTED_GROUPS").into_iter().collect::<BTreeSet<_>>(),
+            rules: Rules {
+                mapping: rules,
+                timing,
+                policy: PlanPolicy {
+                    leaver_removes_groups: env.flag("LEAVER_REMOVE_GROUPS", false)?,
+                    allow_delete: env.flag("ALLOW_DELETE", false)?,
+                    protected_groups: env.list("PROTECTED_GROUPS").into_iter().collect::<BTreeSet<_>>(),
+                },
+                brake: Brake {
+                    limit: env.parsed_or("MASS_LEAVER_LIMIT", 10)?,
+                    window: env.seconds_or("MASS_LEAVER_WINDOW_SECONDS", Duration::from_secs(3600))?,
+                },
+                dry_run: env.flag("DRY_RUN", false)?,
             },
-            brake: Brake {
-                limit: env.parsed_or("MASS_LEAVER_LIMIT", 10)?,
-                window: env.seconds_or("MASS_LEAVER_WINDOW_SECONDS", Duration::from_secs(3600))?,
-            },
-            dry_run: env.flag("DRY_RUN", false)?,
+            queue_url: env.get("QUEUE_URL"),
+            max_requeues: env.parsed_or("MAX_THROTTLE_REQUEUES", 20)?,
             scim_concurrency: env.parsed_or("SCIM_CONCURRENCY", 2)?,
             scim_max_retries: env.parsed_or("SCIM_MAX_RETRIES", 5)?,
             scim_timeout: Duration::from_millis(env.parsed_or("SCIM_TIMEOUT_MS", 10_000)?),

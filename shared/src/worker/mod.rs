@@ -17,12 +17,13 @@ use std::sync::Arc;
 use std::time::Instant;
 use tracing::Instrument;
 
-use crate::apply::Applier;
+use crate::apply::{Applier, ApplyError};
 use crate::config::{ConfigError, Env};
-use crate::enrich::{Enricher, SourceApis};
+use crate::enrich::{EnrichError, Enricher, SourceApis};
 use crate::event::LifecycleEvent;
 use crate::ledger::{DynamoLedger, Ledger};
 use crate::notify::Notifier;
+use crate::queue::{EventQueue, SqsEventQueue};
 use crate::scim::{Directory, ScimClient, ScimError, SecretCredentials, WorkerSecret};
 use crate::secrets::{AwsSecretSource, SecretSource};
 
@@ -35,13 +36,20 @@ pub struct Ports {
     /// The HR and IdP APIs thin webhooks are read back from.
     pub enricher: Arc<dyn Enricher>,
     pub notifier: Option<Arc<dyn Notifier>>,
+    /// Where a message a source API throttled is handed back (the worker's own queue).
+    pub requeue: Option<Arc<dyn EventQueue>>,
 }
 
 impl Ports {
     /// DynamoDB, and what the worker secret in Secrets Manager configures.
     pub async fn from_aws(config: &WorkerConfig, sdk: &aws_config::SdkConfig) -> Result<Self, StartupError> {
         let ledger = Arc::new(DynamoLedger::new(aws_sdk_dynamodb::Client::new(sdk), config.ledger_table.clone()));
-        Self::from_secret(config, Arc::new(AwsSecretSource::from_sdk_config(sdk)), ledger).await
+        let mut ports = Self::from_secret(config, Arc::new(AwsSecretSource::from_sdk_config(sdk)), ledger).await?;
+        ports.requeue = config
+            .queue_url
+            .as_ref()
+            .map(|url| Arc::new(SqsEventQueue::from_sdk_config(sdk, url.clone())) as Arc<dyn EventQueue>);
+        Ok(ports)
     }
 
     /// The bridge, the source APIs and Slack as the worker secret configures them; the secret
@@ -59,6 +67,7 @@ impl Ports {
             directory: Arc::new(ScimClient::new(credentials, config.scim_client())?),
             enricher: Arc::new(SourceApis::new(&initial.sources)?),
             notifier: initial.slack_notifier(),
+            requeue: None,
         })
     }
 }
@@ -67,23 +76,19 @@ impl Ports {
 pub struct WorkerApp {
     applier: Arc<Applier>,
     directory: Arc<dyn Directory>,
+    requeue: Option<Arc<dyn EventQueue>>,
+    max_requeues: u32,
     group_concurrency: usize,
 }
 
 impl WorkerApp {
     pub fn new(config: WorkerConfig, ports: Ports) -> Self {
-        let applier = Applier::new(
-            ports.ledger,
-            ports.enricher,
-            ports.notifier,
-            config.rules,
-            config.policy,
-            config.brake,
-            config.dry_run,
-        );
+        let applier = Applier::new(ports.ledger, ports.enricher, ports.notifier, config.rules);
         WorkerApp {
             applier: Arc::new(applier),
             directory: ports.directory,
+            requeue: ports.requeue,
+            max_requeues: config.max_requeues,
             group_concurrency: config.group_concurrency.max(1),
         }
     }
@@ -101,7 +106,7 @@ impl WorkerApp {
         tracing::info!(messages = event.records.len(), remaining_ms, "batch received");
         let directory = self.directory.clone().until(deadline);
         let failures: Vec<Vec<String>> = futures::stream::iter(group_in_order(event.records))
-            .map(|messages| self.process_group(directory.as_ref(), messages))
+            .map(|messages| self.process_group(directory.as_ref(), messages, deadline))
             .buffer_unordered(self.group_concurrency)
             .collect()
             .await;
@@ -111,7 +116,12 @@ impl WorkerApp {
     }
 
     /// Returns the ids of the messages to report as failed.
-    async fn process_group(&self, directory: &dyn Directory, messages: Vec<SqsMessage>) -> Vec<String> {
+    async fn process_group(
+        &self,
+        directory: &dyn Directory,
+        messages: Vec<SqsMessage>,
+        deadline: Instant,
+    ) -> Vec<String> {
         let mut failed = Vec::new();
         for message in messages {
             let id = message.message_id.clone().unwrap_or_default();
@@ -127,7 +137,7 @@ impl WorkerApp {
                 kind = tracing::field::Empty,
                 event_id = tracing::field::Empty,
             );
-            if !self.process_message(directory, &message).instrument(span).await {
+            if !self.process_message(directory, &message, deadline).instrument(span).await {
                 failed.push(id);
             }
         }
@@ -135,14 +145,14 @@ impl WorkerApp {
     }
 
     /// One message, inside its span: parse, apply, report. True when done.
-    async fn process_message(&self, directory: &dyn Directory, message: &SqsMessage) -> bool {
+    async fn process_message(&self, directory: &dyn Directory, message: &SqsMessage, deadline: Instant) -> bool {
         let Some(event) = parse(message) else { return false };
         let span = tracing::Span::current();
         span.record("person", tracing::field::display(&event.person));
         span.record("kind", event.kind.as_str());
         span.record("event_id", event.source_event_id.as_str());
         let started = Instant::now();
-        let result = self.applier.process(directory, event.clone(), Utc::now()).await;
+        let result = self.applier.process(directory, event.clone(), Utc::now(), Some(deadline)).await;
         metrics::histogram!("event_latency_ms").record(started.elapsed().as_secs_f64() * 1000.0);
         let kind = event.kind.as_str();
         match result {
@@ -151,9 +161,35 @@ impl WorkerApp {
                 metrics::counter!("events", "kind" => kind, "outcome" => outcome.label()).increment(1);
                 true
             }
+            Err(ApplyError::Enrich(throttled @ EnrichError::Throttled { .. })) => self.hand_back(event, throttled).await,
             Err(error) => {
                 tracing::error!(outcome = error.label(), %error, "event failed; returned to the queue");
                 metrics::counter!("events", "kind" => kind, "outcome" => error.label()).increment(1);
+                false
+            }
+        }
+    }
+
+    /// A source API throttled the read beyond this invocation's deadline: a copy of the
+    /// message goes to the back of the queue (an event is a trigger, so its order no longer
+    /// matters) and the original is done, so throttling never spends the receive count that
+    /// leads to the DLQ. Bounded by `max_requeues`; without a queue, the message fails back.
+    async fn hand_back(&self, mut event: LifecycleEvent, throttled: EnrichError) -> bool {
+        let kind = event.kind.as_str();
+        let Some(queue) = self.requeue.as_ref().filter(|_| event.requeued < self.max_requeues) else {
+            tracing::warn!(%throttled, requeued = event.requeued, "source API throttled; returned to the queue");
+            metrics::counter!("events", "kind" => kind, "outcome" => "throttled").increment(1);
+            return false;
+        };
+        event.requeued += 1;
+        match queue.send(std::slice::from_ref(&event)).await {
+            Ok(()) => {
+                tracing::info!(%throttled, requeued = event.requeued, "source API throttled; handed back to the queue");
+                metrics::counter!("events", "kind" => kind, "outcome" => "requeued").increment(1);
+                true
+            }
+            Err(error) => {
+                tracing::error!(%throttled, %error, "source API throttled and the hand-back failed; returned to the queue");
                 false
             }
         }

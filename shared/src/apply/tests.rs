@@ -19,6 +19,11 @@ fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).single().expect("valid time")
 }
 
+/// When the fixtures converge: a day after the events, so every effective time has passed.
+fn now() -> DateTime<Utc> {
+    t0() + chrono::Duration::days(1)
+}
+
 fn person(id: &str) -> PersonKey {
     PersonKey::new("hr", id)
 }
@@ -89,7 +94,7 @@ impl Fixture {
     }
 
     async fn process(&self, event: LifecycleEvent) -> Result<Outcome, ApplyError> {
-        self.applier.process(&self.directory, event, t0()).await
+        self.applier.process(&self.directory, event, now(), None).await
     }
 
     /// Users with this userName (case-insensitively).
@@ -126,15 +131,8 @@ impl Fixture {
 }
 
 fn applier(ledger: &Arc<InMemoryLedger>, notifier: &Arc<InMemoryNotifier>, brake: Brake, dry_run: bool) -> Applier {
-    Applier::new(
-        ledger.clone(),
-        Arc::new(InMemoryEnricher::new()),
-        Some(notifier.clone() as Arc<dyn Notifier>),
-        MappingRules::from_json(RULES).unwrap(),
-        PlanPolicy::default(),
-        brake,
-        dry_run,
-    )
+    let rules = Rules { mapping: MappingRules::from_json(RULES).unwrap(), brake, dry_run, ..Rules::default() };
+    Applier::new(ledger.clone(), Arc::new(InMemoryEnricher::new()), Some(notifier.clone() as Arc<dyn Notifier>), rules)
 }
 
 fn applied(outcome: Result<Outcome, ApplyError>) -> Vec<&'static str> {
@@ -350,7 +348,7 @@ async fn the_mass_leaver_brake_stops_the_suspension_after_the_limit() {
         assert!(sent[0].contains("mass-leaver brake engaged"), "{}", sent[0]);
 
         // The next window lets the waiting suspension through.
-        let later = f.applier.process(&f.directory, leaver(limit + 1), t0() + chrono::Duration::hours(1)).await;
+        let later = f.applier.process(&f.directory, leaver(limit + 1), now() + chrono::Duration::hours(1), None).await;
         assert_eq!(applied(later), vec!["suspend"], "limit {limit}: next window");
         assert!(!f.user(&people.last().unwrap().0).active);
         assert_eq!(f.notifier.sent().len(), 1, "limit {limit}: no second message");
@@ -387,7 +385,7 @@ async fn a_dry_run_reports_the_plan_and_changes_nothing() {
         let invitation = f.ledger.invitation(&person("1")).await.unwrap();
 
         let dry = applier(&f.ledger, &f.notifier, Brake { limit: 0, window: Duration::from_secs(3600) }, true);
-        let outcome = dry.process(&f.directory, event, t0()).await;
+        let outcome = dry.process(&f.directory, event, now(), None).await;
         assert_eq!(outcome.unwrap(), Outcome::Planned { operations: expected }, "{name}");
 
         let writes: Vec<_> = f.directory.calls().into_iter().filter(|c| c.is_write()).collect();

@@ -174,10 +174,14 @@ impl Enricher for SourceApis {
     }
 }
 
-/// A fixed map person → attributes. Anyone absent "does not exist in the source".
+/// A fixed map person → attributes, standing in for the source APIs of the connections it
+/// serves (those it was given people of, or told about with [`InMemoryEnricher::serve`]).
+/// Anyone absent from a served connection "does not exist in the source"; a connection it
+/// does not serve has no API, like a generic sender.
 #[derive(Debug, Default)]
 pub struct InMemoryEnricher {
     people: std::sync::RwLock<HashMap<PersonKey, Attributes>>,
+    connections: std::sync::RwLock<std::collections::HashSet<String>>,
 }
 
 impl InMemoryEnricher {
@@ -185,8 +189,14 @@ impl InMemoryEnricher {
         Self::default()
     }
 
+    /// Serves `connection` even while it has nobody.
+    pub fn serve(&self, connection: &str) {
+        self.connections.write().unwrap_or_else(|p| p.into_inner()).insert(connection.to_owned());
+    }
+
     /// Adds or replaces a person, as an HR admin editing the record would.
     pub fn insert(&self, person: PersonKey, attributes: Attributes) {
+        self.serve(&person.source);
         self.people.write().unwrap_or_else(|p| p.into_inner()).insert(person, attributes);
     }
 
@@ -197,13 +207,20 @@ impl InMemoryEnricher {
 
 impl FromIterator<(PersonKey, Attributes)> for InMemoryEnricher {
     fn from_iter<I: IntoIterator<Item = (PersonKey, Attributes)>>(iter: I) -> Self {
-        InMemoryEnricher { people: std::sync::RwLock::new(iter.into_iter().collect()) }
+        let enricher = InMemoryEnricher::new();
+        for (person, attributes) in iter {
+            enricher.insert(person, attributes);
+        }
+        enricher
     }
 }
 
 #[async_trait]
 impl Enricher for InMemoryEnricher {
     async fn fetch(&self, person: &PersonKey, _deadline: Option<Instant>) -> Result<Option<Attributes>, EnrichError> {
+        if !self.connections.read().unwrap_or_else(|p| p.into_inner()).contains(&person.source) {
+            return Err(EnrichError::UnknownConnection { connection: person.source.clone() });
+        }
         Ok(self.people.read().unwrap_or_else(|p| p.into_inner()).get(person).cloned())
     }
 }

@@ -175,6 +175,7 @@ mod tests {
 
     fn invitation(id: &str, user_id: &str, email: &str, invited_at: DateTime<Utc>) -> Invitation {
         Invitation {
+            counts_from: None,
             person: PersonKey::new("hr", id),
             user_id: user_id.into(),
             email: email.into(),

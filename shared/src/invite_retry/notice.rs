@@ -83,6 +83,7 @@ mod tests {
     fn invitation(n: usize, reissues: u32) -> Invitation {
         let at: DateTime<Utc> = DateTime::parse_from_rfc3339("2026-03-02T09:00:00Z").unwrap().into();
         Invitation {
+            counts_from: None,
             person: PersonKey::new("hr", n.to_string()),
             user_id: crate::scim::ScimUserId::new(format!("U{n}")),
             email: format!("person.{n}@example.com"),

@@ -156,6 +156,7 @@ async fn invite(
     let person = PersonKey::new("hr", id);
     ledger
         .start_invitation_unless_pending(&Invitation {
+            counts_from: None,
             person: person.clone(),
             user_id: user_id.into(),
             email: email.into(),

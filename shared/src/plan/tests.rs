@@ -1,23 +1,21 @@
 //! Table tests for the planner: every kind × every account state × the policy switches.
 
 use super::*;
-use crate::event::{Attributes, PersonKey, SourceKind};
+use crate::desired::Phase;
+use crate::event::{Attributes, PersonKey};
 use crate::scim::{ScimName, ScimUser};
-use chrono::TimeZone;
 
-fn at(hour: u32) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 3, 2, hour, 0, 0).unwrap()
-}
-
-fn event(kind: EventKind, email: Option<&str>, department: &str) -> LifecycleEvent {
-    LifecycleEvent {
-        version: 1,
-        kind,
+/// The desired state for Ada with this access: the rule's groups for her department, none
+/// when her access is revoked (as `desired_as_of` decides).
+fn state(access: Access, email: Option<&str>, department: &str) -> DesiredState {
+    let groups = match access {
+        Access::Revoked => Desired { groups: set(&[]), ..desired_for(department) },
+        _ => desired_for(department),
+    };
+    DesiredState {
         person: PersonKey::new("bamboohr-main", "42"),
-        source_kind: SourceKind::Bamboohr,
-        source_event_id: "evt-2".into(),
-        effective_at: at(10),
-        received_at: at(10),
+        phase: Phase::Employed,
+        access,
         attributes: Attributes {
             work_email: email.map(str::to_owned),
             given_name: Some("Ada".into()),
@@ -25,9 +23,15 @@ fn event(kind: EventKind, email: Option<&str>, department: &str) -> LifecycleEve
             department: Some(department.into()),
             ..Default::default()
         },
-        immediate: false,
-        requeued: 0,
+        groups,
+        next_change: None,
+        starts_at: None,
     }
+}
+
+/// Plans `state` with other groups.
+fn plan_with(state: &DesiredState, groups: &Desired, actual: &Actual, policy: &PlanPolicy) -> Result<Plan, Refusal> {
+    plan(&DesiredState { groups: groups.clone(), ..state.clone() }, actual, policy)
 }
 
 fn user(active: bool, email: &str) -> ScimUser {
@@ -65,7 +69,6 @@ fn actual(user: Option<ScimUser>, member_of: &[&str]) -> Actual {
         user,
         member_of: set(member_of),
         existing_groups: set(&["Employees", "Engineering", "Finance", "Hand Picked", "Owners"]),
-        last_applied: None,
     }
 }
 
@@ -88,88 +91,74 @@ fn lifecycle_table() {
     let delete = PlanPolicy { allow_delete: true, ..Default::default() };
     let in_eng = &["Employees", "Engineering", "Hand Picked"][..];
     #[rustfmt::skip]
-    let cases: Vec<(&str, LifecycleEvent, Actual, &PlanPolicy, Vec<&str>)> = vec![
+    let cases: Vec<(&str, DesiredState, Actual, &PlanPolicy, Vec<&str>)> = vec![
         ("joiner, nobody there: invite and add groups",
-            event(EventKind::Joiner, Some(ADA), "Engineering"), actual(None, &[]), &policy,
+            state(Access::Granted, Some(ADA), "Engineering"), actual(None, &[]), &policy,
             vec!["create_user", "add_to_group", "add_to_group"]),
         ("joiner, no e-mail: refused",
-            event(EventKind::Joiner, None, "Engineering"), actual(None, &[]), &policy,
+            state(Access::Granted, None, "Engineering"), actual(None, &[]), &policy,
             vec!["refused_missing_email"]),
         ("joiner, already there with the right groups: nothing",
-            event(EventKind::Joiner, Some(ADA), "Engineering"), actual(Some(user(true, ADA)), in_eng), &policy,
+            state(Access::Granted, Some(ADA), "Engineering"), actual(Some(user(true, ADA)), in_eng), &policy,
             vec!["no_change"]),
         ("joiner, suspended: reactivate (rehire)",
-            event(EventKind::Joiner, Some(ADA), "Engineering"), actual(Some(user(false, ADA)), in_eng), &policy,
+            state(Access::Granted, Some(ADA), "Engineering"), actual(Some(user(false, ADA)), in_eng), &policy,
             vec!["reactivate"]),
         ("rehire, suspended with an old address: reactivate, then change e-mail",
-            event(EventKind::Rehire, Some("ada.new@example.com"), "Engineering"), actual(Some(user(false, ADA)), in_eng), &policy,
+            state(Access::Granted, Some("ada.new@example.com"), "Engineering"), actual(Some(user(false, ADA)), in_eng), &policy,
             vec!["reactivate", "update_email"]),
         ("rehire, nobody there: invite",
-            event(EventKind::Rehire, Some(ADA), "Finance"), actual(None, &[]), &policy,
+            state(Access::Granted, Some(ADA), "Finance"), actual(None, &[]), &policy,
             vec!["create_user", "add_to_group", "add_to_group"]),
         ("mover, department change: group diff only within managed groups",
-            event(EventKind::Mover, Some(ADA), "Finance"), actual(Some(user(true, ADA)), in_eng), &policy,
+            state(Access::Keep, Some(ADA), "Finance"), actual(Some(user(true, ADA)), in_eng), &policy,
             vec!["add_to_group", "remove_from_group"]),
         ("mover, e-mail change for an active user",
-            event(EventKind::Mover, Some("ada.l@example.com"), "Engineering"), actual(Some(user(true, ADA)), in_eng), &policy,
+            state(Access::Keep, Some("ada.l@example.com"), "Engineering"), actual(Some(user(true, ADA)), in_eng), &policy,
             vec!["update_email"]),
         ("mover, e-mail change for a suspended user: skipped",
-            event(EventKind::Mover, Some("ada.l@example.com"), "Engineering"), actual(Some(user(false, ADA)), in_eng), &policy,
+            state(Access::Keep, Some("ada.l@example.com"), "Engineering"), actual(Some(user(false, ADA)), in_eng), &policy,
             vec!["no_change"]),
         ("mover, unknown person: nothing",
-            event(EventKind::Mover, Some(ADA), "Finance"), actual(None, &[]), &policy,
+            state(Access::Keep, Some(ADA), "Finance"), actual(None, &[]), &policy,
             vec!["unknown_person"]),
         ("mover, e-mail differs only in case: nothing",
-            event(EventKind::Mover, Some("ADA@example.com"), "Engineering"), actual(Some(user(true, ADA)), in_eng), &policy,
+            state(Access::Keep, Some("ADA@example.com"), "Engineering"), actual(Some(user(true, ADA)), in_eng), &policy,
             vec!["no_change"]),
         ("leaver, active: suspend only",
-            event(EventKind::Leaver, Some(ADA), "Engineering"), actual(Some(user(true, ADA)), in_eng), &policy,
+            state(Access::Revoked, Some(ADA), "Engineering"), actual(Some(user(true, ADA)), in_eng), &policy,
             vec!["suspend"]),
         ("leaver, already suspended: nothing",
-            event(EventKind::Leaver, Some(ADA), "Engineering"), actual(Some(user(false, ADA)), in_eng), &policy,
+            state(Access::Revoked, Some(ADA), "Engineering"), actual(Some(user(false, ADA)), in_eng), &policy,
             vec!["no_change"]),
-        ("leaver, unknown: nothing",
-            event(EventKind::Leaver, None, "Engineering"), actual(None, &[]), &policy,
-            vec!["unknown_person"]),
+        ("leaver, no account: nothing",
+            state(Access::Revoked, None, "Engineering"), actual(None, &[]), &policy,
+            vec!["no_account"]),
+        ("start date ahead, invitation not due yet: nothing",
+            state(Access::NotYet, Some(ADA), "Engineering"), actual(None, &[]), &policy,
+            vec!["not_yet_due"]),
+        ("start date ahead, account already there: kept as it is, profile and groups follow",
+            state(Access::NotYet, Some(ADA), "Finance"), actual(Some(user(false, ADA)), in_eng), &policy,
+            vec!["add_to_group", "remove_from_group"]),
+        ("out of scope, report only: untouched",
+            state(Access::Untouched, Some(ADA), "Finance"), actual(Some(user(true, ADA)), in_eng), &policy,
+            vec!["out_of_scope"]),
         ("leaver with group removal: suspend, then managed groups only",
-            event(EventKind::Leaver, Some(ADA), "Engineering"), actual(Some(user(true, ADA)), in_eng), &remove_groups,
+            state(Access::Revoked, Some(ADA), "Engineering"), actual(Some(user(true, ADA)), in_eng), &remove_groups,
             vec!["suspend", "remove_from_group", "remove_from_group"]),
         ("leaver with delete allowed: suspend then delete",
-            event(EventKind::Leaver, Some(ADA), "Engineering"), actual(Some(user(true, ADA)), in_eng), &delete,
+            state(Access::Revoked, Some(ADA), "Engineering"), actual(Some(user(true, ADA)), in_eng), &delete,
             vec!["suspend", "delete"]),
     ];
-    for (name, event, actual, policy, expected) in cases {
-        let desired = desired_for(event.attributes.department.as_deref().unwrap_or_default());
-        assert_eq!(ops(plan(&event, &desired, &actual, policy)), expected, "{name}");
-    }
-}
-
-#[test]
-fn redelivered_and_late_events_change_nothing() {
-    let policy = PlanPolicy::default();
-    let desired = desired_for("Finance");
-    for kind in [EventKind::Joiner, EventKind::Mover, EventKind::Leaver, EventKind::Rehire] {
-        let e = event(kind, Some(ADA), "Finance");
-        let mut duplicate = actual(Some(user(true, ADA)), &[]);
-        duplicate.last_applied =
-            Some(LastApplied { event_id: e.source_event_id.clone(), effective_at: e.effective_at });
-        assert_eq!(ops(plan(&e, &desired, &duplicate, &policy)), vec!["duplicate"], "{kind}");
-
-        let mut stale = actual(Some(user(true, ADA)), &[]);
-        stale.last_applied = Some(LastApplied { event_id: "newer".into(), effective_at: at(11) });
-        assert_eq!(ops(plan(&e, &desired, &stale, &policy)), vec!["stale"], "{kind}");
-
-        let mut same_time = actual(None, &[]);
-        same_time.last_applied = Some(LastApplied { event_id: "other".into(), effective_at: at(10) });
-        assert_ne!(ops(plan(&e, &desired, &same_time, &policy)), vec!["stale"], "{kind}: equal time is not stale");
+    for (name, state, actual, policy, expected) in cases {
+        assert_eq!(ops(plan(&state, &actual, policy)), expected, "{name}");
     }
 }
 
 #[test]
 fn suspended_email_change_is_reported() {
-    let e = event(EventKind::Mover, Some("ada.l@example.com"), "Engineering");
-    let result = plan(
-        &e,
+    let e = state(Access::Keep, Some("ada.l@example.com"), "Engineering");
+    let result = plan_with(&e,
         &desired_for("Engineering"),
         &actual(Some(user(false, ADA)), &["Employees", "Engineering"]),
         &PlanPolicy::default(),
@@ -179,10 +168,10 @@ fn suspended_email_change_is_reported() {
 
 #[test]
 fn missing_groups_are_created_before_members_are_added() {
-    let e = event(EventKind::Joiner, Some(ADA), "Research");
+    let e = state(Access::Granted, Some(ADA), "Research");
     let desired =
         Desired { groups: set(&["Employees", "Research"]), managed: set(&["Employees", "Research"]), complete: true };
-    let Ok(Plan::Apply { operations, .. }) = plan(&e, &desired, &actual(None, &[]), &PlanPolicy::default()) else {
+    let Ok(Plan::Apply { operations, .. }) = plan_with(&e, &desired, &actual(None, &[]), &PlanPolicy::default()) else {
         panic!("expected a plan");
     };
     let names: Vec<_> = operations.iter().map(Operation::name).collect();
@@ -199,14 +188,14 @@ fn a_protected_group_refuses_the_whole_plan() {
         let desired =
             Desired { groups: set(&["Employees", protected]), managed: set(&["Employees", protected]), complete: true };
         let member_of: Vec<&str> = member_of;
-        for kind in [EventKind::Joiner, EventKind::Mover] {
+        for kind in [Access::Granted, Access::Keep] {
             let result =
-                plan(&event(kind, Some(ADA), "x"), &desired, &actual(Some(user(true, ADA)), &member_of), &policy);
+                plan_with(&state(kind, Some(ADA), "x"), &desired, &actual(Some(user(true, ADA)), &member_of), &policy);
             if member_of.is_empty() {
-                assert_eq!(result, Err(Refusal::ProtectedGroup { group: protected.into() }), "{kind} {protected}");
+                assert_eq!(result, Err(Refusal::ProtectedGroup { group: protected.into() }), "{kind:?} {protected}");
             } else {
                 // Already a member and still desired: nothing to do, nothing touched.
-                assert_eq!(ops(result), vec!["add_to_group"], "{kind} {protected}");
+                assert_eq!(ops(result), vec!["add_to_group"], "{kind:?} {protected}");
             }
         }
     }
@@ -214,15 +203,14 @@ fn a_protected_group_refuses_the_whole_plan() {
     let remove = PlanPolicy { leaver_removes_groups: true, ..Default::default() };
     let desired = Desired { groups: set(&[]), managed: set(&["Owners"]), complete: true };
     let result =
-        plan(&event(EventKind::Leaver, Some(ADA), "x"), &desired, &actual(Some(user(true, ADA)), &["Owners"]), &remove);
+        plan_with(&state(Access::Revoked, Some(ADA), "x"), &desired, &actual(Some(user(true, ADA)), &["Owners"]), &remove);
     assert_eq!(result, Err(Refusal::ProtectedGroup { group: "Owners".into() }));
 }
 
 #[test]
 fn unmanaged_groups_are_never_removed() {
-    let e = event(EventKind::Mover, Some(ADA), "Finance");
-    let result = plan(
-        &e,
+    let e = state(Access::Keep, Some(ADA), "Finance");
+    let result = plan_with(&e,
         &desired_for("Finance"),
         &actual(Some(user(true, ADA)), &["Employees", "Finance", "Hand Picked"]),
         &PlanPolicy::default(),
@@ -232,13 +220,12 @@ fn unmanaged_groups_are_never_removed() {
 
 #[test]
 fn names_are_derived_and_sent_together() {
-    let mut e = event(EventKind::Mover, Some(ADA), "Engineering");
+    let mut e = state(Access::Keep, Some(ADA), "Engineering");
     e.attributes.given_name = None;
     e.attributes.family_name = None;
     e.attributes.display_name = Some("Ada King Lovelace".into());
-    assert_eq!(names(&e), Some(("Ada".into(), "King Lovelace".into(), "Ada King Lovelace".into())));
-    let Ok(Plan::Apply { operations, .. }) = plan(
-        &e,
+    assert_eq!(names(&e.attributes), Some(("Ada".into(), "King Lovelace".into(), "Ada King Lovelace".into())));
+    let Ok(Plan::Apply { operations, .. }) = plan_with(&e,
         &desired_for("Engineering"),
         &actual(Some(user(true, ADA)), &["Employees", "Engineering"]),
         &PlanPolicy::default(),
@@ -257,8 +244,7 @@ fn names_are_derived_and_sent_together() {
 
 #[test]
 fn new_users_carry_the_person_key_as_external_id() {
-    let Ok(Plan::Apply { operations, .. }) = plan(
-        &event(EventKind::Joiner, Some(" ada@example.com "), "Finance"),
+    let Ok(Plan::Apply { operations, .. }) = plan_with(&state(Access::Granted, Some(" ada@example.com "), "Finance"),
         &desired_for("Finance"),
         &actual(None, &[]),
         &PlanPolicy::default(),
@@ -277,31 +263,30 @@ fn an_account_provisioned_for_someone_else_is_never_adopted() {
     other.external_id = Some("bamboohr-main:7".into());
     let mut unlinked = user(true, ADA);
     unlinked.external_id = None;
-    for kind in [EventKind::Joiner, EventKind::Rehire, EventKind::Mover, EventKind::Leaver] {
-        let e = event(kind, Some(ADA), "Engineering");
-        let result = plan(&e, &desired_for("Engineering"), &actual(Some(other.clone()), &[]), &PlanPolicy::default());
-        assert_eq!(ops(result), vec!["refused_other_person"], "{kind}");
+    for kind in [Access::Granted, Access::NotYet, Access::Keep, Access::Revoked] {
+        let e = state(kind, Some(ADA), "Engineering");
+        let result = plan_with(&e, &desired_for("Engineering"), &actual(Some(other.clone()), &[]), &PlanPolicy::default());
+        assert_eq!(ops(result), vec!["refused_other_person"], "{kind:?}");
         // A member created by hand (no externalId) is matched by e-mail, as 1Password documents;
         // so is one another connection (the IdP, say) provisioned for the same human.
         let mut from_okta = user(true, ADA);
         from_okta.external_id = Some("okta-main:00u1".into());
         for matched in [&unlinked, &from_okta] {
-            let result = plan(
-                &e,
+            let result = plan_with(&e,
                 &desired_for("Engineering"),
                 &actual(Some(matched.clone()), &["Employees", "Engineering"]),
                 &PlanPolicy::default(),
             );
-            assert_ne!(ops(result), vec!["refused_other_person"], "{kind}");
+            assert_ne!(ops(result), vec!["refused_other_person"], "{kind:?}");
         }
     }
 }
 
 #[test]
 fn unknown_attributes_never_remove_groups() {
-    let e = event(EventKind::Mover, Some(ADA), "Finance");
+    let e = state(Access::Keep, Some(ADA), "Finance");
     let guessing = Desired { groups: set(&["Employees"]), complete: false, ..desired_for("Finance") };
     let result =
-        plan(&e, &guessing, &actual(Some(user(true, ADA)), &["Employees", "Engineering"]), &PlanPolicy::default());
+        plan_with(&e, &guessing, &actual(Some(user(true, ADA)), &["Employees", "Engineering"]), &PlanPolicy::default());
     assert_eq!(ops(result), vec!["no_change"]);
 }

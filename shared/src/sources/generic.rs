@@ -160,7 +160,8 @@ pub fn schema_violations(event: &Value) -> Vec<SchemaViolation> {
             }
             "effective_at" | "received_at" => check.date_time(&path, value),
             "immediate" if !value.is_boolean() => check.fail(&path, "a boolean was expected".to_owned()),
-            "requeued" if !value.as_u64().is_some_and(|n| n <= u64::from(u32::MAX)) => {
+            // JSON Schema's `integer` includes 1.0.
+            "requeued" if !value.as_f64().is_some_and(|n| n >= 0.0 && n.fract() == 0.0) => {
                 check.fail(&path, "a non-negative integer was expected".to_owned())
             }
             "person" => {
@@ -784,7 +785,7 @@ mod tests {
         };
         assert_eq!(
             messages(with("/kind", Some("promoted".into()))),
-            [r#"/kind value is not one of "joiner", "mover", "leaver" or "rehire""#]
+            [r#"/kind value is not one of "joiner", "mover", "leaver", "rehire" or "converge""#]
         );
         assert_eq!(messages(with("/person/id", None)), [r#"/person "id" is a required property"#]);
         assert_eq!(

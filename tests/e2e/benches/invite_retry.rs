@@ -57,6 +57,7 @@ async fn bench() {
         let sent = if n < EXPIRED { expired_at } else { now };
         ledger
             .start_invitation_unless_pending(&Invitation {
+                counts_from: None,
                 person: PersonKey::new("hr", n.to_string()),
                 user_id: ScimUserId::new(user_id.as_str()),
                 email: format!("person.{n}@example.com"),

@@ -20,6 +20,7 @@ async fn expired_invitation(stack: &BinaryStack) -> PersonKey {
     stack
         .ledger
         .start_invitation_unless_pending(&Invitation {
+            counts_from: None,
             person: person.clone(),
             user_id: ids[0].as_str().into(),
             email: ADA.into(),

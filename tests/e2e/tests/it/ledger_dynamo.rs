@@ -42,6 +42,7 @@ async fn settled_invitations_drop_their_index_attributes() {
     let person = PersonKey::new("okta-main", "00u1");
     let sent = Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap();
     let invitation = Invitation {
+        counts_from: None,
         person: person.clone(),
         user_id: "op-1".into(),
         email: "a@example.com".into(),

@@ -1,0 +1,1 @@
+//! Table tests of the desired state as of now.

@@ -517,7 +517,11 @@ impl Applier {
         if user_id.is_some() {
             record.user_id = user_id;
         }
-        record.remember(&event.source_event_id);
+        // A converge trigger claims nothing, so a later one with the same id (a due action
+        // re-enqueued after the worker moved it back) must still run.
+        if event.kind != EventKind::Converge {
+            record.remember(&event.source_event_id);
+        }
         let due = desired.next_change.as_ref().map(|next| Due { at: next.at, intent: next.intent.clone() });
         if due != record.due {
             match &due {

@@ -397,3 +397,209 @@ async fn a_dry_run_reports_the_plan_and_changes_nothing() {
         assert!(f.notifier.sent().is_empty(), "{name}: nobody notified");
     }
 }
+
+// ------------------------------------------------------------------ converge: time and order
+
+/// A fixture whose applier reads `hr` people from an in-memory HR API.
+fn with_hr(hr: &Arc<InMemoryEnricher>) -> Fixture {
+    let ledger = Arc::new(InMemoryLedger::new());
+    let notifier = Arc::new(InMemoryNotifier::default());
+    let rules = Rules { mapping: MappingRules::from_json(RULES).unwrap(), ..Rules::default() };
+    let applier = Applier::new(ledger.clone(), hr.clone(), Some(notifier.clone() as Arc<dyn Notifier>), rules);
+    Fixture { directory: InMemoryDirectory::new(), ledger, notifier, applier }
+}
+
+fn converge(id: &str, at: DateTime<Utc>) -> LifecycleEvent {
+    LifecycleEvent {
+        kind: EventKind::Converge,
+        source_event_id: format!("due:{}", at.to_rfc3339()),
+        effective_at: at,
+        received_at: at,
+        attributes: Attributes::default(),
+        ..event(EventKind::Mover, id, "x@example.com", "x", 0)
+    }
+}
+
+#[tokio::test]
+async fn a_late_leaver_after_a_later_mover_still_suspends() {
+    let f = Fixture::new(Brake::default());
+    let ada = "ada.lovelace@example.com";
+    applied(f.process(event(EventKind::Joiner, "1", ada, "Engineering", 0)).await);
+    applied(f.process(event(EventKind::Mover, "1", ada, "Finance", 20)).await);
+    let late_leaver = f.process(event(EventKind::Leaver, "1", ada, "Finance", 10)).await;
+    assert_eq!(applied(late_leaver), vec!["suspend"]);
+    assert!(!f.user(ada).active);
+    // A mover arriving after the leaver never brings the account back.
+    let after = f.process(event(EventKind::Mover, "1", ada, "Engineering", 30)).await.unwrap();
+    assert_eq!(after.label(), "no_change");
+    assert!(!f.user(ada).active);
+}
+
+#[tokio::test]
+async fn a_redelivery_costs_no_bridge_call_and_a_skip_keeps_nothing_from_a_later_event() {
+    let f = Fixture::new(Brake::default());
+    let ada = "ada.lovelace@example.com";
+    // A mover for someone we know nothing about is a skip; the joiner after it, even with an
+    // older effective time (redriven from the DLQ), still invites.
+    let mover = f.process(event(EventKind::Mover, "1", ada, "Finance", 20)).await.unwrap();
+    assert_eq!(mover.label(), "unknown_person");
+    let joiner = event(EventKind::Joiner, "1", ada, "Engineering", 0);
+    let operations = applied(f.process(joiner.clone()).await);
+    assert_eq!(operations[0], "create_user");
+    assert_eq!(f.groups_of(&f.user(ada).id), vec!["Employees", "Finance"], "the mover's department is newer");
+    f.directory.clear_calls();
+    assert_eq!(f.process(joiner).await.unwrap().label(), "duplicate");
+    assert!(f.directory.calls().is_empty(), "a redelivery reads nothing: {:?}", f.directory.calls());
+}
+
+#[tokio::test]
+async fn a_leaver_dated_ahead_keeps_access_until_the_cutoff_then_the_due_action_suspends() {
+    let f = Fixture::new(Brake::default());
+    let ada = "ada.lovelace@example.com";
+    applied(f.process(event(EventKind::Joiner, "1", ada, "Engineering", 0)).await);
+    let last_day = now() + chrono::Duration::days(14);
+    let leaver = LifecycleEvent { effective_at: last_day, ..event(EventKind::Leaver, "1", ada, "Engineering", 5) };
+    assert_eq!(f.process(leaver).await.unwrap().label(), "no_change");
+    assert!(f.user(ada).active, "still employed for two weeks");
+    let record = f.ledger.person(&person("1")).await.unwrap().unwrap();
+    assert_eq!(record.due.as_ref().map(|d| d.at), Some(last_day));
+
+    let early = f.applier.process(&f.directory, converge("1", last_day), last_day - chrono::Duration::minutes(1), None);
+    assert_eq!(early.await.unwrap().label(), "no_change", "nothing fires early");
+    let due = f.applier.process(&f.directory, converge("1", last_day), last_day, None).await;
+    assert_eq!(applied(due), vec!["suspend"]);
+    assert!(!f.user(ada).active);
+    assert_eq!(f.ledger.person(&person("1")).await.unwrap().unwrap().due, None, "done: no due action left");
+}
+
+#[tokio::test]
+async fn hr_moving_or_cancelling_a_termination_date_moves_or_cancels_the_due_action() {
+    let hr = Arc::new(InMemoryEnricher::new());
+    let f = with_hr(&hr);
+    let ada = "ada.lovelace@example.com";
+    let record = |termination: Option<&str>| Attributes {
+        work_email: Some(ada.into()),
+        given_name: Some("Ada".into()),
+        family_name: Some("Lovelace".into()),
+        department: Some("Engineering".into()),
+        employment_status: Some("Active".into()),
+        termination_date: termination.map(|d| d.parse().unwrap()),
+        ..Default::default()
+    };
+    async fn due_at(f: &Fixture) -> Option<DateTime<Utc>> {
+        f.ledger.person(&person("1")).await.unwrap().unwrap().due.map(|d| d.at)
+    }
+    hr.insert(person("1"), record(None));
+    applied(f.process(event(EventKind::Joiner, "1", ada, "Engineering", 0)).await);
+    assert_eq!(due_at(&f).await, None);
+
+    hr.insert(person("1"), record(Some("2026-03-20")));
+    f.process(event(EventKind::Mover, "1", ada, "Engineering", 1)).await.unwrap();
+    assert_eq!(due_at(&f).await, Some(Utc.with_ymd_and_hms(2026, 3, 20, 0, 0, 0).unwrap()));
+
+    hr.insert(person("1"), record(Some("2026-04-10")));
+    f.process(event(EventKind::Mover, "1", ada, "Engineering", 2)).await.unwrap();
+    let moved = Utc.with_ymd_and_hms(2026, 4, 10, 0, 0, 0).unwrap();
+    assert_eq!(due_at(&f).await, Some(moved), "moved later");
+
+    hr.insert(person("1"), record(None));
+    f.process(event(EventKind::Mover, "1", ada, "Engineering", 3)).await.unwrap();
+    assert_eq!(due_at(&f).await, None, "cancelled");
+    let after = f.applier.process(&f.directory, converge("1", moved), moved, None).await.unwrap();
+    assert_eq!(after.label(), "no_change", "a stale trigger changes nothing");
+    assert!(f.user(ada).active);
+}
+
+#[tokio::test]
+async fn a_joiner_starting_in_30_days_is_invited_at_start_minus_lead_and_counted_from_the_start() {
+    let hr = Arc::new(InMemoryEnricher::new());
+    let f = with_hr(&hr);
+    let ada = "ada.lovelace@example.com";
+    let start = now().date_naive() + chrono::Days::new(30);
+    hr.insert(
+        person("1"),
+        Attributes {
+            work_email: Some(ada.into()),
+            given_name: Some("Ada".into()),
+            department: Some("Engineering".into()),
+            employment_status: Some("Active".into()),
+            start_date: Some(start),
+            ..Default::default()
+        },
+    );
+    let outcome = f.process(event(EventKind::Joiner, "1", ada, "Engineering", 0)).await.unwrap();
+    assert_eq!(outcome.label(), "not_yet_due");
+    assert!(f.users_named(ada).is_empty(), "not invited 30 days ahead");
+    let start_at = start.and_hms_opt(0, 0, 0).unwrap().and_utc();
+    let invite_at = start_at - chrono::Duration::days(3);
+    let due = f.ledger.person(&person("1")).await.unwrap().unwrap().due.unwrap();
+    assert_eq!(due.at, invite_at);
+    assert!(due.intent.starts_with("invite (3 days before the start date"), "{}", due.intent);
+
+    let invited = f.applier.process(&f.directory, converge("1", invite_at), invite_at, None).await;
+    assert_eq!(applied(invited)[0], "create_user");
+    let invitation = f.ledger.invitation(&person("1")).await.unwrap().unwrap();
+    assert_eq!(invitation.counts_from, Some(start_at), "escalation counts from the start date");
+}
+
+mod permutations {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Ada's history, in effective-time order: joins, moves twice (one e-mail change), leaves,
+    /// comes back, moves.
+    fn history() -> Vec<LifecycleEvent> {
+        let ada = "ada.lovelace@example.com";
+        vec![
+            event(EventKind::Joiner, "1", ada, "Engineering", 0),
+            event(EventKind::Mover, "1", ada, "Finance", 10),
+            event(EventKind::Mover, "1", "ada.king@example.com", "Finance", 20),
+            event(EventKind::Leaver, "1", "ada.king@example.com", "Finance", 30),
+            event(EventKind::Rehire, "1", "ada.king@example.com", "Engineering", 40),
+            event(EventKind::Mover, "1", "ada.king@example.com", "Research", 50),
+        ]
+    }
+
+    /// (userName, active, groups) of every account, after processing `order`.
+    fn final_state(order: &[usize]) -> Vec<(String, bool, Vec<String>)> {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        runtime.block_on(async {
+            let f = Fixture::new(Brake::default());
+            let events = history();
+            let mut last = Ok(Outcome::Skipped { reason: Skip::NoChange, notes: vec![] });
+            for &i in order {
+                last = f.process(events[i].clone()).await;
+            }
+            // A failure would be redelivered by SQS; none is expected.
+            assert!(last.is_ok(), "{last:?}");
+            let mut users: Vec<_> = f
+                .directory
+                .users()
+                .into_iter()
+                .map(|u| {
+                    let groups = f.groups_of(&u.id);
+                    (u.user_name.to_lowercase(), u.active, groups)
+                })
+                .collect();
+            users.sort();
+            users
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+        #[test]
+        fn any_order_with_duplicates_converges_to_the_in_order_state(
+            order in Just((0..6).collect::<Vec<usize>>()).prop_shuffle(),
+            duplicates in prop::collection::vec((0usize..6, 0usize..7), 0..4),
+        ) {
+            let mut delivered = order;
+            for (event, position) in duplicates {
+                delivered.insert(position.min(delivered.len()), event);
+            }
+            let in_order = final_state(&[0, 1, 2, 3, 4, 5]);
+            prop_assert_eq!(in_order.len(), 1);
+            prop_assert_eq!(final_state(&delivered), in_order);
+        }
+    }
+}

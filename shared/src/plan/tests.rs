@@ -158,7 +158,8 @@ fn lifecycle_table() {
 #[test]
 fn suspended_email_change_is_reported() {
     let e = state(Access::Keep, Some("ada.l@example.com"), "Engineering");
-    let result = plan_with(&e,
+    let result = plan_with(
+        &e,
         &desired_for("Engineering"),
         &actual(Some(user(false, ADA)), &["Employees", "Engineering"]),
         &PlanPolicy::default(),
@@ -202,15 +203,20 @@ fn a_protected_group_refuses_the_whole_plan() {
     // A leaver whose group removal would touch a protected group is refused too.
     let remove = PlanPolicy { leaver_removes_groups: true, ..Default::default() };
     let desired = Desired { groups: set(&[]), managed: set(&["Owners"]), complete: true };
-    let result =
-        plan_with(&state(Access::Revoked, Some(ADA), "x"), &desired, &actual(Some(user(true, ADA)), &["Owners"]), &remove);
+    let result = plan_with(
+        &state(Access::Revoked, Some(ADA), "x"),
+        &desired,
+        &actual(Some(user(true, ADA)), &["Owners"]),
+        &remove,
+    );
     assert_eq!(result, Err(Refusal::ProtectedGroup { group: "Owners".into() }));
 }
 
 #[test]
 fn unmanaged_groups_are_never_removed() {
     let e = state(Access::Keep, Some(ADA), "Finance");
-    let result = plan_with(&e,
+    let result = plan_with(
+        &e,
         &desired_for("Finance"),
         &actual(Some(user(true, ADA)), &["Employees", "Finance", "Hand Picked"]),
         &PlanPolicy::default(),
@@ -225,7 +231,8 @@ fn names_are_derived_and_sent_together() {
     e.attributes.family_name = None;
     e.attributes.display_name = Some("Ada King Lovelace".into());
     assert_eq!(names(&e.attributes), Some(("Ada".into(), "King Lovelace".into(), "Ada King Lovelace".into())));
-    let Ok(Plan::Apply { operations, .. }) = plan_with(&e,
+    let Ok(Plan::Apply { operations, .. }) = plan_with(
+        &e,
         &desired_for("Engineering"),
         &actual(Some(user(true, ADA)), &["Employees", "Engineering"]),
         &PlanPolicy::default(),
@@ -244,7 +251,8 @@ fn names_are_derived_and_sent_together() {
 
 #[test]
 fn new_users_carry_the_person_key_as_external_id() {
-    let Ok(Plan::Apply { operations, .. }) = plan_with(&state(Access::Granted, Some(" ada@example.com "), "Finance"),
+    let Ok(Plan::Apply { operations, .. }) = plan_with(
+        &state(Access::Granted, Some(" ada@example.com "), "Finance"),
         &desired_for("Finance"),
         &actual(None, &[]),
         &PlanPolicy::default(),
@@ -265,14 +273,16 @@ fn an_account_provisioned_for_someone_else_is_never_adopted() {
     unlinked.external_id = None;
     for kind in [Access::Granted, Access::NotYet, Access::Keep, Access::Revoked] {
         let e = state(kind, Some(ADA), "Engineering");
-        let result = plan_with(&e, &desired_for("Engineering"), &actual(Some(other.clone()), &[]), &PlanPolicy::default());
+        let result =
+            plan_with(&e, &desired_for("Engineering"), &actual(Some(other.clone()), &[]), &PlanPolicy::default());
         assert_eq!(ops(result), vec!["refused_other_person"], "{kind:?}");
         // A member created by hand (no externalId) is matched by e-mail, as 1Password documents;
         // so is one another connection (the IdP, say) provisioned for the same human.
         let mut from_okta = user(true, ADA);
         from_okta.external_id = Some("okta-main:00u1".into());
         for matched in [&unlinked, &from_okta] {
-            let result = plan_with(&e,
+            let result = plan_with(
+                &e,
                 &desired_for("Engineering"),
                 &actual(Some(matched.clone()), &["Employees", "Engineering"]),
                 &PlanPolicy::default(),

@@ -104,8 +104,7 @@ pub struct SchemaViolation {
     pub message: String,
 }
 
-const EVENT_FIELDS: &[&str] =
-    &[
+const EVENT_FIELDS: &[&str] = &[
     "version",
     "kind",
     "person",

@@ -161,7 +161,9 @@ impl WorkerApp {
                 metrics::counter!("events", "kind" => kind, "outcome" => outcome.label()).increment(1);
                 true
             }
-            Err(ApplyError::Enrich(throttled @ EnrichError::Throttled { .. })) => self.hand_back(event, throttled).await,
+            Err(ApplyError::Enrich(throttled @ EnrichError::Throttled { .. })) => {
+                self.hand_back(event, throttled).await
+            }
             Err(error) => {
                 tracing::error!(outcome = error.label(), %error, "event failed; returned to the queue");
                 metrics::counter!("events", "kind" => kind, "outcome" => error.label()).increment(1);

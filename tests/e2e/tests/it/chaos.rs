@@ -180,6 +180,6 @@ async fn chaos_ends_in_the_expected_state_with_nothing_lost() {
             .await
             .unwrap()
             .expect("recorded");
-        assert_eq!(record.last_event_id, format!("P{person}-3"));
+        assert!(record.recognises(&format!("P{person}-3")), "the last event was converged: {record:?}");
     }
 }

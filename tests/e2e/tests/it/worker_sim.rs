@@ -5,11 +5,10 @@ use async_trait::async_trait;
 use e2e::worker_harness::{WorkerHarness, event};
 use onepassword_sim::{FaultAction, FaultRule, InvitationKind, Lifecycle, Seed, SeedState, SeedUser};
 use provisioning::EventKind::{Joiner, Leaver, Mover, Rehire};
-use provisioning::apply::{Applier, Brake, Outcome};
+use provisioning::apply::{Applier, Outcome, Rules};
 use provisioning::enrich::InMemoryEnricher;
 use provisioning::ledger::{InMemoryLedger, Ledger};
 use provisioning::mapping::MappingRules;
-use provisioning::plan::PlanPolicy;
 use provisioning::scim::{
     CreateOutcome, Directory, NewUser, PatchOperation, ScimClient, ScimClientConfig, ScimError, ScimGroup, ScimGroupId,
     ScimUser, ScimUserId, StaticCredentials,
@@ -203,17 +202,10 @@ async fn conflict_on_create_adopts_the_existing_user() {
     )
     .unwrap();
     let racing = RacingDirectory { inner: client, sim: h.sim.state() };
-    let applier = Applier::new(
-        Arc::new(InMemoryLedger::new()),
-        Arc::new(InMemoryEnricher::new()),
-        None,
-        MappingRules::from_json(e2e::worker_harness::RULES).unwrap(),
-        PlanPolicy::default(),
-        Brake::default(),
-        false,
-    );
+    let rules = Rules { mapping: MappingRules::from_json(e2e::worker_harness::RULES).unwrap(), ..Rules::default() };
+    let applier = Applier::new(Arc::new(InMemoryLedger::new()), Arc::new(InMemoryEnricher::new()), None, rules);
     let ada = event(Joiner, "1", "ada.lovelace@example.com", "Engineering", 0);
-    let outcome = applier.process(&racing, ada, chrono::Utc::now()).await.unwrap();
+    let outcome = applier.process(&racing, ada, chrono::Utc::now(), None).await.unwrap();
     let Outcome::Applied { operations, .. } = outcome else { panic!("{outcome:?}") };
     assert_eq!(operations[0], "adopt_existing", "{operations:?}");
     let users: Vec<_> =

@@ -4,16 +4,21 @@
 //! employment type) come back as their display names rather than list-item ids. The answer
 //! nests fields by category (`work.department` is `{"work": {"department": …}}`) and may
 //! also carry slash-notation keys (`"/work/department": {"value": …}`); both are read.
-//! Fields the service user may not view are silently omitted (200, no warning).
+//! Fields the service user may not view are silently omitted (200, no warning). Dates
+//! (`work.startDate`, `internal.terminationDate`) are `YYYY-MM-DD`; rendered for humans they
+//! follow the calling user's date settings (the documented example is `dd/MM/yyyy`). People
+//! reads are rate limited (50 a minute is the documented figure), answering 429 beyond it.
 //! Sources: https://apidocs.hibob.com/reference/post_people-identifier,
 //! https://apidocs.hibob.com/docs/people-read-api-contract,
-//! https://apidocs.hibob.com/docs/how-to-work-with-lists-public-api.
+//! https://apidocs.hibob.com/docs/how-to-work-with-lists-public-api,
+//! https://apidocs.hibob.com/docs/fields-metadata (field types, date values),
+//! https://apidocs.hibob.com/reference/rate-limiting.
 
+use chrono::NaiveDate;
 use serde_json::{Value, json};
 
-use super::{EnrichError, join_url, parse_base_url, send_json};
+use super::{EnrichError, Read, join_url, parse_base_url, parse_date, send_json};
 use crate::event::Attributes;
-use crate::http_retry::HttpClient;
 use crate::secrets::SecretString;
 
 pub(super) const DEFAULT_BASE_URL: &str = "https://api.hibob.com/v1";
@@ -32,10 +37,11 @@ pub(super) const FIELDS: &[&str] = &[
     "internal.status",
     "internal.lifecycleStatus",
     "payroll.employment.type",
+    "work.startDate",
+    "internal.terminationDate",
 ];
 
 pub(super) struct HiBob {
-    connection: String,
     base: url::Url,
     service_user_id: String,
     service_user_token: SecretString,
@@ -56,34 +62,50 @@ impl HiBob {
         }
         let base = parse_base_url(connection, base_url.unwrap_or(DEFAULT_BASE_URL))?;
         Ok(HiBob {
-            connection: connection.to_owned(),
             base,
             service_user_id: service_user_id.trim().to_owned(),
             service_user_token: service_user_token.clone(),
         })
     }
 
-    pub(super) async fn fetch(&self, http: &HttpClient, employee_id: &str) -> Result<Option<Attributes>, EnrichError> {
+    pub(super) async fn fetch(&self, read: Read<'_>, employee_id: &str) -> Result<Option<Attributes>, EnrichError> {
         let url = join_url(&self.base, &["people", employee_id]);
-        let request = http
+        let request = read
+            .http
             .http()
             .post(url)
             .header(reqwest::header::ACCEPT, "application/json")
             .basic_auth(&self.service_user_id, Some(self.service_user_token.expose()))
             .json(&json!({ "fields": FIELDS, "humanReadable": "REPLACE" }));
-        Ok(send_json(http, &self.connection, request).await?.map(|body| attributes(&body)))
+        Ok(send_json(read, request).await?.map(|body| attributes(&body)))
     }
 }
 
-/// A field by its category path, from the nested form or the slash-notation form.
-fn field(employee: &Value, path: &[&str]) -> Option<String> {
+/// A field's values by its category path: the nested form first, then the slash-notation
+/// form.
+fn field_values(employee: &Value, path: &[&str]) -> Vec<String> {
     let nested = format!("/{}", path.join("/"));
     let slashed = format!("/{}/value", format!("/{}", path.join("/")).replace('/', "~1"));
-    [nested, slashed].iter().find_map(|pointer| match employee.pointer(pointer)? {
-        Value::String(s) => Some(s.trim()).filter(|s| !s.is_empty()).map(str::to_owned),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    })
+    [nested, slashed]
+        .iter()
+        .filter_map(|pointer| match employee.pointer(pointer)? {
+            Value::String(s) => Some(s.trim()).filter(|s| !s.is_empty()).map(str::to_owned),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn field(employee: &Value, path: &[&str]) -> Option<String> {
+    field_values(employee, path).into_iter().next()
+}
+
+/// An ISO date from either form wins over a human-readable one: `01/02/2026` is only
+/// unambiguous when the service user's date setting is known to be day first.
+fn date_field(employee: &Value, path: &[&str], name: &'static str) -> Option<NaiveDate> {
+    let values = field_values(employee, path);
+    let iso = values.iter().find_map(|value| NaiveDate::parse_from_str(value, "%Y-%m-%d").ok());
+    iso.or_else(|| parse_date(values.first()?, &["%d/%m/%Y"], name))
 }
 
 fn root_field(employee: &Value, name: &str) -> Option<String> {
@@ -117,7 +139,7 @@ pub(super) fn attributes(employee: &Value) -> Attributes {
         employment_status: field(employee, &["internal", "lifecycleStatus"])
             .or_else(|| field(employee, &["internal", "status"])),
         employment_type: field(employee, &["payroll", "employment", "type"]),
-        start_date: None,
-        termination_date: None,
+        start_date: date_field(employee, &["work", "startDate"], "work.startDate"),
+        termination_date: date_field(employee, &["internal", "terminationDate"], "internal.terminationDate"),
     }
 }

@@ -1,9 +1,10 @@
 //! The source APIs over real HTTP against wiremock, answering with the documented response
 //! shapes (the fixtures below say where each shape comes from).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
+use chrono::NaiveDate;
 use serde_json::json;
 use wiremock::matchers::{body_partial_json, header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -33,7 +34,9 @@ const BAMBOO_EMPLOYEE: &str = r#"{
   "supervisorEid": "1002",
   "supervisorEmail": "lee.park@example.com",
   "status": "Active",
-  "employmentHistoryStatus": "Full-Time"
+  "employmentHistoryStatus": "Full-Time",
+  "hireDate": "2019-04-01",
+  "terminationDate": "0000-00-00"
 }"#;
 
 /// HiBob "Read company employee fields by employee ID" answer with
@@ -51,6 +54,7 @@ const BOB_EMPLOYEE: &str = r#"{
     "title": "Account Executive",
     "department": "Sales",
     "site": "Tel Aviv",
+    "startDate": "2021-06-13",
     "reportsTo": {
       "id": "3332883854254932001",
       "email": "avi.cohen@example.com",
@@ -59,7 +63,7 @@ const BOB_EMPLOYEE: &str = r#"{
       "surname": "Cohen"
     }
   },
-  "internal": { "status": "Active", "lifecycleStatus": "Employed" },
+  "internal": { "status": "Active", "lifecycleStatus": "Employed", "terminationDate": null },
   "payroll": { "employment": { "type": "Permanent" } },
   "/root/email": { "value": "noa.levi@example.com" },
   "/work/department": { "value": "Sales" }
@@ -168,7 +172,7 @@ async fn bamboohr_reads_the_employee_with_basic_auth_key_and_x() {
     assert_eq!(
         attributes,
         Some(Attributes {
-            start_date: None,
+            start_date: NaiveDate::from_ymd_opt(2019, 4, 1),
             termination_date: None,
             work_email: Some("dana.kim@example.com".into()),
             given_name: Some("Dana".into()),
@@ -209,7 +213,7 @@ async fn hibob_posts_the_field_list_with_service_user_basic_auth() {
     assert_eq!(
         attributes,
         Some(Attributes {
-            start_date: None,
+            start_date: NaiveDate::from_ymd_opt(2021, 6, 13),
             termination_date: None,
             work_email: Some("noa.levi@example.com".into()),
             given_name: Some("Noa".into()),
@@ -320,8 +324,10 @@ async fn server_errors_and_throttling_are_retryable() {
     assert!(error.to_string().contains("503"), "{error}");
     let error = apis.fetch(&bob.0, None).await.unwrap_err();
     assert!(error.is_retryable(), "{error:?}");
-    let error = apis.fetch(&okta.0, None).await.unwrap_err();
-    assert!(matches!(error, EnrichError::Throttled { .. }) && error.is_retryable(), "{error:?}");
+    // A Retry-After longer than the time left is handed back at once, with the advice.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let error = apis.fetch(&okta.0, Some(deadline)).await.unwrap_err();
+    assert!(error.is_throttled() && error.is_retryable(), "{error:?}");
     assert_eq!(error.retry_after(), Some(Duration::from_secs(7)));
 }
 
@@ -431,4 +437,234 @@ async fn in_memory_enricher_answers_from_its_map() {
     assert_eq!(enricher.fetch(&PersonKey::new("bamboohr-main", "2"), None).await.unwrap(), None);
     enricher.remove(&known);
     assert_eq!(enricher.fetch(&known, None).await.unwrap(), None);
+}
+
+// ---------------------------------------------------------------- HR dates and status
+
+fn date(year: i32, month: u32, day: u32) -> Option<NaiveDate> {
+    NaiveDate::from_ymd_opt(year, month, day)
+}
+
+#[tokio::test]
+async fn bamboohr_reads_a_leavers_dates_and_account_status() {
+    let server = MockServer::start().await;
+    let leaver = json!({ "id": "1187", "status": "Inactive", "employmentHistoryStatus": "Full-Time",
+        "hireDate": "2019-04-01", "terminationDate": "2026-03-31" });
+    Mock::given(method("GET"))
+        .and(path("/api/v1/employees/1187"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(leaver))
+        .mount(&server)
+        .await;
+    let attributes = apis(&server).fetch(&PersonKey::new("bamboohr-main", "1187"), None).await.unwrap().unwrap();
+    assert_eq!(attributes.employment_status.as_deref(), Some("Inactive"), "the account status wins");
+    assert_eq!(attributes.start_date, date(2019, 4, 1));
+    assert_eq!(attributes.termination_date, date(2026, 3, 31));
+}
+
+#[test]
+fn bamboohr_no_date_forms_and_malformed_dates_read_as_none() {
+    for (hire, termination) in [("0000-00-00", ""), ("", "0000-00-00"), ("01/04/2019", "soon")] {
+        let employee = json!({ "id": "7", "hireDate": hire, "terminationDate": termination });
+        let attributes = bamboohr::attributes(&employee);
+        assert_eq!((attributes.start_date, attributes.termination_date), (None, None), "{hire:?} {termination:?}");
+    }
+    let absent = bamboohr::attributes(&json!({ "id": "7", "hireDate": null }));
+    assert_eq!((absent.start_date, absent.termination_date), (None, None));
+}
+
+#[tokio::test]
+async fn hibob_reads_dates_in_iso_or_human_readable_form() {
+    let server = MockServer::start().await;
+    let human_readable = json!({ "id": "42", "work": { "startDate": "13/06/2021" },
+        "internal": { "lifecycleStatus": "Terminated", "status": "Inactive", "terminationDate": "31/03/2026" } });
+    Mock::given(method("POST"))
+        .and(path("/v1/people/42"))
+        .and(body_partial_json(json!({ "fields": hibob::FIELDS })))
+        .respond_with(ResponseTemplate::new(200).set_body_json(human_readable))
+        .mount(&server)
+        .await;
+    let attributes = apis(&server).fetch(&PersonKey::new("hibob-eu", "42"), None).await.unwrap().unwrap();
+    assert_eq!(attributes.employment_status.as_deref(), Some("Terminated"), "lifecycle status first");
+    assert_eq!(attributes.start_date, date(2021, 6, 13));
+    assert_eq!(attributes.termination_date, date(2026, 3, 31));
+}
+
+#[test]
+fn hibob_prefers_an_iso_date_and_reads_no_date_forms_as_none() {
+    let both = json!({ "work": { "startDate": "06/01/2021" }, "/work/startDate": { "value": "2021-01-06" } });
+    assert_eq!(hibob::attributes(&both).start_date, date(2021, 1, 6));
+    let slash_only = json!({ "/internal/terminationDate": { "value": "2026-03-31" } });
+    assert_eq!(hibob::attributes(&slash_only).termination_date, date(2026, 3, 31));
+    for none in [json!({}), json!({ "work": { "startDate": null } }), json!({ "work": { "startDate": "" } })] {
+        assert_eq!(hibob::attributes(&none).start_date, None, "{none}");
+    }
+    let malformed = json!({ "work": { "startDate": "June 2021" }, "internal": { "terminationDate": "2026-31-03" } });
+    let attributes = hibob::attributes(&malformed);
+    assert_eq!((attributes.start_date, attributes.termination_date), (None, None));
+}
+
+#[tokio::test]
+async fn okta_reports_the_status_a_deactivation_is_moving_to() {
+    let server = MockServer::start().await;
+    for (id, status, transitioning) in
+        [("u1", "ACTIVE", "DEPROVISIONED"), ("u2", "ACTIVE", "SUSPENDED"), ("u3", "PROVISIONED", "ACTIVE")]
+    {
+        let user = json!({ "id": id, "status": status, "transitioningToStatus": transitioning,
+            "profile": { "login": "sam.rivera@example.com" } });
+        Mock::given(method("GET"))
+            .and(path(format!("/api/v1/users/{id}")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(user))
+            .mount(&server)
+            .await;
+    }
+    let apis = apis(&server);
+    let status = async |id: &str| apis.fetch(&PersonKey::new("okta-main", id), None).await.unwrap().unwrap();
+    assert_eq!(status("u1").await.employment_status.as_deref(), Some("DEPROVISIONED"));
+    assert_eq!(status("u2").await.employment_status.as_deref(), Some("SUSPENDED"));
+    // Activation in progress: the user is not active yet, so the current status stands.
+    let activating = status("u3").await;
+    assert_eq!(activating.employment_status.as_deref(), Some("PROVISIONED"));
+    assert_eq!((activating.start_date, activating.termination_date), (None, None), "Okta has no HR dates");
+}
+
+// ---------------------------------------------------------------- rate limits
+
+const BOB_PERSON: &str = "/v1/people/3332883854254932743";
+
+fn bob_person() -> PersonKey {
+    PersonKey::new("hibob-eu", "3332883854254932743")
+}
+
+/// `times` answers of 429 with `Retry-After: 1`, then the employee.
+async fn throttling_then_ok(server: &MockServer, times: u64) {
+    Mock::given(path(BOB_PERSON))
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "1"))
+        .up_to_n_times(times)
+        .mount(server)
+        .await;
+    Mock::given(path(BOB_PERSON)).respond_with(json_response(BOB_EMPLOYEE)).mount(server).await;
+}
+
+#[tokio::test]
+async fn a_throttled_read_waits_for_retry_after_within_the_deadline() {
+    let server = MockServer::start().await;
+    throttling_then_ok(&server, 2).await;
+    let started = Instant::now();
+    let found = apis(&server).fetch(&bob_person(), Some(started + Duration::from_secs(10))).await.unwrap();
+    assert!(found.is_some_and(|attributes| attributes.given_name.as_deref() == Some("Noa")));
+    assert!(started.elapsed() >= Duration::from_secs(2), "waited twice: {:?}", started.elapsed());
+    assert_eq!(server.received_requests().await.unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn a_throttled_read_that_cannot_wait_returns_the_advice_at_once() {
+    let server = MockServer::start().await;
+    throttling_then_ok(&server, 2).await;
+    let started = Instant::now();
+    // 1.5 s leaves room for one attempt (the margin is 0.5 s) but not for a 1 s wait.
+    let error = apis(&server).fetch(&bob_person(), Some(started + Duration::from_millis(1500))).await.unwrap_err();
+    assert!(error.is_throttled() && error.is_retryable(), "{error:?}");
+    assert_eq!(error.retry_after(), Some(Duration::from_secs(1)));
+    assert!(started.elapsed() < Duration::from_millis(800), "did not wait: {:?}", started.elapsed());
+    assert_eq!(server.received_requests().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn bamboohr_503_with_retry_after_is_throttling_and_retried() {
+    let server = MockServer::start().await;
+    Mock::given(path("/api/v1/employees/1187"))
+        .respond_with(ResponseTemplate::new(503).insert_header("Retry-After", "1"))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(path("/api/v1/employees/1187")).respond_with(json_response(BAMBOO_EMPLOYEE)).mount(&server).await;
+    let person = PersonKey::new("bamboohr-main", "1187");
+    let found = apis(&server).fetch(&person, Some(Instant::now() + Duration::from_secs(10))).await.unwrap();
+    assert!(found.is_some());
+
+    server.reset().await;
+    Mock::given(path("/api/v1/employees/1187"))
+        .respond_with(ResponseTemplate::new(503).insert_header("Retry-After", "30"))
+        .mount(&server)
+        .await;
+    let error = apis(&server).fetch(&person, Some(Instant::now() + Duration::from_secs(5))).await.unwrap_err();
+    assert!(error.is_throttled(), "{error:?}");
+    assert_eq!(error.retry_after(), Some(Duration::from_secs(30)));
+}
+
+#[tokio::test]
+async fn the_configured_pace_spaces_reads_of_one_connection() {
+    let server = MockServer::start().await;
+    Mock::given(path(BOB_PERSON)).respond_with(json_response(BOB_EMPLOYEE)).mount(&server).await;
+    let configs: SourceApiConfigs = serde_json::from_value(json!({ "hibob-eu": {
+        "kind": "hibob", "service_user_id": BOB_USER, "service_user_token": BOB_TOKEN,
+        "base_url": format!("{}/v1", server.uri()), "requests_per_minute": 600,
+    } }))
+    .unwrap();
+    let apis = SourceApis::new(&configs).unwrap();
+    let started = Instant::now();
+    for _ in 0..5 {
+        apis.fetch(&bob_person(), None).await.unwrap();
+    }
+    let elapsed = started.elapsed();
+    assert!(elapsed >= Duration::from_millis(390) && elapsed < Duration::from_secs(5), "{elapsed:?}");
+}
+
+#[tokio::test]
+async fn okta_nearly_spent_quota_holds_further_reads_until_the_reset() {
+    let server = MockServer::start().await;
+    let reset = chrono::Utc::now().timestamp() + 3;
+    Mock::given(method("GET"))
+        .respond_with(
+            json_response(OKTA_USER)
+                .insert_header("X-Rate-Limit-Limit", "600")
+                .insert_header("X-Rate-Limit-Remaining", "12")
+                .insert_header("X-Rate-Limit-Reset", reset.to_string().as_str()),
+        )
+        .mount(&server)
+        .await;
+    let apis = apis(&server);
+    let person = PersonKey::new("okta-main", "00u1abcd2EFGH3ijk4x7");
+    assert!(apis.fetch(&person, None).await.unwrap().is_some());
+    let started = Instant::now();
+    let error = apis.fetch(&person, Some(started + Duration::from_millis(1500))).await.unwrap_err();
+    assert!(error.is_throttled(), "{error:?}");
+    assert!(error.retry_after().is_some_and(|wait| wait > Duration::from_secs(1)), "{error:?}");
+    assert!(started.elapsed() < Duration::from_millis(500));
+    assert_eq!(server.received_requests().await.unwrap().len(), 1, "the held read was not sent");
+}
+
+#[test]
+fn okta_quota_headers_hold_only_when_under_a_tenth_is_left() {
+    let now = chrono::Utc::now();
+    let headers = |remaining: &str, reset: i64| {
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("x-rate-limit-limit", "600".to_owned()),
+            ("x-rate-limit-remaining", remaining.to_owned()),
+            ("x-rate-limit-reset", reset.to_string()),
+        ] {
+            headers.insert(name, value.parse().unwrap());
+        }
+        headers
+    };
+    let in_ten = now.timestamp() + 10;
+    assert!(quota_reset(&headers("59", in_ten), now).is_some_and(|wait| wait <= Duration::from_secs(10)));
+    assert_eq!(quota_reset(&headers("60", in_ten), now), None);
+    assert_eq!(quota_reset(&headers("0", now.timestamp() - 5), now), None, "a past reset holds nothing");
+    assert_eq!(quota_reset(&headers("0", 30), now), None, "a delta is not an epoch time");
+    assert_eq!(quota_reset(&HeaderMap::new(), now), None);
+}
+
+#[test]
+fn pace_defaults_per_source_and_is_configurable() {
+    let configs: SourceApiConfigs = serde_json::from_value(json!({
+        "bamboohr-main": { "kind": "bamboohr", "company_domain": "acme", "api_key": "k" },
+        "hibob-eu": { "kind": "hibob", "service_user_id": "u", "service_user_token": "t" },
+        "hibob-slow": { "kind": "hibob", "service_user_id": "u", "service_user_token": "t", "requests_per_minute": 10 },
+        "okta-main": { "kind": "okta", "org_url": "https://acme.okta.com", "api_token": "t", "requests_per_minute": 0 },
+    }))
+    .unwrap();
+    let pace = |name: &str| configs.0[name].requests_per_minute();
+    assert_eq!([pace("bamboohr-main"), pace("hibob-eu"), pace("hibob-slow"), pace("okta-main")], [0, 50, 10, 0]);
 }

@@ -1,6 +1,11 @@
 //! HiBob (Bob) webhooks v2. `Bob-Signature` is the base64 HMAC-SHA512 of the raw body.
 //! Bob signs no timestamp, so replays are stopped only by the queue's deduplication on
 //! (type, employeeId, triggeredAt).
+//!
+//! `employee.access.revoked.immediately` fires when a termination flow with "Revoke access
+//! immediately" completes, before the termination date; `employee.left` and
+//! `employee.inactivated` still follow on the effective date. Source:
+//! https://apidocs.hibob.com/changelog/employee-data-api-immediate-access-revocation-webhook
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -71,6 +76,9 @@ struct EventData {
     field_updates: Option<Vec<Value>>,
 }
 
+/// HiBob's "access ends now" event: a leaver whatever the termination date says.
+const IMMEDIATE_REVOCATION: &str = "employee.access.revoked.immediately";
+
 /// Field ids whose change the 1Password account follows.
 const MOVER_FIELDS: &[&str] = &[
     "work.department",
@@ -109,29 +117,13 @@ pub fn parse(body: &[u8], context: &Context<'_>) -> Result<Normalized, SourceErr
             ));
         }
     }
+    let kind = kind_of(&envelope.event_type, &envelope.data);
     let triggered_at =
         non_empty(Some(envelope.triggered_at)).ok_or_else(|| SourceError::bad_request("triggeredAt is empty"))?;
     let effective_at = parse_triggered_at(&triggered_at)
         .ok_or_else(|| SourceError::bad_request("triggeredAt is not a date-time like 2026-03-31T00:00:04.118732"))?;
     let employee_id = required_id(envelope.data.employee_id, "data.employeeId")?;
     let source_event_id = format!("{}:{}:{}", envelope.event_type, employee_id, triggered_at);
-
-    let kind = match envelope.event_type.as_str() {
-        "employee.joined" | "employee.created" => Some(EventKind::Joiner),
-        "employee.left" | "employee.inactivated" | "employee.deleted" => Some(EventKind::Leaver),
-        "employee.activated" => Some(EventKind::Rehire),
-        "employee.updated" => match &envelope.data.field_updates {
-            // Without the list we cannot tell what changed: let the worker look.
-            None => Some(EventKind::Mover),
-            Some(updates) => {
-                updates.iter().filter_map(field_id).any(|id| MOVER_FIELDS.contains(&id)).then_some(EventKind::Mover)
-            }
-        },
-        "table.entry.created" | "table.entry.updated" => {
-            (envelope.data.table_id.as_deref() == Some("work")).then_some(EventKind::Mover)
-        }
-        _ => None,
-    };
     let mut normalized = Normalized::default();
     match kind {
         Some(kind) => normalized.events.push(LifecycleEvent {
@@ -143,7 +135,7 @@ pub fn parse(body: &[u8], context: &Context<'_>) -> Result<Normalized, SourceErr
             effective_at,
             received_at: context.now,
             attributes: Attributes::default(),
-            immediate: false,
+            immediate: envelope.event_type == IMMEDIATE_REVOCATION,
             requeued: 0,
         }),
         None => normalized.ignored.push(Ignored {
@@ -152,6 +144,25 @@ pub fn parse(body: &[u8], context: &Context<'_>) -> Result<Normalized, SourceErr
         }),
     }
     Ok(normalized)
+}
+
+fn kind_of(event_type: &str, data: &EventData) -> Option<EventKind> {
+    match event_type {
+        "employee.joined" | "employee.created" => Some(EventKind::Joiner),
+        "employee.left" | "employee.inactivated" | "employee.deleted" | IMMEDIATE_REVOCATION => Some(EventKind::Leaver),
+        "employee.activated" => Some(EventKind::Rehire),
+        "employee.updated" => match &data.field_updates {
+            // Without the list we cannot tell what changed: let the worker look.
+            None => Some(EventKind::Mover),
+            Some(updates) => {
+                updates.iter().filter_map(field_id).any(|id| MOVER_FIELDS.contains(&id)).then_some(EventKind::Mover)
+            }
+        },
+        "table.entry.created" | "table.entry.updated" => {
+            (data.table_id.as_deref() == Some("work")).then_some(EventKind::Mover)
+        }
+        _ => None,
+    }
 }
 
 pub fn process(config: &Config, request: &InboundRequest<'_>, context: &Context<'_>) -> Result<Outcome, SourceError> {
@@ -255,6 +266,23 @@ mod tests {
         assert_eq!(kind("employee.temporaryLeave", ""), None);
         let ignored = signed(&body("employee.temporaryLeave", ""));
         assert_eq!(ignored.ignored.len(), 1);
+    }
+
+    #[test]
+    fn immediate_access_revocation_is_an_immediate_leaver() {
+        let body = r#"{"companyId":638121,"type":"employee.access.revoked.immediately","triggeredBy":"3332883804594373380","triggeredAt":"2026-03-02T09:15:00.402117","version":"v2","data":{"employeeId":"3332883854254932743"}}"#;
+        let normalized = signed(body);
+        let [event] = normalized.events.as_slice() else { panic!("{normalized:?}") };
+        assert_eq!(event.kind, EventKind::Leaver);
+        assert!(event.immediate);
+        assert_eq!(event.person, PersonKey::new("conn", "3332883854254932743"));
+        assert_eq!(
+            event.source_event_id,
+            "employee.access.revoked.immediately:3332883854254932743:2026-03-02T09:15:00.402117"
+        );
+        // The effective-date events that follow stay ordinary leavers.
+        let left = body.replace("employee.access.revoked.immediately", "employee.left");
+        assert!(signed(&left).events.iter().all(|event| event.kind == EventKind::Leaver && !event.immediate));
     }
 
     #[test]

@@ -29,6 +29,7 @@ pub mod queue;
 pub mod scim;
 pub mod secrets;
 pub mod sources;
+pub mod sweep;
 pub mod telemetry;
 pub mod truth;
 pub mod worker;

@@ -8,10 +8,10 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use chrono::{DateTime, Duration, TimeZone, Utc};
+use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 
-use super::{Invitation, InvitationStatus, Ledger, PersonRecord};
-use crate::event::{PersonKey, SourceKind};
+use super::{Due, DueAction, Invitation, InvitationStatus, Ledger, PersonRecord};
+use crate::event::{Attributes, EventKind, LifecycleEvent, PersonKey, SourceKind};
 use crate::scim::ScimUserId;
 
 type CaseResult = Result<(), String>;
@@ -21,7 +21,12 @@ type Case = for<'a> fn(&'a dyn Ledger) -> CaseFuture<'a>;
 /// Every case, by name.
 pub const CASES: &[(&str, Case)] = &[
     ("unknown person has no record", |l| Box::pin(unknown_person_has_no_record(l))),
-    ("save_person round-trips the whole record", |l| Box::pin(save_person_round_trips(l))),
+    ("save_person round-trips the whole record and overwrites it", |l| Box::pin(save_person_round_trips(l))),
+    ("due_actions orders, cuts off inclusively, limits and pages", |l| Box::pin(due_actions_order_cutoff_paging(l))),
+    ("paging continues after an action that left the index", |l| Box::pin(due_actions_page_after_completed(l))),
+    ("clearing due takes the person out of the index", |l| Box::pin(clearing_due_leaves_the_index(l))),
+    ("complete_due_action is conditional on the due time", |l| Box::pin(complete_due_action_is_conditional(l))),
+    ("invitation counts_from round-trips", |l| Box::pin(invitation_counts_from_round_trips(l))),
     ("start_invitation_unless_pending refuses while one is pending", |l| {
         Box::pin(start_invitation_refuses_while_pending(l))
     }),
@@ -65,11 +70,64 @@ fn at(minutes: i64) -> DateTime<Utc> {
         + Duration::nanoseconds(123_456_789)
 }
 
-fn record(person: &PersonKey, event: &str, minutes: i64) -> PersonRecord {
-    let mut record = PersonRecord::new(person.clone(), SourceKind::Okta, at(minutes + 1));
+/// A record with every field set: a folded joiner (attributes, a start date) and an
+/// immediate revocation, a few converged event ids, a due action and the account link.
+fn full_record(person: &PersonKey, due_minutes: i64) -> PersonRecord {
+    let mut record = PersonRecord::new(person.clone(), SourceKind::Hibob, at(1));
+    let joiner = LifecycleEvent {
+        version: 1,
+        kind: EventKind::Joiner,
+        person: person.clone(),
+        source_kind: SourceKind::Hibob,
+        source_event_id: "evt-1".into(),
+        effective_at: at(-60),
+        received_at: at(-59),
+        attributes: Attributes {
+            work_email: Some("dana.kim@example.com".into()),
+            given_name: Some("Dana".into()),
+            department: Some("Finance".into()),
+            start_date: NaiveDate::from_ymd_opt(2026, 4, 1),
+            ..Attributes::default()
+        },
+        immediate: false,
+        requeued: 0,
+    };
+    let revocation = LifecycleEvent {
+        kind: EventKind::Leaver,
+        source_event_id: "evt-2".into(),
+        effective_at: at(-30),
+        received_at: at(-31),
+        attributes: Attributes { termination_date: NaiveDate::from_ymd_opt(2026, 3, 31), ..Attributes::default() },
+        immediate: true,
+        ..joiner.clone()
+    };
+    record.known.fold(&joiner);
+    record.known.fold(&revocation);
+    record.remember("evt-1");
+    record.remember("evt-2");
     record.user_id = Some(ScimUserId::new(format!("op-{}", person.id)));
-    record.remember(event);
+    record.due = Some(due(due_minutes));
     record
+}
+
+fn due(minutes: i64) -> Due {
+    Due { at: at(minutes), intent: format!("suspend at minute {minutes} (termination date 2026-03-31)") }
+}
+
+/// A person with a due action at `minutes`, and nothing else of note.
+fn with_due(id: &str, minutes: i64) -> PersonRecord {
+    let mut record = PersonRecord::new(PersonKey::new("bamboohr-main", id), SourceKind::Bamboohr, at(0));
+    record.due = Some(due(minutes));
+    record
+}
+
+fn action_of(record: &PersonRecord) -> Result<DueAction, String> {
+    let due = record.due.clone().ok_or("record without a due action")?;
+    Ok(DueAction { person: record.person.clone(), source_kind: record.source_kind, due })
+}
+
+fn due_ids(actions: &[DueAction]) -> Vec<String> {
+    actions.iter().map(|a| a.person.id.clone()).collect()
 }
 
 fn invitation(person: &PersonKey, sent_minutes: i64) -> Invitation {
@@ -95,26 +153,162 @@ async fn unknown_person_has_no_record(ledger: &dyn Ledger) -> CaseResult {
 async fn save_person_round_trips(ledger: &dyn Ledger) -> CaseResult {
     // Separators in the id must not confuse the key scheme.
     let person = PersonKey::new("okta-main", "00u#1:x");
-    let first = record(&person, "evt-2", 20);
-    ledger.save_person(&first).await.map_err(ledger_err)?;
-    ensure_eq!(ledger.person(&person).await.map_err(ledger_err)?, Some(first.clone()), "after first save");
+    let full = full_record(&person, 20);
+    ensure!(full.known.lifecycle.is_some() && full.known.revoked.is_some(), "fixture folds nothing");
+    ledger.save_person(&full).await.map_err(ledger_err)?;
+    ensure_eq!(ledger.person(&person).await.map_err(ledger_err)?, Some(full.clone()), "after first save");
 
-    let mut second = PersonRecord { user_id: None, ..record(&person, "evt-3", 30) };
-    second.known.fold(&crate::event::LifecycleEvent {
-        version: 1,
-        kind: crate::event::EventKind::Joiner,
-        person: person.clone(),
-        source_kind: SourceKind::Okta,
-        source_event_id: "evt-3".into(),
-        effective_at: at(30),
-        received_at: at(30),
-        attributes: crate::event::Attributes { department: Some("Ops".into()), ..Default::default() },
-        immediate: false,
-        requeued: 0,
-    });
-    second.due = Some(super::Due { at: at(90), intent: "suspend (termination date)".into() });
-    ledger.save_person(&second).await.map_err(ledger_err)?;
-    ensure_eq!(ledger.person(&person).await.map_err(ledger_err)?, Some(second), "after second save");
+    // A plain overwrite: fields now unset are gone, not kept from the older record.
+    let bare = PersonRecord::new(person.clone(), SourceKind::Okta, at(30));
+    ledger.save_person(&bare).await.map_err(ledger_err)?;
+    ensure_eq!(ledger.person(&person).await.map_err(ledger_err)?, Some(bare), "after overwrite");
+    ensure_eq!(
+        ledger.due_actions(at(1_000), None, 10).await.map_err(ledger_err)?,
+        Vec::<DueAction>::new(),
+        "due after overwrite"
+    );
+
+    // Other people are independent.
+    let other = PersonKey::new("okta-main", "00u2");
+    ledger.save_person(&full_record(&other, 5)).await.map_err(ledger_err)?;
+    ensure_eq!(ledger.person(&other).await.map_err(ledger_err)?, Some(full_record(&other, 5)), "other person");
+    ensure_eq!(ledger.person(&person).await.map_err(ledger_err)?.map(|r| r.due), Some(None), "first person");
+    Ok(())
+}
+
+async fn due_actions_order_cutoff_paging(ledger: &dyn Ledger) -> CaseResult {
+    // Saved out of order; "a" and "b" are due at the same instant (the key breaks the tie).
+    for (id, minutes) in [("p30", 30), ("b", 10), ("p0", 0), ("p40", 40), ("a", 10), ("p20", 20)] {
+        ledger.save_person(&with_due(id, minutes)).await.map_err(ledger_err)?;
+    }
+    let due_by = at(30);
+    let all = ledger.due_actions(due_by, None, 100).await.map_err(ledger_err)?;
+    // Due exactly at `due_by` is due: the cutoff is inclusive.
+    ensure_eq!(due_ids(&all), vec!["p0", "a", "b", "p20", "p30"], "order and inclusive cutoff");
+    ensure_eq!(all.first().cloned(), Some(action_of(&with_due("p0", 0))?), "full action round-trips");
+    let just_before = due_by - Duration::nanoseconds(1);
+    ensure_eq!(
+        due_ids(&ledger.due_actions(just_before, None, 100).await.map_err(ledger_err)?),
+        vec!["p0", "a", "b", "p20"],
+        "a nanosecond before a due time"
+    );
+    ensure_eq!(
+        ledger.due_actions(at(-1), None, 10).await.map_err(ledger_err)?,
+        Vec::<DueAction>::new(),
+        "cutoff before all"
+    );
+    ensure_eq!(ledger.due_actions(due_by, None, 0).await.map_err(ledger_err)?, Vec::<DueAction>::new(), "limit 0");
+
+    // Pages of two, each after the last action of the previous one.
+    let mut pages = Vec::new();
+    let mut after: Option<DueAction> = None;
+    loop {
+        let page = ledger.due_actions(due_by, after.as_ref(), 2).await.map_err(ledger_err)?;
+        ensure!(page.len() <= 2, "page of {} with limit 2", page.len());
+        ensure!(pages.len() < 10, "paging does not end");
+        let Some(last) = page.last().cloned() else { break };
+        pages.push(due_ids(&page));
+        after = Some(last);
+    }
+    ensure_eq!(pages, vec![vec!["p0", "a"], vec!["b", "p20"], vec!["p30"]], "pages");
+    Ok(())
+}
+
+async fn due_actions_page_after_completed(ledger: &dyn Ledger) -> CaseResult {
+    // The sweep completes a page before asking for the next one after its last action, which
+    // by then has left the index: the next page must start after it all the same.
+    for (id, minutes) in [("p0", 0), ("p1", 1), ("p2", 2), ("p3", 3), ("p4", 4)] {
+        ledger.save_person(&with_due(id, minutes)).await.map_err(ledger_err)?;
+    }
+    let first = ledger.due_actions(at(10), None, 2).await.map_err(ledger_err)?;
+    ensure_eq!(due_ids(&first), vec!["p0", "p1"], "first page");
+    for action in &first {
+        ensure!(ledger.complete_due_action(action).await.map_err(ledger_err)?, "complete {}", action.person);
+    }
+    let second = ledger.due_actions(at(10), first.last(), 2).await.map_err(ledger_err)?;
+    ensure_eq!(due_ids(&second), vec!["p2", "p3"], "page after a completed action");
+    Ok(())
+}
+
+async fn clearing_due_leaves_the_index(ledger: &dyn Ledger) -> CaseResult {
+    let keep = with_due("keep", 5);
+    let mut cancel = with_due("cancel", 3);
+    ledger.save_person(&keep).await.map_err(ledger_err)?;
+    ledger.save_person(&cancel).await.map_err(ledger_err)?;
+    ensure_eq!(
+        due_ids(&ledger.due_actions(at(10), None, 10).await.map_err(ledger_err)?),
+        vec!["cancel", "keep"],
+        "before cancelling"
+    );
+
+    cancel.due = None;
+    ledger.save_person(&cancel).await.map_err(ledger_err)?;
+    ensure_eq!(
+        due_ids(&ledger.due_actions(at(10), None, 10).await.map_err(ledger_err)?),
+        vec!["keep"],
+        "after cancelling"
+    );
+    ensure_eq!(ledger.person(&cancel.person).await.map_err(ledger_err)?, Some(cancel.clone()), "record kept");
+
+    // Moving a due time re-sorts the person in the index.
+    let moved = PersonRecord { due: Some(due(1)), ..keep.clone() };
+    ledger.save_person(&moved).await.map_err(ledger_err)?;
+    ensure_eq!(
+        ledger.due_actions(at(10), None, 10).await.map_err(ledger_err)?,
+        vec![action_of(&moved)?],
+        "after moving"
+    );
+    Ok(())
+}
+
+async fn complete_due_action_is_conditional(ledger: &dyn Ledger) -> CaseResult {
+    let listed = with_due("p1", 5);
+    ledger.save_person(&listed).await.map_err(ledger_err)?;
+    let action = action_of(&listed)?;
+
+    // The worker moves the due time after the sweep listed it: the sweep's completion must
+    // not take the newer plan out of the index.
+    let moved = PersonRecord { due: Some(due(50)), ..listed.clone() };
+    ledger.save_person(&moved).await.map_err(ledger_err)?;
+    ensure!(!ledger.complete_due_action(&action).await.map_err(ledger_err)?, "completed a moved action");
+    ensure_eq!(ledger.person(&listed.person).await.map_err(ledger_err)?, Some(moved.clone()), "moved record");
+    ensure_eq!(
+        ledger.due_actions(at(100), None, 10).await.map_err(ledger_err)?,
+        vec![action_of(&moved)?],
+        "moved action still listed"
+    );
+
+    let current = action_of(&moved)?;
+    ensure!(ledger.complete_due_action(&current).await.map_err(ledger_err)?, "current action not completed");
+    ensure!(!ledger.complete_due_action(&current).await.map_err(ledger_err)?, "completed twice");
+    ensure_eq!(
+        ledger.due_actions(at(100), None, 10).await.map_err(ledger_err)?,
+        Vec::<DueAction>::new(),
+        "index after completion"
+    );
+    let after = ledger.person(&listed.person).await.map_err(ledger_err)?.ok_or("record vanished")?;
+    ensure_eq!(after, PersonRecord { due: None, ..moved }, "only due is cleared");
+
+    // Completing for someone without a record creates nothing.
+    let nobody = DueAction { person: PersonKey::new("bamboohr-main", "none"), ..current };
+    ensure!(!ledger.complete_due_action(&nobody).await.map_err(ledger_err)?, "completed for nobody");
+    ensure_eq!(ledger.person(&nobody.person).await.map_err(ledger_err)?, None, "completion created a record");
+    Ok(())
+}
+
+async fn invitation_counts_from_round_trips(ledger: &dyn Ledger) -> CaseResult {
+    let early = PersonKey::new("hibob-main", "early");
+    let invitation = Invitation { counts_from: Some(at(24 * 60)), ..invitation(&early, 0) };
+    ensure!(ledger.start_invitation_unless_pending(&invitation).await.map_err(ledger_err)?, "start refused");
+    ensure_eq!(ledger.invitation(&early).await.map_err(ledger_err)?, Some(invitation.clone()), "stored");
+    ensure_eq!(
+        ledger.pending_invitations(at(1), 10).await.map_err(ledger_err)?,
+        vec![invitation.clone()],
+        "through the pending index"
+    );
+    ledger.overwrite_invitation_status(&early, InvitationStatus::Accepted).await.map_err(ledger_err)?;
+    let accepted = ledger.invitation(&early).await.map_err(ledger_err)?.ok_or("invitation vanished")?;
+    ensure_eq!(accepted.counts_from, invitation.counts_from, "kept through a status change");
     Ok(())
 }
 

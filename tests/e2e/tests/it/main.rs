@@ -6,6 +6,7 @@ mod support;
 mod binaries_answer;
 mod chaos;
 mod directory_conformance;
+mod due_sweep;
 mod ingest_function_url;
 mod ingest_sqs;
 mod invite_retry;

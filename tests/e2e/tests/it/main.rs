@@ -5,6 +5,7 @@ mod support;
 
 mod binaries_answer;
 mod chaos;
+mod converge;
 mod directory_conformance;
 mod ingest_function_url;
 mod ingest_sqs;

@@ -242,6 +242,7 @@ impl Enricher for SourceApis {
 pub struct InMemoryEnricher {
     people: std::sync::RwLock<HashMap<PersonKey, Attributes>>,
     connections: std::sync::RwLock<std::collections::HashSet<String>>,
+    reads: std::sync::atomic::AtomicUsize,
 }
 
 impl InMemoryEnricher {
@@ -263,6 +264,11 @@ impl InMemoryEnricher {
     pub fn remove(&self, person: &PersonKey) {
         self.people.write().unwrap_or_else(|p| p.into_inner()).remove(person);
     }
+
+    /// Reads answered so far (for the cost benchmark and tests).
+    pub fn reads(&self) -> usize {
+        self.reads.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 impl FromIterator<(PersonKey, Attributes)> for InMemoryEnricher {
@@ -281,6 +287,7 @@ impl Enricher for InMemoryEnricher {
         if !self.connections.read().unwrap_or_else(|p| p.into_inner()).contains(&person.source) {
             return Err(EnrichError::UnknownConnection { connection: person.source.clone() });
         }
+        self.reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(self.people.read().unwrap_or_else(|p| p.into_inner()).get(person).cloned())
     }
 }

@@ -74,6 +74,9 @@ pub struct DesiredState {
     /// When the person starts, if that is still ahead: an invitation sent before it does not
     /// count towards escalation until then.
     pub starts_at: Option<DateTime<Utc>>,
+    /// From a connection that describes people another connection owns: profile and groups
+    /// only, on whatever account the e-mail finds, whoever it is linked to.
+    pub attribute_only: bool,
 }
 
 /// One connection's time settings, validated.
@@ -315,6 +318,7 @@ pub fn desired_as_of(
         attributes: truth.attributes.clone(),
         next_change,
         starts_at: dates.starts_at.filter(|at| *at > now),
+        attribute_only: false,
     }
 }
 

@@ -42,18 +42,26 @@ impl WorkerConfig {
         let ttl_hours: u32 = env.parsed_or("INVITE_TTL_HOURS", 120)?;
         let timing = TimingRules::from_json(&env.get("TIMING").unwrap_or_else(|| "{}".into()), ttl_hours / 24)
             .map_err(|e| ConfigError::Malformed { var: "TIMING".into(), reason: e.to_string() })?;
+        let policy = PlanPolicy {
+            leaver_removes_groups: env.flag("LEAVER_REMOVE_GROUPS", false)?,
+            allow_delete: env.flag("ALLOW_DELETE", false)?,
+            protected_groups: env.list("PROTECTED_GROUPS").into_iter().collect::<BTreeSet<_>>(),
+            protected_accounts: env.list("PROTECTED_ACCOUNTS").into_iter().collect::<BTreeSet<_>>(),
+        };
+        // A rule naming a protected group would fail every event it applies to: refuse it now.
+        if let Some(group) = rules.managed_groups().into_iter().find(|g| policy.is_protected(g)) {
+            let reason = format!("names the protected group {group:?}, which the worker never touches");
+            return Err(ConfigError::Malformed { var: "MAPPING_RULES".into(), reason });
+        }
         Ok(WorkerConfig {
             secret_id: env.required("WORKER_SECRET_ID")?,
             ledger_table: env.required("LEDGER_TABLE")?,
             secret_ttl: env.seconds_or("SECRET_CACHE_TTL_SECONDS", Duration::from_secs(300))?,
             rules: Rules {
+                attribute_only_connections: env.list("ATTRIBUTE_ONLY_CONNECTIONS").into_iter().collect(),
                 mapping: rules,
                 timing,
-                policy: PlanPolicy {
-                    leaver_removes_groups: env.flag("LEAVER_REMOVE_GROUPS", false)?,
-                    allow_delete: env.flag("ALLOW_DELETE", false)?,
-                    protected_groups: env.list("PROTECTED_GROUPS").into_iter().collect::<BTreeSet<_>>(),
-                },
+                policy,
                 brake: Brake {
                     limit: env.parsed_or("MASS_LEAVER_LIMIT", 10)?,
                     window: env.seconds_or("MASS_LEAVER_WINDOW_SECONDS", Duration::from_secs(3600))?,

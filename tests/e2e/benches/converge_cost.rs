@@ -78,7 +78,10 @@ async fn main() {
     rounds.push(round(&h, &hr, "leaver", kind_events(Leaver, people, "left", "Finance")).await);
 
     println!("converge cost per event ({people} people, simulator over HTTP, stand-in HR API)");
-    println!("  {:<28} {:>7} {:>10} {:>11} {:>11} {:>7}", "event", "events", "SCIM/evt", "writes/evt", "reads/evt", "failed");
+    println!(
+        "  {:<28} {:>7} {:>10} {:>11} {:>11} {:>7}",
+        "event", "events", "SCIM/evt", "writes/evt", "reads/evt", "failed"
+    );
     for r in &rounds {
         let per = |n: usize| n as f64 / r.events.max(1) as f64;
         println!(

@@ -321,6 +321,11 @@ impl Applier {
         if operations.iter().any(|op| matches!(op, Operation::Suspend | Operation::Delete)) {
             self.reserve_suspension(now).await?;
         }
+        // A wave of reactivations is as suspicious as a wave of suspensions (a source
+        // flipping everyone back to active): the same brake, counted apart.
+        if operations.iter().any(|op| matches!(op, Operation::Reactivate)) {
+            self.reserve(now, "reactivation").await?;
+        }
         Ok(None)
     }
 
@@ -391,20 +396,29 @@ impl Applier {
     }
 
     async fn reserve_suspension(&self, now: DateTime<Utc>) -> Result<(), ApplyError> {
-        let window = self.brake.window_id(now);
+        self.reserve(now, "suspension").await
+    }
+
+    /// Counts one `what` (suspension, reactivation) in the brake's window, or engages it.
+    async fn reserve(&self, now: DateTime<Utc>, what: &'static str) -> Result<(), ApplyError> {
+        let window = match what {
+            "suspension" => self.brake.window_id(now),
+            other => format!("{other}-{}", self.brake.window_id(now)),
+        };
         if self.ledger.reserve_suspension(&window, self.brake.limit).await? {
             return Ok(());
         }
-        metrics::counter!("mass_leaver_brake_engaged").increment(1);
+        metrics::counter!("mass_leaver_brake_engaged", "what" => what).increment(1);
         tracing::error!(
             limit = self.brake.limit,
             window,
-            "mass-leaver brake engaged: suspension paused and returned to the queue"
+            what,
+            "mass-leaver brake engaged: paused and returned to the queue"
         );
         if let Some(notifier) = &self.notifier {
             let text = format!(
-                "1Password provisioning: mass-leaver brake engaged. More than {} suspensions within {} s; \
-                 further suspensions are paused and wait in the queue. If this is expected, raise MASS_LEAVER_LIMIT.",
+                "1Password provisioning: mass-leaver brake engaged. More than {} {what}s within {} s; \
+                 further {what}s are paused and wait in the queue. If this is expected, raise MASS_LEAVER_LIMIT.",
                 self.brake.limit,
                 self.brake.window.as_secs()
             );

@@ -241,7 +241,7 @@ fn dates(truth: &Truth, timing: &Timing) -> Dates {
         Some(date) => date
             .checked_sub_days(chrono::Days::new(u64::from(lead_days)))
             .and_then(|d| local_instant(d, civil::Time::midnight(), zone)),
-        None => truth.starts_at.map(|at| at - chrono::Duration::days(i64::from(lead_days))),
+        None => truth.starts_at.and_then(|at| at.checked_sub_signed(chrono::Duration::days(i64::from(lead_days)))),
     };
     let start_text = match (start_date, truth.starts_at) {
         (Some(d), _) => format!("start date {d} in {zone_name}"),

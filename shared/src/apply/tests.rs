@@ -656,3 +656,16 @@ async fn a_redelivered_joiner_whose_invitation_was_never_recorded_gets_one() {
     let invitation = f.ledger.invitation(&person("1")).await.unwrap();
     assert_eq!(invitation.map(|i| i.status), Some(InvitationStatus::Pending));
 }
+
+#[tokio::test]
+async fn a_wave_of_reactivations_meets_the_brake_too() {
+    let f = Fixture::new(Brake { limit: 1, window: Duration::from_secs(3600) });
+    for i in 1..=2 {
+        f.directory.insert_user(existing_user(&format!("back.{i}@example.com"), Some(&format!("hr:{i}")), false));
+    }
+    let rehire = |i: u32| event(EventKind::Rehire, &i.to_string(), &format!("back.{i}@example.com"), "Finance", 0);
+    assert_eq!(applied(f.process(rehire(1)).await)[0], "reactivate");
+    assert!(matches!(f.process(rehire(2)).await, Err(ApplyError::BrakeEngaged { limit: 1 })));
+    assert!(!f.user("back.2@example.com").active, "the second waits");
+    assert!(f.notifier.sent()[0].contains("reactivations"), "{:?}", f.notifier.sent());
+}

@@ -414,3 +414,15 @@ async fn an_invitation_sent_before_the_start_date_is_neither_reissued_nor_escala
         assert!(directory.patches().is_empty(), "never toggled");
     }
 }
+
+#[tokio::test]
+async fn an_absurd_invitation_lifetime_means_nothing_expired_not_a_panic() {
+    let directory = Arc::new(FakeDirectory::default().with_user("U1", true));
+    let events: Arc<dyn SignInEvents> = Arc::new(InMemorySignInEvents::new());
+    let huge = [("INVITE_TTL_HOURS", "18446744073709551615")];
+    let f = fixture(&huge, bridge_only(), directory.clone(), Some(events), t0() + chrono::Duration::days(400)).await;
+    invite(&f.ledger, "1", "U1", "ada@example.com", t0(), 0).await;
+    let summary = f.app.handle(deadline()).await;
+    assert_eq!((summary.checked, summary.reinvited), (0, 0), "{summary:?}");
+    assert!(directory.patches().is_empty());
+}

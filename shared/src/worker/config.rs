@@ -30,6 +30,8 @@ pub struct WorkerConfig {
     /// One bridge request's timeout; a timed-out call is retried like a 5xx.
     pub scim_timeout: Duration,
     pub allow_http_bridge: bool,
+    /// Accept `http://` source API URLs (tests only).
+    pub allow_http_sources: bool,
     /// Message groups processed at once within a batch.
     pub group_concurrency: usize,
 }
@@ -74,6 +76,7 @@ impl WorkerConfig {
             scim_max_retries: env.parsed_or("SCIM_MAX_RETRIES", 5)?,
             scim_timeout: Duration::from_millis(env.parsed_or("SCIM_TIMEOUT_MS", 10_000)?),
             allow_http_bridge: env.flag("ALLOW_HTTP_BRIDGE", false)?,
+            allow_http_sources: env.flag("ALLOW_HTTP_SOURCES", false)?,
             group_concurrency: env.parsed_or("GROUP_CONCURRENCY", 10)?,
         })
     }

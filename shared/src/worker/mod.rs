@@ -67,7 +67,7 @@ impl Ports {
         Ok(Ports {
             ledger,
             directory: Arc::new(ScimClient::new(credentials, config.scim_client())?),
-            enricher: Arc::new(SourceApis::new(&initial.sources)?),
+            enricher: Arc::new(SourceApis::new(&initial.sources, config.allow_http_sources)?),
             notifier: initial.slack_notifier(),
             requeue: None,
             clock: Arc::new(SystemClock),

@@ -57,6 +57,7 @@ async fn stack(sources: serde_json::Value, extra_env: &[(&str, &str)]) -> Stack 
         ("WORKER_SECRET_ID", SECRET_ID),
         ("LEDGER_TABLE", TABLE),
         ("ALLOW_HTTP_BRIDGE", "true"),
+        ("ALLOW_HTTP_SOURCES", "true"),
         ("MAPPING_RULES", RULES),
         ("QUEUE_URL", queue_url.as_str()),
     ]

@@ -24,6 +24,11 @@ use crate::scim::{
 use crate::telemetry::mask_email;
 use crate::truth::{KnownState, Lifecycle, Status, Truth};
 
+/// Who holds a person's lease while the worker writes to their account, and for how long
+/// at most (far beyond any plan; a crashed holder's lease simply lapses).
+pub const LEASE_HOLDER: &str = "worker";
+const LEASE: chrono::Duration = chrono::Duration::minutes(2);
+
 /// Mass-leaver brake: at most `limit` suspensions per fixed window of `window`.
 #[derive(Debug, Clone, Copy)]
 pub struct Brake {
@@ -88,6 +93,8 @@ pub enum ApplyError {
     NotInSource,
     #[error("no 1Password user to apply the plan to: the bridge lost it between two calls")]
     NoUser,
+    #[error("invite-retry is re-issuing this person's invitation right now; retried shortly")]
+    Busy,
 }
 
 impl ApplyError {
@@ -104,6 +111,7 @@ impl ApplyError {
             ApplyError::Enrich(_) => "enrich_error",
             ApplyError::NotInSource => "not_in_source",
             ApplyError::NoUser => "user_vanished",
+            ApplyError::Busy => "busy",
         }
     }
 }
@@ -231,7 +239,12 @@ impl Applier {
                     return Ok(planned);
                 }
                 self.clear_invitation_before_revoking(&desired).await?;
-                let executed = self.execute(directory, &desired, observed, operations, now).await?;
+                if !self.ledger.try_lease(&desired.person, LEASE_HOLDER, now + LEASE, now).await? {
+                    return Err(ApplyError::Busy);
+                }
+                let executed = self.execute(directory, &desired, observed, operations, now).await;
+                self.ledger.release_lease(&desired.person, LEASE_HOLDER).await?;
+                let executed = executed?;
                 self.track_invitation(&desired, &executed, now).await?;
                 user_id = Some(executed.user_id);
                 Outcome::Applied { operations: executed.names, notes }

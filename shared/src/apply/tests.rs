@@ -669,3 +669,18 @@ async fn a_wave_of_reactivations_meets_the_brake_too() {
     assert!(!f.user("back.2@example.com").active, "the second waits");
     assert!(f.notifier.sent()[0].contains("reactivations"), "{:?}", f.notifier.sent());
 }
+
+#[tokio::test]
+async fn the_worker_waits_while_invite_retry_holds_the_persons_lease() {
+    let f = Fixture::new(Brake::default());
+    let ada = "ada.lovelace@example.com";
+    applied(f.process(event(EventKind::Joiner, "1", ada, "Finance", 0)).await);
+    let until = now() + chrono::Duration::minutes(1);
+    assert!(f.ledger.try_lease(&person("1"), "invite-retry", until, now()).await.unwrap());
+    let leaver = event(EventKind::Leaver, "1", ada, "Finance", 5);
+    assert!(matches!(f.process(leaver.clone()).await, Err(ApplyError::Busy)));
+    assert!(f.user(ada).active, "nothing written while the lease is held");
+    f.ledger.release_lease(&person("1"), "invite-retry").await.unwrap();
+    assert_eq!(applied(f.process(leaver).await), vec!["suspend"]);
+    assert!(f.ledger.try_lease(&person("1"), "invite-retry", until, now()).await.unwrap(), "released by the worker");
+}

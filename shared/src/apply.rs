@@ -24,6 +24,11 @@ use crate::scim::{
 use crate::telemetry::mask_email;
 use crate::truth::{KnownState, Lifecycle, Status, Truth};
 
+/// Who holds a person's lease while the worker writes to their account, and for how long
+/// at most (far beyond any plan; a crashed holder's lease simply lapses).
+pub const LEASE_HOLDER: &str = "worker";
+const LEASE: chrono::Duration = chrono::Duration::minutes(2);
+
 /// Mass-leaver brake: at most `limit` suspensions per fixed window of `window`.
 #[derive(Debug, Clone, Copy)]
 pub struct Brake {
@@ -88,6 +93,8 @@ pub enum ApplyError {
     NotInSource,
     #[error("no 1Password user to apply the plan to: the bridge lost it between two calls")]
     NoUser,
+    #[error("invite-retry is re-issuing this person's invitation right now; retried shortly")]
+    Busy,
 }
 
 impl ApplyError {
@@ -96,12 +103,15 @@ impl ApplyError {
             ApplyError::Refused(Refusal::ProtectedGroup { .. }) => "refused_protected_group",
             ApplyError::Refused(Refusal::MissingEmail) => "refused_missing_email",
             ApplyError::Refused(Refusal::AccountOfAnotherPerson { .. }) => "refused_account_of_another_person",
+            ApplyError::Refused(Refusal::ProtectedAccount { .. }) => "refused_protected_account",
+            ApplyError::Refused(Refusal::UnlinkedAccount { .. }) => "refused_unlinked_account",
             ApplyError::BrakeEngaged { .. } => "brake_engaged",
             ApplyError::Scim(_) => "scim_error",
             ApplyError::Ledger(_) => "ledger_error",
             ApplyError::Enrich(_) => "enrich_error",
             ApplyError::NotInSource => "not_in_source",
             ApplyError::NoUser => "user_vanished",
+            ApplyError::Busy => "busy",
         }
     }
 }
@@ -153,6 +163,7 @@ pub struct Applier {
     pub policy: PlanPolicy,
     pub brake: Brake,
     pub dry_run: bool,
+    attribute_only_connections: BTreeSet<String>,
     groups: GroupCatalog,
 }
 
@@ -160,6 +171,10 @@ pub struct Applier {
 /// the brake and dry run.
 #[derive(Debug, Clone, Default)]
 pub struct Rules {
+    /// Connections that describe people another connection owns (an IdP beside the HR
+    /// system): they update profile and groups of the linked account, never its lifecycle,
+    /// and never create or claim accounts.
+    pub attribute_only_connections: BTreeSet<String>,
     pub mapping: MappingRules,
     pub timing: TimingRules,
     pub policy: PlanPolicy,
@@ -183,6 +198,7 @@ impl Applier {
             policy: rules.policy,
             brake: rules.brake,
             dry_run: rules.dry_run,
+            attribute_only_connections: rules.attribute_only_connections,
             groups: GroupCatalog { ttl: Duration::from_secs(300), cached: Mutex::new(None) },
         }
     }
@@ -206,17 +222,29 @@ impl Applier {
         record.known.fold(&event);
         let truth = self.read_truth(&event, &record.known, deadline).await?;
         let timing = self.timing.for_connection(&event.person.source);
-        let desired = desired_as_of(&event.person, &truth, &self.rules, timing, now);
+        let mut desired = desired_as_of(&event.person, &truth, &self.rules, timing, now);
+        if self.attribute_only_connections.contains(&event.person.source) {
+            desired.access = Access::Keep;
+            desired.attribute_only = true;
+        }
         log_desired(&truth, &desired);
-        let observed = self.observe(directory, &desired, record.user_id.as_ref()).await?;
+        let observed = self.observe(directory, &desired, event.kind, record.user_id.as_ref()).await?;
         let mut user_id = observed.actual.user.as_ref().map(|u| u.id.clone());
-        let outcome = match plan::plan(&desired, &observed.actual, &self.policy)? {
+        let created_by_us =
+            observed.actual.user.as_ref().is_some_and(|u| u.external_id == Some(event.person.to_string()));
+        let outcome = match self.plan(&desired, &observed.actual, event.kind)? {
             Plan::Skip { reason, notes } => Outcome::Skipped { reason, notes },
             Plan::Apply { operations, notes } => {
                 if let Some(planned) = self.guard(&operations, now).await? {
                     return Ok(planned);
                 }
-                let executed = self.execute(directory, &desired, observed, operations, now).await?;
+                self.clear_invitation_before_revoking(&desired).await?;
+                if !self.ledger.try_lease(&desired.person, LEASE_HOLDER, now + LEASE, now).await? {
+                    return Err(ApplyError::Busy);
+                }
+                let executed = self.execute(directory, &desired, observed, operations, now).await;
+                self.ledger.release_lease(&desired.person, LEASE_HOLDER).await?;
+                let executed = executed?;
                 self.track_invitation(&desired, &executed, now).await?;
                 user_id = Some(executed.user_id);
                 Outcome::Applied { operations: executed.names, notes }
@@ -224,6 +252,9 @@ impl Applier {
         };
         if self.dry_run {
             return Ok(outcome);
+        }
+        if created_by_us && let Some(user_id) = &user_id {
+            self.track_unrecorded_invitation(&desired, user_id, now).await?;
         }
         self.record(record, user_id, &event, &desired, now).await?;
         Ok(outcome)
@@ -258,14 +289,28 @@ impl Applier {
         }
     }
 
+    /// The pure plan, with one rule of the trigger's: only a joiner, a rehire or a converge
+    /// trigger creates an account. Movers and leavers fire for everyone in an HR system,
+    /// including people who should not have 1Password; a leaver the source contradicts must
+    /// never become an invitation.
+    fn plan(&self, desired: &DesiredState, actual: &Actual, trigger: EventKind) -> Result<Plan, Refusal> {
+        let plan = plan::plan(desired, actual, &self.policy)?;
+        let creates = matches!(&plan, Plan::Apply { operations, .. } if matches!(operations.first(), Some(Operation::CreateUser(_))));
+        if creates && matches!(trigger, EventKind::Mover | EventKind::Leaver) {
+            return Ok(Plan::Skip { reason: Skip::UnknownPerson, notes: vec![] });
+        }
+        Ok(plan)
+    }
+
     /// What 1Password looks like now for this person.
     async fn observe(
         &self,
         directory: &dyn Directory,
         desired: &DesiredState,
+        trigger: EventKind,
         known_user_id: Option<&ScimUserId>,
     ) -> Result<Observed, ApplyError> {
-        let user = self.find_user(directory, desired, known_user_id).await?;
+        let user = self.find_user(directory, desired, trigger, known_user_id).await?;
         let groups = match &user {
             // A new person is in no group: the cached catalogue is enough.
             None => self.groups.groups(directory).await?,
@@ -276,7 +321,7 @@ impl Applier {
             existing_groups: groups.iter().map(|g| g.display_name.clone()).collect(),
             user,
         };
-        Ok(Observed { actual, groups })
+        Ok(Observed { actual, groups, trigger })
     }
 
     /// Dry run stops here with the plan; a suspension must fit under the mass-leaver brake.
@@ -289,44 +334,104 @@ impl Applier {
         if operations.iter().any(|op| matches!(op, Operation::Suspend | Operation::Delete)) {
             self.reserve_suspension(now).await?;
         }
+        // A wave of reactivations is as suspicious as a wave of suspensions (a source
+        // flipping everyone back to active): the same brake, counted apart.
+        if operations.iter().any(|op| matches!(op, Operation::Reactivate)) {
+            self.reserve(now, "reactivation").await?;
+        }
         Ok(None)
     }
 
     /// The person's account: the linked one, else the one whose `externalId` is the person
-    /// key. Only someone who should have access may be matched by e-mail (1Password's own
-    /// matching, needed on first deployment): a leaver never takes over an account that is
-    /// not provably theirs.
+    /// key. Only a joiner (or a converge trigger) who should have access may take over an
+    /// unlinked account with their e-mail — 1Password's own matching, needed on the first
+    /// deployment — and only one that is active and linked to nobody: a leaver, mover or
+    /// rehire never takes over an account that is not provably theirs.
     async fn find_user(
         &self,
         directory: &dyn Directory,
         desired: &DesiredState,
+        trigger: EventKind,
         known_user_id: Option<&ScimUserId>,
-    ) -> Result<Option<ScimUser>, ScimError> {
+    ) -> Result<Option<ScimUser>, ApplyError> {
         if let Some(id) = known_user_id
             && let Some(user) = directory.get_user(id).await?
         {
             return Ok(Some(user));
         }
-        let may_adopt = desired.access == Access::Granted;
-        let email = desired.attributes.work_email.as_deref().map(str::trim).filter(|_| may_adopt);
-        directory.find_user(&desired.person.to_string(), email).await
+        let key = desired.person.to_string();
+        let email = desired.attributes.work_email.as_deref().map(str::trim).filter(|e| !e.is_empty());
+        let Some(user) = directory.find_user(&key, email).await? else { return Ok(None) };
+        if user.external_id.as_deref() == Some(key.as_str()) || desired.attribute_only {
+            return Ok(Some(user));
+        }
+        self.vet_adoption(desired, trigger, user).await
+    }
+
+    /// An account found by e-mail, not linked to this person: adopted (claimed in the
+    /// ledger, an audit line and a metric) only under the trust rules; otherwise refused
+    /// and reported, untouched.
+    async fn vet_adoption(
+        &self,
+        desired: &DesiredState,
+        trigger: EventKind,
+        user: ScimUser,
+    ) -> Result<Option<ScimUser>, ApplyError> {
+        let report = |why: &'static str| {
+            metrics::counter!("unlinked_account_left_alone").increment(1);
+            tracing::warn!(user_id = %user.id, why, "an account with this e-mail is not linked to this person; left alone");
+        };
+        if !matches!(trigger, EventKind::Joiner | EventKind::Converge) || desired.access != Access::Granted {
+            report("only a joiner who should have access may adopt an account by e-mail");
+            return Ok(None);
+        }
+        if !user.active {
+            let why = "suspended (never reactivated for someone it is not linked to)";
+            report(why);
+            return Err(Refusal::UnlinkedAccount { why }.into());
+        }
+        if user.external_id.as_deref().is_some_and(|id| !id.is_empty()) {
+            return Ok(Some(user)); // the planner refuses it: another person's account
+        }
+        if let Some(owner) = self.ledger.account_owner(&user.id).await?
+            && owner != desired.person
+        {
+            return Err(Refusal::AccountOfAnotherPerson { external_id: owner.to_string() }.into());
+        }
+        if !self.policy.is_protected_account(&user.user_name) && !self.dry_run {
+            if !self.ledger.claim_account(&user.id, &desired.person).await? {
+                return Err(Refusal::AccountOfAnotherPerson { external_id: "(claimed meanwhile)".into() }.into());
+            }
+            metrics::counter!("accounts_adopted").increment(1);
+            tracing::info!(audit = true, operation = "adopt_by_email", user_id = %user.id, "adopting the account with this e-mail");
+        }
+        Ok(Some(user))
     }
 
     async fn reserve_suspension(&self, now: DateTime<Utc>) -> Result<(), ApplyError> {
-        let window = self.brake.window_id(now);
+        self.reserve(now, "suspension").await
+    }
+
+    /// Counts one `what` (suspension, reactivation) in the brake's window, or engages it.
+    async fn reserve(&self, now: DateTime<Utc>, what: &'static str) -> Result<(), ApplyError> {
+        let window = match what {
+            "suspension" => self.brake.window_id(now),
+            other => format!("{other}-{}", self.brake.window_id(now)),
+        };
         if self.ledger.reserve_suspension(&window, self.brake.limit).await? {
             return Ok(());
         }
-        metrics::counter!("mass_leaver_brake_engaged").increment(1);
+        metrics::counter!("mass_leaver_brake_engaged", "what" => what).increment(1);
         tracing::error!(
             limit = self.brake.limit,
             window,
-            "mass-leaver brake engaged: suspension paused and returned to the queue"
+            what,
+            "mass-leaver brake engaged: paused and returned to the queue"
         );
         if let Some(notifier) = &self.notifier {
             let text = format!(
-                "1Password provisioning: mass-leaver brake engaged. More than {} suspensions within {} s; \
-                 further suspensions are paused and wait in the queue. If this is expected, raise MASS_LEAVER_LIMIT.",
+                "1Password provisioning: mass-leaver brake engaged. More than {} {what}s within {} s; \
+                 further {what}s are paused and wait in the queue. If this is expected, raise MASS_LEAVER_LIMIT.",
                 self.brake.limit,
                 self.brake.window.as_secs()
             );
@@ -347,7 +452,7 @@ impl Applier {
         operations: Vec<Operation>,
         now: DateTime<Utc>,
     ) -> Result<Executed, ApplyError> {
-        let Observed { actual, groups } = observed;
+        let Observed { actual, groups, trigger } = observed;
         let mut group_ids: HashMap<String, ScimGroupId> =
             groups.iter().map(|g| (g.display_name.to_lowercase(), g.id.clone())).collect();
         let mut progress = Progress { user_id: actual.user.as_ref().map(|u| u.id.clone()), ..Progress::default() };
@@ -357,7 +462,7 @@ impl Applier {
             match (&operation, progress.user_id.clone()) {
                 (Operation::CreateUser(new_user), _) => {
                     if let Some(replanned) =
-                        self.create_user(directory, desired, &actual, new_user, &mut progress).await?
+                        self.create_user(directory, desired, trigger, &actual, new_user, &mut progress).await?
                     {
                         queue = replanned.into();
                         progress.names.push("adopt_existing");
@@ -385,12 +490,14 @@ impl Applier {
         &self,
         directory: &dyn Directory,
         desired: &DesiredState,
+        trigger: EventKind,
         actual: &Actual,
         new_user: &NewUser,
         progress: &mut Progress,
     ) -> Result<Option<Vec<Operation>>, ApplyError> {
         let existing = match directory.create_user(new_user).await? {
             CreateOutcome::Created(user) => {
+                self.ledger.claim_account(&user.id, &desired.person).await?;
                 progress.user_id = Some(user.id);
                 return Ok(None);
             }
@@ -401,11 +508,18 @@ impl Applier {
             scim_type: Some("uniqueness".into()),
             detail: Some("conflict, but no user with that userName is listed".into()),
         })?;
+        let ours = existing.external_id.as_deref() == Some(desired.person.to_string().as_str());
+        let existing = match ours {
+            true => existing,
+            false => self.vet_adoption(desired, trigger, existing).await?.ok_or(Refusal::UnlinkedAccount {
+                why: "found when creating, by an event that may not adopt (only a joiner's may)",
+            })?,
+        };
         tracing::info!(user_id = %existing.id, "create answered 409: adopting the existing user");
         let member_of = membership(&existing, &self.groups.fresh(directory).await?);
         progress.user_id = Some(existing.id.clone());
         let adopted = Actual { user: Some(existing), member_of, ..actual.clone() };
-        Ok(Some(match plan::plan(desired, &adopted, &self.policy)? {
+        Ok(Some(match self.plan(desired, &adopted, trigger)? {
             Plan::Apply { operations, .. } => operations,
             Plan::Skip { .. } => Vec::new(),
         }))
@@ -514,8 +628,14 @@ impl Applier {
         desired: &DesiredState,
         now: DateTime<Utc>,
     ) -> Result<(), LedgerError> {
-        if user_id.is_some() {
-            record.user_id = user_id;
+        if let Some(user_id) = user_id
+            && !desired.attribute_only
+        {
+            if !self.ledger.claim_account(&user_id, &record.person).await? {
+                tracing::warn!(%user_id, "the account is linked to another person; this person's link is not recorded");
+            } else {
+                record.user_id = Some(user_id);
+            }
         }
         // A converge trigger claims nothing, so a later one with the same id (a due action
         // re-enqueued after the worker moved it back) must still run.
@@ -532,6 +652,21 @@ impl Applier {
         record.due = due;
         record.updated_at = now;
         self.ledger.save_person(&record).await
+    }
+
+    /// Revoked access clears a pending invitation *before* the suspension is sent, so
+    /// invite-retry, which re-checks the ledger before reactivating, never re-invites or
+    /// reactivates someone who is leaving.
+    async fn clear_invitation_before_revoking(&self, desired: &DesiredState) -> Result<(), LedgerError> {
+        if desired.access != Access::Revoked {
+            return Ok(());
+        }
+        let pending =
+            self.ledger.invitation(&desired.person).await?.is_some_and(|i| i.status == InvitationStatus::Pending);
+        if pending {
+            self.ledger.overwrite_invitation_status(&desired.person, InvitationStatus::Cleared).await?;
+        }
+        Ok(())
     }
 
     /// Keeps the invitation ledger in step: a new invitation starts tracking, revoked access
@@ -562,6 +697,22 @@ impl Applier {
         }
     }
 
+    /// An account we created (its `externalId` is the person key) with no invitation record
+    /// at all: the write after the create failed. Tracked now, or invite-retry would never
+    /// know to re-issue it.
+    async fn track_unrecorded_invitation(
+        &self,
+        desired: &DesiredState,
+        user_id: &ScimUserId,
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        if desired.access != Access::Granted || self.ledger.invitation(&desired.person).await?.is_some() {
+            return Ok(());
+        }
+        tracing::warn!(%user_id, "an account we created has no invitation record; tracking it now");
+        self.start_tracking(desired, user_id, now).await
+    }
+
     /// Tracks a fresh invitation for the person; one still pending is cleared first.
     async fn start_tracking(
         &self,
@@ -589,8 +740,9 @@ impl Applier {
     }
 }
 
-/// What the bridge looks like for one person.
+/// What the bridge looks like for one person, and what kind of event asked.
 struct Observed {
+    trigger: EventKind,
     actual: Actual,
     /// The group catalogue the observation used.
     groups: Vec<ScimGroup>,

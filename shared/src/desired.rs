@@ -74,6 +74,9 @@ pub struct DesiredState {
     /// When the person starts, if that is still ahead: an invitation sent before it does not
     /// count towards escalation until then.
     pub starts_at: Option<DateTime<Utc>>,
+    /// From a connection that describes people another connection owns: profile and groups
+    /// only, on whatever account the e-mail finds, whoever it is linked to.
+    pub attribute_only: bool,
 }
 
 /// One connection's time settings, validated.
@@ -238,7 +241,7 @@ fn dates(truth: &Truth, timing: &Timing) -> Dates {
         Some(date) => date
             .checked_sub_days(chrono::Days::new(u64::from(lead_days)))
             .and_then(|d| local_instant(d, civil::Time::midnight(), zone)),
-        None => truth.starts_at.map(|at| at - chrono::Duration::days(i64::from(lead_days))),
+        None => truth.starts_at.and_then(|at| at.checked_sub_signed(chrono::Duration::days(i64::from(lead_days)))),
     };
     let start_text = match (start_date, truth.starts_at) {
         (Some(d), _) => format!("start date {d} in {zone_name}"),
@@ -315,6 +318,7 @@ pub fn desired_as_of(
         attributes: truth.attributes.clone(),
         next_change,
         starts_at: dates.starts_at.filter(|at| *at > now),
+        attribute_only: false,
     }
 }
 

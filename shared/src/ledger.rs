@@ -145,6 +145,30 @@ pub trait Ledger: Send + Sync {
         limit: usize,
     ) -> Result<Vec<DueAction>, LedgerError>;
 
+    /// Links a 1Password account to a person for good (the reverse link): conditional on
+    /// the account being linked to nobody or to this person already. Returns false, and
+    /// changes nothing, when another person holds it — so one account is never handed to
+    /// two people, even by a bridge that drops `externalId`.
+    async fn claim_account(&self, user_id: &ScimUserId, person: &PersonKey) -> Result<bool, LedgerError>;
+
+    /// Takes the person's lease until `until`, so the worker and invite-retry never act on
+    /// one person's account at once (a toggle racing a suspension could reactivate a
+    /// leaver). Conditional: free, expired at `now`, or already `holder`'s. False when
+    /// someone else holds it.
+    async fn try_lease(
+        &self,
+        person: &PersonKey,
+        holder: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, LedgerError>;
+
+    /// Gives the lease back, if `holder` still holds it.
+    async fn release_lease(&self, person: &PersonKey, holder: &str) -> Result<(), LedgerError>;
+
+    /// The person a 1Password account is linked to, if any.
+    async fn account_owner(&self, user_id: &ScimUserId) -> Result<Option<PersonKey>, LedgerError>;
+
     /// Takes the action out of the index. Conditional on the person's due time still being
     /// `action.due.at`: returns false and changes nothing when the worker has moved or
     /// cancelled it meanwhile (HR changed a date), so the newer plan is never lost.

@@ -19,12 +19,20 @@ pub struct PlanPolicy {
     pub allow_delete: bool,
     /// Groups never touched: compared case-insensitively.
     pub protected_groups: BTreeSet<String>,
+    /// Accounts no path ever touches (break-glass Owners, the integration's own account),
+    /// by e-mail, compared case-insensitively. The bridge does not show who is an Owner or
+    /// Administrator, so this list is the guard.
+    pub protected_accounts: BTreeSet<String>,
 }
 
 /// The built-in groups 1Password protects; configuration adds to these.
 pub const ALWAYS_PROTECTED: [&str; 4] = ["Owners", "Administrators", "Recovery", "Provision Managers"];
 
 impl PlanPolicy {
+    pub fn is_protected_account(&self, email: &str) -> bool {
+        self.protected_accounts.iter().any(|a| a.trim().eq_ignore_ascii_case(email.trim()))
+    }
+
     pub fn is_protected(&self, group: &str) -> bool {
         ALWAYS_PROTECTED.iter().any(|g| g.eq_ignore_ascii_case(group.trim()))
             || self.protected_groups.iter().any(|g| g.trim().eq_ignore_ascii_case(group.trim()))
@@ -140,6 +148,12 @@ pub enum Refusal {
     ProtectedGroup { group: String },
     #[error("cannot invite without a work e-mail")]
     MissingEmail,
+    #[error("the 1Password account {email} is protected (PROTECTED_ACCOUNTS); nothing was changed")]
+    ProtectedAccount { email: String },
+    /// An account nobody linked to this person, found by e-mail, that may not be adopted:
+    /// suspended (never reactivated for a stranger), or found by a leaver, mover or rehire.
+    #[error("the 1Password account with this e-mail is not linked to this person and is {why}; left alone for a human")]
+    UnlinkedAccount { why: &'static str },
     /// The 1Password account with this e-mail was provisioned, from the same connection, for
     /// a different person (an address reused after a leaver, say). Adopting it would hand one person another's
     /// account and vault, so a human decides.
@@ -150,7 +164,10 @@ pub enum Refusal {
 }
 
 pub fn plan(desired: &DesiredState, actual: &Actual, policy: &PlanPolicy) -> Result<Plan, Refusal> {
-    refuse_account_of_another_person(&desired.person, actual)?;
+    if !desired.attribute_only {
+        refuse_account_of_another_person(&desired.person, actual)?;
+    }
+    refuse_protected_account(desired, actual, policy)?;
     let mut operations = Vec::new();
     let mut notes = Vec::new();
     let attributes = &desired.attributes;
@@ -200,16 +217,25 @@ pub fn plan(desired: &DesiredState, actual: &Actual, policy: &PlanPolicy) -> Res
     }
 }
 
-/// An account whose externalId names another person of the same connection: the address
-/// was reused for someone else. (Another connection's id is the same human seen by another
-/// system, e.g. HR and Okta.)
+/// An account whose externalId names another person: the address was reused for someone
+/// else, or another connection (HR and Okta describing one human) owns it. The first link
+/// wins; the other is refused and reported, never fought over (docs/decisions.md, "Trust").
 fn refuse_account_of_another_person(person: &PersonKey, actual: &Actual) -> Result<(), Refusal> {
     let Some(external_id) = actual.user.as_ref().and_then(|u| u.external_id.as_deref()) else { return Ok(()) };
-    let same_connection = external_id.split_once(':').map(|(source, _)| source) == Some(person.source.as_str());
-    if same_connection && external_id != person.to_string() {
+    if !external_id.is_empty() && external_id != person.to_string() {
         return Err(Refusal::AccountOfAnotherPerson { external_id: external_id.to_owned() });
     }
     Ok(())
+}
+
+/// No path touches a protected account, nor invites someone with its address.
+fn refuse_protected_account(desired: &DesiredState, actual: &Actual, policy: &PlanPolicy) -> Result<(), Refusal> {
+    let existing = actual.user.as_ref().map(|u| u.user_name.as_str());
+    let wanted = desired.attributes.work_email.as_deref();
+    match [existing, wanted].into_iter().flatten().find(|email| policy.is_protected_account(email)) {
+        Some(email) => Err(Refusal::ProtectedAccount { email: crate::telemetry::mask_email(email) }),
+        None => Ok(()),
+    }
 }
 
 /// Given, family and display name from whatever the source gave.

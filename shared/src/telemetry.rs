@@ -69,9 +69,35 @@ pub fn mask_email(email: &str) -> String {
     }
 }
 
+/// `text` with every e-mail address in it masked: for messages we did not write (a bridge's
+/// error detail echoes the userName it refused).
+pub fn mask_emails_in(text: &str) -> String {
+    let is_separator = |c: char| c.is_whitespace() || "\"'<>(),;:[]{}".contains(c);
+    let mut masked = String::with_capacity(text.len());
+    let mut word = String::new();
+    for c in text.chars().chain(std::iter::once(' ')) {
+        if is_separator(c) {
+            masked.push_str(&if word.contains('@') { mask_email(&word) } else { std::mem::take(&mut word) });
+            word.clear();
+            masked.push(c);
+        } else {
+            word.push(c);
+        }
+    }
+    masked.pop();
+    masked
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn masks_every_address_in_free_text() {
+        let text = r#"User "ada.lovelace@example.com" already exists (bob@x.io); nothing else"#;
+        assert_eq!(mask_emails_in(text), r#"User "a***@example.com" already exists (b***@x.io); nothing else"#);
+        assert_eq!(mask_emails_in("no address"), "no address");
+    }
 
     #[test]
     fn masks_the_local_part() {

@@ -22,7 +22,14 @@ struct Expected {
 
 const EXPECTED: &[Expected] = &[
     Expected { email: "grace.hopper@acme.test", lifecycle: Lifecycle::Active, groups: &["Employees", "Engineering"] },
-    Expected { email: "margaret.hamilton@acme.test", lifecycle: Lifecycle::Active, groups: &["Employees", "Finance"] },
+    // Her last day came while Alan's invitations expired: suspended, groups kept.
+    Expected {
+        email: "margaret.hamilton@acme.test",
+        lifecycle: Lifecycle::Suspended,
+        groups: &["Employees", "Finance"],
+    },
+    // Hired to start in 5 days: invited 3 days before, by the due-action sweep.
+    Expected { email: "barbara.liskov@acme.test", lifecycle: Lifecycle::Active, groups: &["Employees", "Engineering"] },
     Expected { email: "ken.thompson@acme.test", lifecycle: Lifecycle::Active, groups: &["Employees", "Support"] },
     // Re-invited three times, never accepted: the last invitation has expired too.
     Expected {
@@ -88,13 +95,24 @@ impl<'a> Timeline<'a> {
         Ok(())
     }
 
+    /// The clock moves; the scheduled functions run as their schedules would: the due-action
+    /// sweep (and the worker converging what it queued), then invite-retry.
     async fn advance(&mut self, days: u64) -> Result<()> {
         let before = snapshot(&self.sim);
         self.sim.advance_clock(DAY * days as u32);
+        let swept = self.stack.run_due_sweep().await;
+        if let Some(error) = swept.error {
+            bail!("the due-action sweep failed: {error}");
+        }
+        self.stack.drain().await?;
         let summary = self.stack.run_invite_retry().await;
         let what = format!(
-            "{days} days pass; invite-retry checked {}, re-invited {}, escalated {}",
-            summary.checked, summary.reinvited, summary.escalated
+            "{days} days pass (now {}); due actions run {}; invite-retry checked {}, re-invited {}, escalated {}",
+            self.sim.now().format("%Y-%m-%d"),
+            swept.enqueued,
+            summary.checked,
+            summary.reinvited,
+            summary.escalated
         );
         self.record("clock", &what, &before);
         Ok(())
@@ -144,7 +162,9 @@ pub async fn run(stack: &Stack, connections: &serde_json::Value) -> Result<bool>
     grace_joins_from_bamboohr(&mut t).await?;
     margaret_joins_then_moves_on_hibob(&mut t).await?;
     let ken = ken_joins_then_leaves_on_okta(&mut t).await?;
-    alan_never_accepts(&mut t).await?;
+    barbara_is_hired_to_start_in_5_days(&mut t).await?;
+    margarets_last_day_is_set_4_days_ahead(&mut t).await?;
+    alan_never_accepts_while_the_days_pass(&mut t).await?;
     ken_is_rehired(&mut t, ken).await?;
     print_summary(&t.rows);
     let escalations = print_escalations(stack);
@@ -202,8 +222,30 @@ async fn ken_joins_then_leaves_on_okta(t: &mut Timeline<'_>) -> Result<HrRecord>
     Ok(ken)
 }
 
-/// Re-invited after each expiry, then escalated.
-async fn alan_never_accepts(t: &mut Timeline<'_>) -> Result<()> {
+/// A start date ahead: nothing now; the invitation is a due action 3 days before it.
+async fn barbara_is_hired_to_start_in_5_days(t: &mut Timeline<'_>) -> Result<()> {
+    let mut barbara = person("bamboohr-main", "102", "Barbara", "Liskov", "Engineering");
+    let start = t.sim.now().date_naive() + chrono::Days::new(5);
+    barbara.attributes.start_date = Some(start);
+    t.stack.hr.insert(barbara.key, barbara.attributes);
+    let what = format!("employee.created for Barbara Liskov (Engineering), starting {start}: not invited yet");
+    t.webhook("bamboohr", &what, senders::bamboohr_event(&t.keys, "employee.created", "102")).await
+}
+
+/// A termination date ahead: she keeps access until the start of that day.
+async fn margarets_last_day_is_set_4_days_ahead(t: &mut Timeline<'_>) -> Result<()> {
+    let mut margaret = person("hibob-eu", "3001", "Margaret", "Hamilton", "Finance");
+    let last_day = t.sim.now().date_naive() + chrono::Days::new(4);
+    margaret.attributes.termination_date = Some(last_day);
+    t.stack.hr.insert(margaret.key, margaret.attributes);
+    let what = format!("employee.updated: Margaret's termination date set to {last_day}: still active");
+    let webhook = senders::hibob_event(&t.keys, "employee.updated", "3001", &["internal.terminationDate"]);
+    t.webhook("hibob", &what, webhook).await
+}
+
+/// Alan is re-invited after each expiry, then escalated; meanwhile Margaret's last day
+/// arrives and Barbara's invitation goes out (she accepts it).
+async fn alan_never_accepts_while_the_days_pass(t: &mut Timeline<'_>) -> Result<()> {
     let alan = serde_json::json!({
         "kind": "joiner", "person": { "source": "hr-generic", "id": "E-2001" }, "source_kind": "generic",
         "source_event_id": "hired-E-2001", "effective_at": chrono::Utc::now().to_rfc3339(),
@@ -215,7 +257,10 @@ async fn alan_never_accepts(t: &mut Timeline<'_>) -> Result<()> {
         senders::generic_event(&t.keys, &alan)?,
     )
     .await?;
-    for _ in 0..4 {
+    t.advance(6).await?;
+    t.sim.accept_invitation("barbara.liskov@acme.test")?;
+    println!("    Barbara accepts her invitation.");
+    for _ in 0..3 {
         t.advance(6).await?;
     }
     Ok(())

@@ -80,16 +80,20 @@ async fn serve(stack: &Stack, connections: &serde_json::Value) -> Result<()> {
         println!("# {label}\n{}\n", webhook.curl(&stack.ingest_url));
     }
     println!(
-        "The worker drains the queue continuously; invite-retry runs every 10 s, with the simulator's clock advanced 1 day each time. Ctrl-C stops."
+        "The worker drains the queue continuously; every 10 s the simulator's clock moves 1 day ahead and the due-action sweep and invite-retry run. Ctrl-C stops."
     );
     keep_running(stack).await
 }
 
 /// One signed request per source, labelled.
-fn sample_webhooks(keys: &senders::Keys) -> Result<[(&'static str, senders::Webhook); 4]> {
+fn sample_webhooks(keys: &senders::Keys) -> Result<[(&'static str, senders::Webhook); 5]> {
     let generic = serde_json::json!({"kind":"joiner","person":{"source":"hr-generic","id":"E-1"},"source_kind":"generic",
         "source_event_id":"hired-E-1","effective_at":chrono::Utc::now().to_rfc3339(),
         "attributes":{"work_email":"dana.kim@acme.test","given_name":"Dana","family_name":"Kim","department":"Finance"}});
+    let future_leaver = serde_json::json!({"kind":"leaver","person":{"source":"hr-generic","id":"E-1"},
+        "source_kind":"generic","source_event_id":"leaves-E-1",
+        "effective_at":(chrono::Utc::now() + chrono::Duration::days(14)).to_rfc3339(),
+        "attributes":{"work_email":"dana.kim@acme.test"}});
     Ok([
         (
             "BambooHR (thin event; enriched from the stand-in HR directory if known)",
@@ -107,6 +111,10 @@ fn sample_webhooks(keys: &senders::Keys) -> Result<[(&'static str, senders::Webh
             ),
         ),
         ("Generic (Standard Webhooks)", senders::generic_event(keys, &generic)?),
+        (
+            "Generic leaver dated 14 days ahead: Dana stays active; the due-action sweep suspends her when the simulated clock passes it (about 2 minutes of `serve`)",
+            senders::generic_event(keys, &future_leaver)?,
+        ),
     ])
 }
 
@@ -123,6 +131,8 @@ async fn keep_running(stack: &Stack) -> Result<()> {
             }
             _ = retry_tick.tick() => {
                 if let Some(sim) = &stack.sim { sim.state().advance_clock(Duration::from_secs(86_400)); }
+                let swept = stack.run_due_sweep().await;
+                if swept.enqueued > 0 { println!("due-action sweep: {} converge(s) queued", swept.enqueued); }
                 let summary = stack.run_invite_retry().await;
                 if summary.reinvited + summary.escalated > 0 {
                     println!("invite-retry: re-invited {}, escalated {}", summary.reinvited, summary.escalated);

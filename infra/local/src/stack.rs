@@ -1,5 +1,7 @@
 //! Everything on one machine: the 1Password simulator (or a real bridge), the ingest
-//! handler behind a real HTTP listener, a queue, the worker draining it and invite-retry.
+//! handler behind a real HTTP listener, a queue, the worker draining it, the due-action
+//! sweep and invite-retry. With the simulator, every function reads its clock, so the demo
+//! can let days pass.
 //!
 //! In-memory adapters by default; `--aws` swaps in moto's server (SQS FIFO + DLQ, Secrets
 //! Manager, DynamoDB) over the real AWS protocols.
@@ -8,6 +10,7 @@ use anyhow::{Context, Result};
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use dev_support::sqs_message;
 use onepassword_sim::{RunningSim, SimConfig};
+use provisioning::clock::Clock;
 use provisioning::config::Env;
 use provisioning::enrich::InMemoryEnricher;
 use provisioning::ingest::{IngestApp, IngestConfig, SystemClock};
@@ -17,6 +20,7 @@ use provisioning::ledger::{DynamoLedger, InMemoryLedger, Ledger};
 use provisioning::notify::InMemoryNotifier;
 use provisioning::queue::{EventQueue, InMemoryEventQueue, QueuedEvent, SqsEventQueue};
 use provisioning::secrets::{AwsSecretSource, InMemorySecretSource, SecretSource};
+use provisioning::sweep::{self, DueSweep, SweepSettings, SweepSummary};
 use provisioning::worker::{self, WorkerApp, WorkerConfig};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -56,6 +60,7 @@ pub struct Stack {
     pub scim_token: String,
     worker: WorkerApp,
     invites: InviteRetryApp,
+    due_sweep: DueSweep,
     queue: Queue,
     next_id: Mutex<u64>,
 }
@@ -96,6 +101,7 @@ struct Apps {
     ingest: IngestApp,
     worker: WorkerApp,
     invites: InviteRetryApp,
+    due_sweep: DueSweep,
     hr: Arc<InMemoryEnricher>,
     notifications: Arc<InMemoryNotifier>,
 }
@@ -127,6 +133,7 @@ impl Stack {
             scim_token: bridge.scim_token,
             worker: apps.worker,
             invites: apps.invites,
+            due_sweep: apps.due_sweep,
             queue: adapters.queue,
             next_id: Mutex::new(0),
         })
@@ -196,9 +203,26 @@ impl Stack {
     pub async fn run_invite_retry(&self) -> RunSummary {
         self.invites.handle(Instant::now() + Duration::from_secs(60)).await
     }
+
+    /// What the scheduled sweep does: every due action whose time has come becomes a
+    /// converge message on the queue.
+    pub async fn run_due_sweep(&self) -> SweepSummary {
+        self.due_sweep.run(Instant::now() + Duration::from_secs(60)).await
+    }
 }
 
 impl Bridge {
+    /// The simulator's clock, which the demo moves; the system clock with a real bridge.
+    fn clock(&self) -> Arc<dyn Clock> {
+        match &self.sim {
+            Some(sim) => {
+                let state = sim.state();
+                Arc::new(move || state.now())
+            }
+            None => Arc::new(SystemClock),
+        }
+    }
+
     /// The given bridge, or a fresh simulator when none is given.
     async fn start(given: Option<(String, String)>) -> Result<Self> {
         match given {
@@ -269,9 +293,15 @@ impl Apps {
         let ingest = IngestApp::new(IngestConfig::from_env(&env)?, ingest_ports);
         let hr = Arc::new(InMemoryEnricher::new());
         let notifications = Arc::new(InMemoryNotifier::default());
-        let worker = build_worker(&env, adapters, hr.clone(), notifications.clone()).await?;
+        let worker = build_worker(&env, adapters, bridge, hr.clone(), notifications.clone()).await?;
         let invites = build_invite_retry(&env, adapters, bridge, notifications.clone()).await?;
-        Ok(Apps { ingest, worker, invites, hr, notifications })
+        let sweep_ports = sweep::Ports {
+            ledger: adapters.ledger.clone(),
+            queue: adapters.event_queue.clone(),
+            clock: bridge.clock(),
+        };
+        let due_sweep = DueSweep::new(sweep_ports, SweepSettings::default());
+        Ok(Apps { ingest, worker, invites, due_sweep, hr, notifications })
     }
 }
 
@@ -288,10 +318,12 @@ fn lambda_env(scim_url: &str) -> Env {
 }
 
 /// The worker reads people back from the stand-in HR directory and reports to the local
-/// notifier, so the demo can set up the one and show the other.
+/// notifier, so the demo can set up the one and show the other; it follows the bridge's
+/// clock.
 async fn build_worker(
     env: &Env,
     adapters: &Adapters,
+    bridge: &Bridge,
     hr: Arc<InMemoryEnricher>,
     notifications: Arc<InMemoryNotifier>,
 ) -> Result<WorkerApp> {
@@ -299,6 +331,7 @@ async fn build_worker(
     let mut ports = worker::Ports::from_secret(&config, adapters.secrets.clone(), adapters.ledger.clone()).await?;
     ports.enricher = hr;
     ports.notifier = Some(notifications);
+    ports.clock = bridge.clock();
     Ok(WorkerApp::new(config, ports))
 }
 
@@ -313,10 +346,7 @@ async fn build_invite_retry(
     let mut ports =
         invite_retry::Ports::from_secret(&config, adapters.secrets.clone(), adapters.ledger.clone()).await?;
     ports.notifier = Some(notifications);
-    if let Some(sim) = &bridge.sim {
-        let state = sim.state();
-        ports.clock = Arc::new(move || state.now());
-    }
+    ports.clock = bridge.clock();
     Ok(InviteRetryApp::new(config, ports))
 }
 

@@ -35,7 +35,10 @@ fn record(status: Status, start: Option<&str>, termination: Option<&str>) -> Tru
     }
 }
 
-fn decide(truth: &Truth, timing: &Timing, now: DateTime<Utc>) -> (Phase, Access, Option<DateTime<Utc>>) {
+/// Phase, access and when the next change is due.
+type Decision = (Phase, Access, Option<DateTime<Utc>>);
+
+fn decide(truth: &Truth, timing: &Timing, now: DateTime<Utc>) -> Decision {
     let rules = MappingRules::default();
     let desired = desired_as_of(&PersonKey::new("hr", "1"), truth, &rules, timing, now);
     (desired.phase, desired.access, desired.next_change.map(|n| n.at))
@@ -46,7 +49,7 @@ fn lifecycle_phases_and_the_next_change() {
     let utc_timing = timing("{}");
     let now = utc(2026, 12, 1, 12, 0);
     #[rustfmt::skip]
-    let cases: Vec<(&str, Truth, (Phase, Access, Option<DateTime<Utc>>))> = vec![
+    let cases: Vec<(&str, Truth, Decision)> = vec![
         ("employed, no dates",
             record(Status::Active, Some("2020-01-06"), None),
             (Phase::Employed, Access::Granted, None)),

@@ -141,6 +141,16 @@ impl SourceApiConfig {
     }
 }
 
+impl SourceApiConfig {
+    fn url_is_plain_http(&self) -> bool {
+        let url = match self {
+            SourceApiConfig::Bamboohr { base_url, .. } | SourceApiConfig::Hibob { base_url, .. } => base_url.as_deref(),
+            SourceApiConfig::Okta { org_url, .. } => Some(org_url.as_str()),
+        };
+        url.is_some_and(|u| u.trim().to_ascii_lowercase().starts_with("http://"))
+    }
+}
+
 /// The worker secret's `sources` map: connection name → API settings.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
 #[serde(transparent)]
@@ -185,12 +195,17 @@ impl fmt::Debug for SourceApis {
 }
 
 impl SourceApis {
-    pub fn new(configs: &SourceApiConfigs) -> Result<Self, EnrichError> {
-        Self::with_timeout(configs, DEFAULT_REQUEST_TIMEOUT)
+    /// `allow_http` admits `http://` URLs (tests and the local stack only: credentials would
+    /// cross the network in clear text).
+    pub fn new(configs: &SourceApiConfigs, allow_http: bool) -> Result<Self, EnrichError> {
+        Self::with_timeout(configs, DEFAULT_REQUEST_TIMEOUT, allow_http)
     }
 
     /// Like [`SourceApis::new`] with a different per-request timeout.
-    pub fn with_timeout(configs: &SourceApiConfigs, timeout: Duration) -> Result<Self, EnrichError> {
+    pub fn with_timeout(configs: &SourceApiConfigs, timeout: Duration, allow_http: bool) -> Result<Self, EnrichError> {
+        if !allow_http && let Some((connection, _)) = configs.0.iter().find(|(_, c)| c.url_is_plain_http()) {
+            return Err(misconfigured(connection, "an http:// URL is refused for a source API; use https"));
+        }
         // Only throttled reads are retried (send_json says so per answer): any other failing
         // read fails the message, and SQS redelivers it after the visibility timeout, which is
         // a gentler retry than hammering an HR system.
@@ -242,6 +257,7 @@ impl Enricher for SourceApis {
 pub struct InMemoryEnricher {
     people: std::sync::RwLock<HashMap<PersonKey, Attributes>>,
     connections: std::sync::RwLock<std::collections::HashSet<String>>,
+    reads: std::sync::atomic::AtomicUsize,
 }
 
 impl InMemoryEnricher {
@@ -263,6 +279,11 @@ impl InMemoryEnricher {
     pub fn remove(&self, person: &PersonKey) {
         self.people.write().unwrap_or_else(|p| p.into_inner()).remove(person);
     }
+
+    /// Reads answered so far (for the cost benchmark and tests).
+    pub fn reads(&self) -> usize {
+        self.reads.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 impl FromIterator<(PersonKey, Attributes)> for InMemoryEnricher {
@@ -281,6 +302,7 @@ impl Enricher for InMemoryEnricher {
         if !self.connections.read().unwrap_or_else(|p| p.into_inner()).contains(&person.source) {
             return Err(EnrichError::UnknownConnection { connection: person.source.clone() });
         }
+        self.reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(self.people.read().unwrap_or_else(|p| p.into_inner()).get(person).cloned())
     }
 }

@@ -139,7 +139,7 @@ fn configs(server: &MockServer) -> SourceApiConfigs {
 }
 
 fn apis(server: &MockServer) -> SourceApis {
-    SourceApis::new(&configs(server)).expect("source APIs build")
+    SourceApis::new(&configs(server), true).expect("source APIs build")
 }
 
 fn json_response(body: &str) -> ResponseTemplate {
@@ -338,7 +338,7 @@ async fn a_slow_source_times_out_as_retryable() {
         .respond_with(json_response(OKTA_USER).set_delay(Duration::from_secs(5)))
         .mount(&server)
         .await;
-    let apis = SourceApis::with_timeout(&configs(&server), Duration::from_millis(200)).unwrap();
+    let apis = SourceApis::with_timeout(&configs(&server), Duration::from_millis(200), true).unwrap();
     let error = apis.fetch(&PersonKey::new("okta-main", "00u1"), None).await.unwrap_err();
     assert!(matches!(error, EnrichError::Unavailable { .. }) && error.is_retryable(), "{error:?}");
     assert!(error.to_string().contains("timed out"), "{error}");
@@ -396,7 +396,7 @@ fn the_documented_secret_shape_parses_and_debug_redacts_credentials() {
         &configs.0["bamboohr-main"],
         SourceApiConfig::Bamboohr { company_domain, base_url: None, .. } if company_domain == "acme"
     ));
-    let apis = SourceApis::new(&configs).unwrap();
+    let apis = SourceApis::new(&configs, true).unwrap();
     let rendered = format!("{configs:?} {apis:?}");
     for secret in [BAMBOO_KEY, BOB_TOKEN, OKTA_TOKEN] {
         assert!(!rendered.contains(secret), "Debug leaks a credential: {rendered}");
@@ -416,7 +416,7 @@ fn a_misspelt_or_incomplete_source_is_rejected_with_the_reason() {
         "bamboohr-main": { "kind": "bamboohr", "company_domain": "acme.bamboohr.com/evil", "api_key": "k" }
     }))
     .unwrap();
-    let error = SourceApis::new(&bad_domain).unwrap_err();
+    let error = SourceApis::new(&bad_domain, true).unwrap_err();
     assert!(
         matches!(error, EnrichError::Misconfigured { .. }) && error.to_string().contains("bamboohr-main"),
         "{error}"
@@ -425,7 +425,7 @@ fn a_misspelt_or_incomplete_source_is_rejected_with_the_reason() {
         "okta-main": { "kind": "okta", "org_url": "https://user:pw@acme.okta.com", "api_token": "t" }
     }))
     .unwrap();
-    assert!(matches!(SourceApis::new(&creds_in_url), Err(EnrichError::Misconfigured { .. })));
+    assert!(matches!(SourceApis::new(&creds_in_url, true), Err(EnrichError::Misconfigured { .. })));
 }
 
 #[tokio::test]
@@ -601,7 +601,7 @@ async fn the_configured_pace_spaces_reads_of_one_connection() {
         "base_url": format!("{}/v1", server.uri()), "requests_per_minute": 600,
     } }))
     .unwrap();
-    let apis = SourceApis::new(&configs).unwrap();
+    let apis = SourceApis::new(&configs, true).unwrap();
     let started = Instant::now();
     for _ in 0..5 {
         apis.fetch(&bob_person(), None).await.unwrap();
@@ -667,4 +667,15 @@ fn pace_defaults_per_source_and_is_configurable() {
     .unwrap();
     let pace = |name: &str| configs.0[name].requests_per_minute();
     assert_eq!([pace("bamboohr-main"), pace("hibob-eu"), pace("hibob-slow"), pace("okta-main")], [0, 50, 10, 0]);
+}
+
+#[test]
+fn plain_http_source_urls_are_refused_unless_allowed() {
+    let configs: SourceApiConfigs = serde_json::from_value(json!({
+        "okta-main": { "kind": "okta", "org_url": "http://acme.okta.com", "api_token": OKTA_TOKEN },
+    }))
+    .unwrap();
+    let error = SourceApis::new(&configs, false).unwrap_err().to_string();
+    assert!(error.contains("okta-main") && error.contains("http://"), "{error}");
+    assert!(SourceApis::new(&configs, true).is_ok());
 }

@@ -253,7 +253,9 @@ impl InviteRetryApp {
             errors: std::sync::Mutex::new(Vec::new()),
             budget_end,
         };
-        let sent_before = now - chrono::Duration::from_std(self.config.invite_ttl).unwrap_or(chrono::Duration::MAX);
+        // An absurd INVITE_TTL_HOURS means "nothing has expired", never an overflow panic.
+        let ttl = chrono::Duration::from_std(self.config.invite_ttl).unwrap_or(chrono::Duration::MAX);
+        let sent_before = now.checked_sub_signed(ttl).unwrap_or(DateTime::<Utc>::MIN_UTC);
         let digest = self.sweep_expired(&run, sent_before, &mut summary).await;
         summary.accepted += run.accepted_later.load(Ordering::SeqCst);
         summary.errors.extend(run.errors.into_inner().unwrap_or_else(|p| p.into_inner()));

@@ -392,3 +392,37 @@ async fn a_half_configured_events_api_fails_the_cold_start() {
     assert!(error.contains("events_api_url"), "{error}");
     assert!(!error.contains("ev-secret"), "{error}");
 }
+
+#[tokio::test]
+async fn an_invitation_sent_before_the_start_date_is_neither_reissued_nor_escalated_before_it() {
+    let start = t0() + chrono::Duration::days(10);
+    for (now, expected) in [(t0() + chrono::Duration::days(9), (0, 0)), (start, (1, 0))] {
+        let directory = Arc::new(FakeDirectory::default().with_user("U1", true));
+        let events: Arc<dyn SignInEvents> = Arc::new(InMemorySignInEvents::new());
+        let f = fixture(&[("MAX_INVITE_ATTEMPTS", "2")], bridge_only(), directory.clone(), Some(events), now).await;
+        let ada = invite(&f.ledger, "1", "U1", "ada@example.com", t0(), 2).await;
+        let mut invitation = f.ledger.invitation(&ada).await.unwrap().unwrap();
+        invitation.counts_from = Some(start);
+        f.ledger.overwrite_invitation_status(&ada, InvitationStatus::Cleared).await.unwrap();
+        assert!(f.ledger.start_invitation_unless_pending(&invitation).await.unwrap());
+
+        let summary = f.app.handle(deadline()).await;
+        assert_eq!((summary.escalated, summary.reinvited), expected, "at {now}: {summary:?}");
+        let status = f.ledger.invitation(&ada).await.unwrap().unwrap().status;
+        let want = if now < start { InvitationStatus::Pending } else { InvitationStatus::Escalated };
+        assert_eq!(status, want, "at {now}");
+        assert!(directory.patches().is_empty(), "never toggled");
+    }
+}
+
+#[tokio::test]
+async fn an_absurd_invitation_lifetime_means_nothing_expired_not_a_panic() {
+    let directory = Arc::new(FakeDirectory::default().with_user("U1", true));
+    let events: Arc<dyn SignInEvents> = Arc::new(InMemorySignInEvents::new());
+    let huge = [("INVITE_TTL_HOURS", "18446744073709551615")];
+    let f = fixture(&huge, bridge_only(), directory.clone(), Some(events), t0() + chrono::Duration::days(400)).await;
+    invite(&f.ledger, "1", "U1", "ada@example.com", t0(), 0).await;
+    let summary = f.app.handle(deadline()).await;
+    assert_eq!((summary.checked, summary.reinvited), (0, 0), "{summary:?}");
+    assert!(directory.patches().is_empty());
+}

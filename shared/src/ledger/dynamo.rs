@@ -4,6 +4,8 @@
 //! |--------------------|----------------------|------------------|-----------------------------------------|
 //! | person state       | `PERSON#<source:id>` | `STATE`          | `gsi2pk`=`DUE`, `gsi2sk`=`<due_at>#<source:id>` only while a due action is set |
 //! | invitation         | `PERSON#<source:id>` | `INVITE`         | `gsi1pk`=`PENDING`, `gsi1sk`=`<last_sent_at>#<source:id>` only while pending |
+//! | lease              | `PERSON#<source:id>` | `LEASE`          | `holder`, `lease_until` (worker and invite-retry never act on one person at once) |
+//! | account owner      | `ACCOUNT#<user id>`  | `OWNER`          | the person the 1Password account is linked to (the reverse link) |
 //! | Events API cursor  | `CURSOR`             | `signinattempts` |                                         |
 //! | brake counter      | `BRAKE`              | window id        | `expires_at` (TTL, a day after first use) |
 //!
@@ -44,6 +46,8 @@ pub const DUE_INDEX: &str = "due-actions";
 const DUE_PARTITION: &str = "DUE";
 const STATE_SK: &str = "STATE";
 const INVITE_SK: &str = "INVITE";
+const OWNER_SK: &str = "OWNER";
+const LEASE_SK: &str = "LEASE";
 const CURSOR_PK: &str = "CURSOR";
 const CURSOR_SK: &str = "signinattempts";
 const BRAKE_PK: &str = "BRAKE";
@@ -238,6 +242,10 @@ fn due_sort_key(due_at: DateTime<Utc>, person: &PersonKey) -> String {
 
 fn json_text<T: serde::Serialize>(value: &T) -> AttributeValue {
     s(serde_json::to_string(value).unwrap_or_default())
+}
+
+fn account_pk(user_id: &ScimUserId) -> String {
+    format!("ACCOUNT#{user_id}")
 }
 
 fn person_pk(person: &PersonKey) -> String {
@@ -455,6 +463,63 @@ impl Ledger for DynamoLedger {
         }
         found.truncate(limit);
         Ok(found)
+    }
+
+    async fn claim_account(&self, user_id: &ScimUserId, person: &PersonKey) -> Result<bool, LedgerError> {
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(account_pk(user_id)))
+            .item("sk", s(OWNER_SK))
+            .item("person_source", s(&person.source))
+            .item("person_id", s(&person.id))
+            .condition_expression("attribute_not_exists(pk) OR (person_source = :source AND person_id = :id)")
+            .expression_attribute_values(":source", s(&person.source))
+            .expression_attribute_values(":id", s(&person.id));
+        condition_outcome(put.send().await)
+    }
+
+    async fn try_lease(
+        &self,
+        person: &PersonKey,
+        holder: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, LedgerError> {
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(person_pk(person)))
+            .item("sk", s(LEASE_SK))
+            .item("holder", s(holder))
+            .item("lease_until", s(timestamp(until)))
+            // Swept by DynamoDB's TTL a day after it lapses.
+            .item("expires_at", n(until.timestamp() + BRAKE_TTL_SECONDS))
+            .condition_expression("attribute_not_exists(pk) OR lease_until <= :now OR holder = :holder")
+            .expression_attribute_values(":now", s(timestamp(now)))
+            .expression_attribute_values(":holder", s(holder));
+        condition_outcome(put.send().await)
+    }
+
+    async fn release_lease(&self, person: &PersonKey, holder: &str) -> Result<(), LedgerError> {
+        let delete = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(person_pk(person)))
+            .key("sk", s(LEASE_SK))
+            .condition_expression("holder = :holder")
+            .expression_attribute_values(":holder", s(holder));
+        condition_outcome(delete.send().await).map(|_| ())
+    }
+
+    async fn account_owner(&self, user_id: &ScimUserId) -> Result<Option<PersonKey>, LedgerError> {
+        match self.get(account_pk(user_id), OWNER_SK).await? {
+            None => Ok(None),
+            Some(item) => Reader::new(&item).person().map(Some),
+        }
     }
 
     async fn complete_due_action(&self, action: &DueAction) -> Result<bool, LedgerError> {

@@ -9,10 +9,13 @@ use chrono::{DateTime, Utc};
 
 use super::{DueAction, Invitation, InvitationStatus, Ledger, LedgerError, PersonRecord};
 use crate::event::PersonKey;
+use crate::scim::ScimUserId;
 
 #[derive(Default)]
 struct State {
     people: HashMap<PersonKey, PersonRecord>,
+    account_owners: HashMap<ScimUserId, PersonKey>,
+    leases: HashMap<PersonKey, (String, DateTime<Utc>)>,
     invitations: HashMap<PersonKey, Invitation>,
     events_cursor: Option<String>,
     suspensions_by_window: HashMap<String, u32>,
@@ -76,6 +79,39 @@ impl Ledger for InMemoryLedger {
         due.sort_by_key(sort_key);
         due.truncate(limit);
         Ok(due)
+    }
+
+    async fn claim_account(&self, user_id: &ScimUserId, person: &PersonKey) -> Result<bool, LedgerError> {
+        let mut state = self.state()?;
+        let owner = state.account_owners.entry(user_id.clone()).or_insert_with(|| person.clone());
+        Ok(owner == person)
+    }
+
+    async fn try_lease(
+        &self,
+        person: &PersonKey,
+        holder: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, LedgerError> {
+        let mut state = self.state()?;
+        let free = state.leases.get(person).is_none_or(|(current, expires)| current == holder || *expires <= now);
+        if free {
+            state.leases.insert(person.clone(), (holder.to_owned(), until));
+        }
+        Ok(free)
+    }
+
+    async fn release_lease(&self, person: &PersonKey, holder: &str) -> Result<(), LedgerError> {
+        let mut state = self.state()?;
+        if state.leases.get(person).is_some_and(|(current, _)| current == holder) {
+            state.leases.remove(person);
+        }
+        Ok(())
+    }
+
+    async fn account_owner(&self, user_id: &ScimUserId) -> Result<Option<PersonKey>, LedgerError> {
+        Ok(self.state()?.account_owners.get(user_id).cloned())
     }
 
     async fn complete_due_action(&self, action: &DueAction) -> Result<bool, LedgerError> {

@@ -26,6 +26,7 @@ fn state(access: Access, email: Option<&str>, department: &str) -> DesiredState 
         groups,
         next_change: None,
         starts_at: None,
+        attribute_only: false,
     }
 }
 
@@ -81,6 +82,8 @@ fn ops(plan: Result<Plan, Refusal>) -> Vec<&'static str> {
         Err(Refusal::ProtectedGroup { .. }) => vec!["refused_protected"],
         Err(Refusal::MissingEmail) => vec!["refused_missing_email"],
         Err(Refusal::AccountOfAnotherPerson { .. }) => vec!["refused_other_person"],
+        Err(Refusal::ProtectedAccount { .. }) => vec!["refused_protected_account"],
+        Err(Refusal::UnlinkedAccount { .. }) => vec!["refused_unlinked_account"],
     }
 }
 
@@ -276,20 +279,46 @@ fn an_account_provisioned_for_someone_else_is_never_adopted() {
         let result =
             plan_with(&e, &desired_for("Engineering"), &actual(Some(other.clone()), &[]), &PlanPolicy::default());
         assert_eq!(ops(result), vec!["refused_other_person"], "{kind:?}");
-        // A member created by hand (no externalId) is matched by e-mail, as 1Password documents;
-        // so is one another connection (the IdP, say) provisioned for the same human.
+        // One another connection (the IdP, say) provisioned for the same human: the first link
+        // wins, the other is refused and reported, never fought over.
         let mut from_okta = user(true, ADA);
         from_okta.external_id = Some("okta-main:00u1".into());
-        for matched in [&unlinked, &from_okta] {
-            let result = plan_with(
-                &e,
-                &desired_for("Engineering"),
-                &actual(Some(matched.clone()), &["Employees", "Engineering"]),
-                &PlanPolicy::default(),
-            );
-            assert_ne!(ops(result), vec!["refused_other_person"], "{kind:?}");
-        }
+        let result =
+            plan_with(&e, &desired_for("Engineering"), &actual(Some(from_okta.clone()), &[]), &PlanPolicy::default());
+        assert_eq!(ops(result), vec!["refused_other_person"], "{kind:?}");
+        // ... unless that connection only describes attributes.
+        let attributes_only = DesiredState { attribute_only: true, ..e.clone() };
+        let result = plan_with(
+            &attributes_only,
+            &desired_for("Engineering"),
+            &actual(Some(from_okta), &[]),
+            &PlanPolicy::default(),
+        );
+        assert_ne!(ops(result), vec!["refused_other_person"], "{kind:?}");
+        // A member created by hand (no externalId), vetted by the applier, is planned for.
+        let result = plan_with(
+            &e,
+            &desired_for("Engineering"),
+            &actual(Some(unlinked.clone()), &["Employees", "Engineering"]),
+            &PlanPolicy::default(),
+        );
+        assert_ne!(ops(result), vec!["refused_other_person"], "{kind:?}");
     }
+}
+
+#[test]
+fn a_protected_account_is_never_touched_nor_its_address_invited() {
+    let policy = PlanPolicy { protected_accounts: set(&["Owner@Example.com"]), ..Default::default() };
+    for access in [Access::Granted, Access::Revoked, Access::Keep] {
+        let mut owner = user(true, "owner@example.com");
+        owner.external_id = None;
+        let result = plan(&state(access, Some("owner@example.com"), "Finance"), &actual(Some(owner), &[]), &policy);
+        assert_eq!(ops(result), vec!["refused_protected_account"], "{access:?}");
+    }
+    let invite = plan(&state(Access::Granted, Some("OWNER@example.com"), "Finance"), &actual(None, &[]), &policy);
+    assert_eq!(ops(invite), vec!["refused_protected_account"]);
+    let other = plan(&state(Access::Granted, Some(ADA), "Finance"), &actual(None, &[]), &policy);
+    assert_eq!(ops(other)[0], "create_user");
 }
 
 #[test]

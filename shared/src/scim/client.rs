@@ -305,5 +305,7 @@ fn parse_error(body: &[u8]) -> ScimErrorBody {
 
 fn status_error(status: StatusCode, body: &[u8]) -> ScimError {
     let parsed = parse_error(body);
-    ScimError::Status { status: status.as_u16(), scim_type: parsed.scim_type, detail: parsed.detail }
+    // The bridge's detail can echo the userName it refused; errors are logged.
+    let detail = parsed.detail.map(|d| crate::telemetry::mask_emails_in(&d));
+    ScimError::Status { status: status.as_u16(), scim_type: parsed.scim_type, detail }
 }

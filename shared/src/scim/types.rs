@@ -106,8 +106,8 @@ pub struct ScimUser {
     pub user_name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_id: Option<String>,
-    /// Absent means active (RFC 7643 default for a provisioned user).
-    #[serde(default = "default_true")]
+    /// Required: an answer without it is an error, not "active". Guessing `true` would
+    /// make a suspended user look active (and a leaver look already handled).
     pub active: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<ScimName>,
@@ -117,10 +117,6 @@ pub struct ScimUser {
     pub emails: Vec<ScimEmail>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<ResourceRef>,
-}
-
-fn default_true() -> bool {
-    true
 }
 
 /// What we send to create (invite) a user.
@@ -265,5 +261,11 @@ mod tests {
     fn remove_member_uses_a_quoted_filter_path() {
         let op = serde_json::to_value(PatchOperation::remove_member(&"ABC".into())).unwrap();
         assert_eq!(op, serde_json::json!({"op":"remove","path":"members[value eq \"ABC\"]"}));
+    }
+
+    #[test]
+    fn a_user_without_active_is_an_error_not_an_active_user() {
+        let json = r#"{"id":"U1","userName":"a@example.com"}"#;
+        assert!(serde_json::from_str::<ScimUser>(json).is_err());
     }
 }

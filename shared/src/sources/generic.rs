@@ -160,7 +160,7 @@ pub fn schema_violations(event: &Value) -> Vec<SchemaViolation> {
             "effective_at" | "received_at" => check.date_time(&path, value),
             "immediate" if !value.is_boolean() => check.fail(&path, "a boolean was expected".to_owned()),
             // JSON Schema's `integer` includes 1.0.
-            "requeued" if !value.as_f64().is_some_and(|n| n >= 0.0 && n.fract() == 0.0) => {
+            "requeued" if value.as_f64().is_none_or(|n| n < 0.0 || n.fract() != 0.0) => {
                 check.fail(&path, "a non-negative integer was expected".to_owned())
             }
             "person" => {

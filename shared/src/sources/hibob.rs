@@ -79,8 +79,11 @@ struct EventData {
 /// HiBob's "access ends now" event: a leaver whatever the termination date says.
 const IMMEDIATE_REVOCATION: &str = "employee.access.revoked.immediately";
 
-/// Field ids whose change the 1Password account follows.
+/// Field ids whose change the 1Password account follows; the dates too, because the worker
+/// schedules by them (a termination entered ahead, a start date moved).
 const MOVER_FIELDS: &[&str] = &[
+    "work.startDate",
+    "internal.terminationDate",
     "work.department",
     "work.reportsTo",
     "work.title",

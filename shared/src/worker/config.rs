@@ -30,6 +30,8 @@ pub struct WorkerConfig {
     /// One bridge request's timeout; a timed-out call is retried like a 5xx.
     pub scim_timeout: Duration,
     pub allow_http_bridge: bool,
+    /// Accept `http://` source API URLs (tests only).
+    pub allow_http_sources: bool,
     /// Message groups processed at once within a batch.
     pub group_concurrency: usize,
 }
@@ -42,18 +44,26 @@ impl WorkerConfig {
         let ttl_hours: u32 = env.parsed_or("INVITE_TTL_HOURS", 120)?;
         let timing = TimingRules::from_json(&env.get("TIMING").unwrap_or_else(|| "{}".into()), ttl_hours / 24)
             .map_err(|e| ConfigError::Malformed { var: "TIMING".into(), reason: e.to_string() })?;
+        let policy = PlanPolicy {
+            leaver_removes_groups: env.flag("LEAVER_REMOVE_GROUPS", false)?,
+            allow_delete: env.flag("ALLOW_DELETE", false)?,
+            protected_groups: env.list("PROTECTED_GROUPS").into_iter().collect::<BTreeSet<_>>(),
+            protected_accounts: env.list("PROTECTED_ACCOUNTS").into_iter().collect::<BTreeSet<_>>(),
+        };
+        // A rule naming a protected group would fail every event it applies to: refuse it now.
+        if let Some(group) = rules.managed_groups().into_iter().find(|g| policy.is_protected(g)) {
+            let reason = format!("names the protected group {group:?}, which the worker never touches");
+            return Err(ConfigError::Malformed { var: "MAPPING_RULES".into(), reason });
+        }
         Ok(WorkerConfig {
             secret_id: env.required("WORKER_SECRET_ID")?,
             ledger_table: env.required("LEDGER_TABLE")?,
             secret_ttl: env.seconds_or("SECRET_CACHE_TTL_SECONDS", Duration::from_secs(300))?,
             rules: Rules {
+                attribute_only_connections: env.list("ATTRIBUTE_ONLY_CONNECTIONS").into_iter().collect(),
                 mapping: rules,
                 timing,
-                policy: PlanPolicy {
-                    leaver_removes_groups: env.flag("LEAVER_REMOVE_GROUPS", false)?,
-                    allow_delete: env.flag("ALLOW_DELETE", false)?,
-                    protected_groups: env.list("PROTECTED_GROUPS").into_iter().collect::<BTreeSet<_>>(),
-                },
+                policy,
                 brake: Brake {
                     limit: env.parsed_or("MASS_LEAVER_LIMIT", 10)?,
                     window: env.seconds_or("MASS_LEAVER_WINDOW_SECONDS", Duration::from_secs(3600))?,
@@ -66,6 +76,7 @@ impl WorkerConfig {
             scim_max_retries: env.parsed_or("SCIM_MAX_RETRIES", 5)?,
             scim_timeout: Duration::from_millis(env.parsed_or("SCIM_TIMEOUT_MS", 10_000)?),
             allow_http_bridge: env.flag("ALLOW_HTTP_BRIDGE", false)?,
+            allow_http_sources: env.flag("ALLOW_HTTP_SOURCES", false)?,
             group_concurrency: env.parsed_or("GROUP_CONCURRENCY", 10)?,
         })
     }

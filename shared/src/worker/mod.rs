@@ -10,7 +10,6 @@ mod config;
 pub use config::WorkerConfig;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
-use chrono::Utc;
 use futures::StreamExt;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,6 +17,7 @@ use std::time::Instant;
 use tracing::Instrument;
 
 use crate::apply::{Applier, ApplyError};
+use crate::clock::{Clock, SystemClock};
 use crate::config::{ConfigError, Env};
 use crate::enrich::{EnrichError, Enricher, SourceApis};
 use crate::event::LifecycleEvent;
@@ -38,6 +38,8 @@ pub struct Ports {
     pub notifier: Option<Arc<dyn Notifier>>,
     /// Where a message a source API throttled is handed back (the worker's own queue).
     pub requeue: Option<Arc<dyn EventQueue>>,
+    /// "Now" for the desired state: the system clock, or the local stack's simulated one.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Ports {
@@ -65,9 +67,10 @@ impl Ports {
         Ok(Ports {
             ledger,
             directory: Arc::new(ScimClient::new(credentials, config.scim_client())?),
-            enricher: Arc::new(SourceApis::new(&initial.sources)?),
+            enricher: Arc::new(SourceApis::new(&initial.sources, config.allow_http_sources)?),
             notifier: initial.slack_notifier(),
             requeue: None,
+            clock: Arc::new(SystemClock),
         })
     }
 }
@@ -77,6 +80,7 @@ pub struct WorkerApp {
     applier: Arc<Applier>,
     directory: Arc<dyn Directory>,
     requeue: Option<Arc<dyn EventQueue>>,
+    clock: Arc<dyn Clock>,
     max_requeues: u32,
     group_concurrency: usize,
 }
@@ -88,6 +92,7 @@ impl WorkerApp {
             applier: Arc::new(applier),
             directory: ports.directory,
             requeue: ports.requeue,
+            clock: ports.clock,
             max_requeues: config.max_requeues,
             group_concurrency: config.group_concurrency.max(1),
         }
@@ -152,7 +157,7 @@ impl WorkerApp {
         span.record("kind", event.kind.as_str());
         span.record("event_id", event.source_event_id.as_str());
         let started = Instant::now();
-        let result = self.applier.process(directory, event.clone(), Utc::now(), Some(deadline)).await;
+        let result = self.applier.process(directory, event.clone(), self.clock.now(), Some(deadline)).await;
         metrics::histogram!("event_latency_ms").record(started.elapsed().as_secs_f64() * 1000.0);
         let kind = event.kind.as_str();
         match result {
@@ -268,6 +273,65 @@ mod tests {
         message.message_id = Some(id.into());
         message.attributes.insert("MessageGroupId".into(), group.into());
         message
+    }
+
+    /// A source API that always throttles.
+    struct Throttling;
+
+    #[async_trait::async_trait]
+    impl Enricher for Throttling {
+        async fn fetch(
+            &self,
+            person: &crate::event::PersonKey,
+            _deadline: Option<Instant>,
+        ) -> Result<Option<crate::event::Attributes>, EnrichError> {
+            let retry_after = Some(std::time::Duration::from_secs(60));
+            Err(EnrichError::Throttled { connection: person.source.clone(), retry_after })
+        }
+    }
+
+    fn throttled_worker(queue: Option<Arc<crate::queue::InMemoryEventQueue>>) -> WorkerApp {
+        let env = Env::from_pairs([("WORKER_SECRET_ID", "s"), ("LEDGER_TABLE", "t"), ("MAX_THROTTLE_REQUEUES", "2")]);
+        let ports = Ports {
+            ledger: Arc::new(crate::ledger::InMemoryLedger::new()),
+            directory: Arc::new(crate::scim::InMemoryDirectory::new()),
+            enricher: Arc::new(Throttling),
+            notifier: None,
+            requeue: queue.map(|q| q as Arc<dyn EventQueue>),
+            clock: Arc::new(SystemClock),
+        };
+        WorkerApp::new(WorkerConfig::from_env(&env).unwrap(), ports)
+    }
+
+    fn joiner(requeued: u32) -> SqsMessage {
+        let body = serde_json::json!({"kind": "joiner", "person": {"source": "hibob-main", "id": "7"},
+            "source_kind": "hibob", "source_event_id": "joined-7", "effective_at": "2026-03-02T09:00:00Z",
+            "requeued": requeued});
+        let mut message = message("m1", "hibob-main:7");
+        message.body = Some(body.to_string());
+        message
+    }
+
+    async fn failures(worker: &WorkerApp, message: SqsMessage) -> Vec<String> {
+        let mut batch = SqsEvent::default();
+        batch.records = vec![message];
+        let deadline = Instant::now() + std::time::Duration::from_secs(5);
+        worker.handle(batch, deadline).await.batch_item_failures.into_iter().map(|f| f.item_identifier).collect()
+    }
+
+    #[tokio::test]
+    async fn a_throttled_message_is_handed_back_without_spending_its_receive_count_until_the_bound() {
+        let queue = Arc::new(crate::queue::InMemoryEventQueue::new());
+        let worker = throttled_worker(Some(queue.clone()));
+        assert!(failures(&worker, joiner(0)).await.is_empty(), "done: a copy went back to the queue");
+        let copies = queue.drain();
+        assert_eq!(copies.len(), 1);
+        assert_eq!((copies[0].event.requeued, copies[0].group_id.as_str()), (1, "hibob-main:7"));
+        assert!(failures(&worker, joiner(1)).await.is_empty());
+        assert_eq!(queue.drain()[0].event.requeued, 2, "a new deduplication id each time");
+        assert_eq!(failures(&worker, joiner(2)).await, vec!["m1"], "the bound: it fails back, towards the DLQ");
+        assert!(queue.is_empty());
+        assert_eq!(failures(&throttled_worker(None), joiner(0)).await, vec!["m1"], "no queue: fails back");
     }
 
     #[test]

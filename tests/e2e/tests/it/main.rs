@@ -5,6 +5,7 @@ mod support;
 
 mod binaries_answer;
 mod chaos;
+mod converge;
 mod directory_conformance;
 mod due_sweep;
 mod ingest_function_url;

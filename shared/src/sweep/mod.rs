@@ -10,9 +10,9 @@
 //! Every step is safe to repeat. The event's id is derived from the person and the due
 //! time, so a second sweep over the same actions (overlapping runs, or a crash between
 //! enqueueing and marking) yields the same SQS deduplication id and SQS FIFO drops the copy
-//! within its 5-minute window; after that window the worker still recognises the event id
-//! it converged. Marking is conditional on the due time being unchanged, so a date the
-//! worker moved meanwhile stays in the index for its own time.
+//! within its 5-minute window; a copy after it is one more convergence, which changes
+//! nothing. Marking is conditional on the due time being unchanged, so a date the worker
+//! moved meanwhile stays in the index for its own time.
 
 mod app;
 mod config;

@@ -3,6 +3,7 @@ use crate::clock::FixedClock;
 use crate::event::{PersonKey, SourceKind};
 use crate::ledger::{Due, InMemoryLedger, Invitation, InvitationStatus, PersonRecord};
 use crate::queue::{InMemoryEventQueue, QueuedEvent, deduplication_id};
+use crate::scim::ScimUserId;
 use async_trait::async_trait;
 use chrono::{Duration as ChronoDuration, TimeZone};
 use std::sync::Mutex;
@@ -63,6 +64,24 @@ impl Ledger for HookedLedger {
             return Err(LedgerError::Unavailable("marks switched off".into()));
         }
         self.inner.complete_due_action(action).await
+    }
+    async fn claim_account(&self, user_id: &ScimUserId, person: &PersonKey) -> Result<bool, LedgerError> {
+        self.inner.claim_account(user_id, person).await
+    }
+    async fn try_lease(
+        &self,
+        person: &PersonKey,
+        holder: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, LedgerError> {
+        self.inner.try_lease(person, holder, until, now).await
+    }
+    async fn release_lease(&self, person: &PersonKey, holder: &str) -> Result<(), LedgerError> {
+        self.inner.release_lease(person, holder).await
+    }
+    async fn account_owner(&self, user_id: &ScimUserId) -> Result<Option<PersonKey>, LedgerError> {
+        self.inner.account_owner(user_id).await
     }
     async fn invitation(&self, person: &PersonKey) -> Result<Option<Invitation>, LedgerError> {
         self.inner.invitation(person).await

@@ -15,6 +15,7 @@ use provisioning::ledger::{
     Due, DueAction, DynamoLedger, Invitation, InvitationStatus, Ledger, LedgerError, PersonRecord,
 };
 use provisioning::queue::{EventQueue, QueueError, SqsEventQueue, deduplication_id};
+use provisioning::scim::ScimUserId;
 use provisioning::sweep::{DueSweep, Ports, SweepSettings, SweepSummary, converge_event};
 use provisioning::{EventKind, LifecycleEvent, PersonKey, SourceKind};
 use std::collections::BTreeMap;
@@ -330,6 +331,24 @@ impl Ledger for Hooked {
     }
     async fn complete_due_action(&self, action: &DueAction) -> Result<bool, LedgerError> {
         self.inner.complete_due_action(action).await
+    }
+    async fn claim_account(&self, user_id: &ScimUserId, person: &PersonKey) -> Result<bool, LedgerError> {
+        self.inner.claim_account(user_id, person).await
+    }
+    async fn try_lease(
+        &self,
+        person: &PersonKey,
+        holder: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, LedgerError> {
+        self.inner.try_lease(person, holder, until, now).await
+    }
+    async fn release_lease(&self, person: &PersonKey, holder: &str) -> Result<(), LedgerError> {
+        self.inner.release_lease(person, holder).await
+    }
+    async fn account_owner(&self, user_id: &ScimUserId) -> Result<Option<PersonKey>, LedgerError> {
+        self.inner.account_owner(user_id).await
     }
     async fn invitation(&self, person: &PersonKey) -> Result<Option<Invitation>, LedgerError> {
         self.inner.invitation(person).await

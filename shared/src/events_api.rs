@@ -4,7 +4,9 @@
 //!
 //! `POST /api/v2/signinattempts` pages by cursor: the first request carries a *reset cursor*
 //! (`limit`, `start_time`), every later one the `cursor` the previous answer returned. The
-//! answer is `{"cursor", "has_more", "items"}`. The port is [`SignInEvents`]; the HTTP
+//! answer is `{"cursor", "has_more", "items"}`. `GET /api/v2/auth/introspect` says which
+//! 1Password account the token belongs to (`account_uuid`), which invite-retry compares with
+//! the bridge's account before trusting the sign-ins. The port is [`SignInEvents`]; the HTTP
 //! implementation is [`HttpSignInEvents`], the in-memory one [`InMemorySignInEvents`].
 
 use async_trait::async_trait;
@@ -248,6 +250,8 @@ fn error_message(body: &[u8]) -> Option<String> {
 pub struct InMemorySignInEvents {
     attempts: Mutex<Vec<SignInAttempt>>,
     requests: Mutex<Vec<PageRequest>>,
+    /// What introspection reports as the token's account.
+    account_uuid: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -260,6 +264,12 @@ struct MemoryCursor {
 impl InMemorySignInEvents {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Introspection will say the token belongs to this 1Password account.
+    pub fn with_account_uuid(mut self, account_uuid: &str) -> Self {
+        self.account_uuid = Some(account_uuid.to_owned());
+        self
     }
 
     pub fn push(&self, attempt: SignInAttempt) {
@@ -312,7 +322,7 @@ impl SignInEvents for InMemorySignInEvents {
             uuid: "IN-MEMORY".into(),
             issued_at: None,
             features: vec!["signinattempts".into()],
-            account_uuid: None,
+            account_uuid: self.account_uuid.clone(),
         })
     }
 }
@@ -346,6 +356,26 @@ mod tests {
         assert!(page.items[0].is_success());
         assert_eq!(page.items[0].target_user.uuid, "IR7VJHJ36JHINBFAD7V2T5MP3E");
         assert_eq!(page.items[0].timestamp, DateTime::parse_from_rfc3339("2023-03-15T19:33:50Z").unwrap());
+    }
+
+    #[test]
+    fn introspection_names_the_tokens_account() {
+        let body = r#"{"uuid":"OK41XEGLRTH4YKO5YRTCPNX3IU","issued_at":"2020-06-11T16:32:50-03:00",
+            "features":["auditevents","itemusages","signinattempts"],"account_uuid":"M4E2SWNZAZFTRGQGDNS2E5A4MU"}"#;
+        let info: Introspection = serde_json::from_str(body).unwrap();
+        assert_eq!(info.account_uuid.as_deref(), Some("M4E2SWNZAZFTRGQGDNS2E5A4MU"));
+        assert!(info.can_read_sign_ins());
+    }
+
+    #[tokio::test]
+    async fn in_memory_introspection_reports_the_account_it_was_given() {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        assert_eq!(InMemorySignInEvents::new().introspect(deadline).await.unwrap().account_uuid, None);
+        let events = InMemorySignInEvents::new().with_account_uuid("VZSYVT2LGHTBWBQGUJAIZVRABM");
+        assert_eq!(
+            events.introspect(deadline).await.unwrap().account_uuid.as_deref(),
+            Some("VZSYVT2LGHTBWBQGUJAIZVRABM")
+        );
     }
 
     #[test]

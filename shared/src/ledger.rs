@@ -224,6 +224,15 @@ pub trait Ledger: Send + Sync {
     async fn events_cursor(&self) -> Result<Option<String>, LedgerError>;
     async fn set_events_cursor(&self, cursor: &str) -> Result<(), LedgerError>;
 
+    /// Remembers that the 1Password user `user_id` has signed in at least once, so
+    /// invite-retry never suspends (toggles) that account later, whatever becomes of the
+    /// invitation. User ids compare case-insensitively (the Events API and the bridge may
+    /// spell them differently). Keeps the first time recorded; never forgotten.
+    async fn record_sign_in(&self, user_id: &ScimUserId, at: DateTime<Utc>) -> Result<(), LedgerError>;
+
+    /// When `user_id` was first recorded signing in, or `None` if never.
+    async fn first_sign_in(&self, user_id: &ScimUserId) -> Result<Option<DateTime<Utc>>, LedgerError>;
+
     /// Mass-leaver brake: counts one suspension in the fixed window `window_id` unless
     /// `limit` suspensions are already counted there. Returns false (and counts nothing)
     /// when the window is full.

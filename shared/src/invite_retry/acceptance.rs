@@ -1,19 +1,24 @@
 //! Who has accepted: successful sign-ins from the Events API, read from the cursor stored in
 //! the ledger and matched to pending invitations by 1Password user id, falling back to the
-//! e-mail, case-insensitively.
+//! e-mail, case-insensitively. Every user seen signing in is remembered in the ledger, so
+//! their account is never toggled later.
 
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
-use std::collections::HashMap;
+use futures::{StreamExt, TryStreamExt};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
 use crate::event::PersonKey;
 use crate::events_api::{EventsApiError, PageRequest, RETENTION_DAYS, SignInAttempt, SignInEvents};
 use crate::ledger::{Invitation, InvitationStatus, Ledger, LedgerError};
+use crate::scim::ScimUserId;
 use crate::telemetry::mask_email;
 
 /// A sign-in may be stamped slightly before our own record of the invitation (two clocks).
 const CLOCK_SKEW: ChronoDuration = ChronoDuration::minutes(10);
+/// Sign-in records written at once: a first run may see thousands of users.
+const SIGN_IN_WRITES: usize = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FeedError {
@@ -71,6 +76,8 @@ pub struct SignInFeed {
     ledger: Arc<dyn Ledger>,
     page_limit: u32,
     index: Option<PendingIndex>,
+    /// Users (lower-cased ids) whose sign-in this feed has recorded in the ledger.
+    recorded: HashSet<String>,
     /// `None` until the first page: then the stored cursor (or a reset) is used.
     next: Option<PageRequest>,
     last_caught_up: Option<Instant>,
@@ -78,7 +85,15 @@ pub struct SignInFeed {
 
 impl SignInFeed {
     pub fn new(events: Arc<dyn SignInEvents>, ledger: Arc<dyn Ledger>, page_limit: u32) -> Self {
-        SignInFeed { events, ledger, page_limit, index: None, next: None, last_caught_up: None }
+        SignInFeed {
+            events,
+            ledger,
+            page_limit,
+            index: None,
+            recorded: HashSet::new(),
+            next: None,
+            last_caught_up: None,
+        }
     }
 
     pub fn last_caught_up(&self) -> Option<Instant> {
@@ -140,12 +155,19 @@ impl SignInFeed {
         if !attempts.iter().any(SignInAttempt::is_success) {
             return Ok(accepted);
         }
+        self.record_sign_ins(attempts).await?;
         if self.index.is_none() {
             self.index = Some(PendingIndex::new(self.ledger.all_pending_invitations().await?));
         }
         let Some(index) = self.index.as_mut() else { return Ok(accepted) };
         for attempt in attempts {
             let Some(invitation) = index.take_match(attempt) else { continue };
+            // Matched by e-mail, the invitation's user may differ from the one who signed in;
+            // either way it is accepted, and however the ledger now holds it (a leaver
+            // cleared it meanwhile) that account must never be toggled later.
+            if !invitation.user_id.as_str().trim().is_empty() {
+                self.ledger.record_sign_in(&invitation.user_id, attempt.timestamp).await?;
+            }
             // Not pending any more: the worker cleared it (a leaver) since the index was read.
             if !self.ledger.settle_invitation_if_pending(&invitation.person, InvitationStatus::Accepted).await? {
                 continue;
@@ -156,6 +178,30 @@ impl SignInFeed {
             accepted.push(invitation);
         }
         Ok(accepted)
+    }
+
+    /// Records every user on this page who signed in successfully, once per feed. Not only
+    /// those matching a pending invitation: someone who accepts after their invitation was
+    /// escalated matches none, yet a later invitation (a rehire) must not toggle them.
+    async fn record_sign_ins(&mut self, attempts: &[SignInAttempt]) -> Result<(), FeedError> {
+        let mut fresh: HashMap<String, &SignInAttempt> = HashMap::new();
+        for attempt in attempts.iter().filter(|a| a.is_success()) {
+            let id = attempt.target_user.uuid.trim().to_lowercase();
+            if !id.is_empty() && !self.recorded.contains(&id) {
+                fresh.entry(id).or_insert(attempt);
+            }
+        }
+        let ledger = &self.ledger;
+        futures::stream::iter(fresh.values())
+            .map(|attempt| async move {
+                ledger.record_sign_in(&ScimUserId::new(attempt.target_user.uuid.trim()), attempt.timestamp).await
+            })
+            .buffer_unordered(SIGN_IN_WRITES)
+            .try_collect::<Vec<()>>()
+            .await?;
+        // Only once written: a page that failed is read again and must record again.
+        self.recorded.extend(fresh.into_keys());
+        Ok(())
     }
 
     /// A reset cursor starting a little before the oldest pending invitation (no earlier

@@ -63,6 +63,12 @@ pub struct InviteRetryConfig {
     /// Sign-ins read at the start of a run are re-polled before a re-issue once they are
     /// older than this, so someone who accepted a minute ago is not re-invited.
     pub acceptance_refresh_after: Duration,
+    /// Toggles (suspend, then reactivate) one run may start: a bridge or ledger gone wrong
+    /// cannot suspend more people than this before a human looks.
+    pub max_reissues_per_run: u32,
+    /// The 1Password account the bridge serves, when known: the Events API token must
+    /// belong to it, or sign-ins of another account would decide whom we suspend.
+    pub events_account_uuid: Option<String>,
 }
 
 impl InviteRetryConfig {
@@ -75,6 +81,13 @@ impl InviteRetryConfig {
         let concurrency: usize = env.parsed_or("RETRY_CONCURRENCY", 4)?;
         if concurrency == 0 {
             return Err(malformed("RETRY_CONCURRENCY", "must be at least 1"));
+        }
+        let max_reissues_per_run: u32 = env.parsed_or("MAX_REISSUES_PER_RUN", 50)?;
+        if max_reissues_per_run == 0 {
+            return Err(malformed(
+                "MAX_REISSUES_PER_RUN",
+                "must be at least 1 (REISSUE_STRATEGY=report-only re-issues none)",
+            ));
         }
         let strategy = match env.get("REISSUE_STRATEGY") {
             None => ReissueStrategy::ToggleActive,
@@ -93,6 +106,8 @@ impl InviteRetryConfig {
             events_page_limit: MAX_PAGE_LIMIT,
             scim_max_retries: 3,
             acceptance_refresh_after: Duration::from_secs(30),
+            max_reissues_per_run,
+            events_account_uuid: env.get("EVENTS_API_ACCOUNT_UUID").map(|uuid| uuid.trim().to_owned()),
         })
     }
 }
@@ -121,6 +136,8 @@ mod tests {
         assert_eq!(config.secret_ttl, Duration::from_secs(300));
         assert!(!config.allow_http_bridge);
         assert_eq!(config.time_margin, Duration::from_secs(20));
+        assert_eq!(config.max_reissues_per_run, 50);
+        assert_eq!(config.events_account_uuid, None);
     }
 
     #[test]
@@ -133,6 +150,8 @@ mod tests {
             ("SECRET_CACHE_TTL_SECONDS", "60"),
             ("ALLOW_HTTP_BRIDGE", "true"),
             ("TIME_BUDGET_MARGIN_SECONDS", "5"),
+            ("MAX_REISSUES_PER_RUN", "7"),
+            ("EVENTS_API_ACCOUNT_UUID", " VZSYVT2LGHTBWBQGUJAIZVRABM "),
         ]))
         .unwrap();
         assert_eq!(config.invite_ttl, Duration::from_secs(48 * 3600));
@@ -142,6 +161,8 @@ mod tests {
         assert_eq!(config.secret_ttl, Duration::from_secs(60));
         assert!(config.allow_http_bridge);
         assert_eq!(config.time_margin, Duration::from_secs(5));
+        assert_eq!(config.max_reissues_per_run, 7);
+        assert_eq!(config.events_account_uuid.as_deref(), Some("VZSYVT2LGHTBWBQGUJAIZVRABM"));
     }
 
     #[test]
@@ -153,6 +174,8 @@ mod tests {
             ("MAX_INVITE_ATTEMPTS", "-1"),
             ("RETRY_CONCURRENCY", "0"),
             ("TIME_BUDGET_MARGIN_SECONDS", "1.5"),
+            ("MAX_REISSUES_PER_RUN", "0"),
+            ("MAX_REISSUES_PER_RUN", "many"),
         ] {
             let error = InviteRetryConfig::from_env(&env(&[(var, value)])).unwrap_err().to_string();
             assert!(error.contains(var), "{var}={value}: {error}");

@@ -5,10 +5,13 @@
 //! so the truth comes from the ledger (whom we invited, when) and the 1Password Events API
 //! (who has since signed in). One run:
 //!
-//! 1. reads new sign-ins since the stored cursor and marks matching invitations accepted;
+//! 1. checks that the Events API token belongs to the bridge's account when
+//!    `EVENTS_API_ACCOUNT_UUID` says which that is, then reads new sign-ins since the
+//!    stored cursor, remembers who ever signed in and marks matching invitations accepted;
 //! 2. queries the pending invitations last sent before `now - INVITE_TTL_HOURS`;
-//! 3. for each, re-reads the ledger and the user (still there, still active, not accepted)
-//!    and re-issues it with the configured strategy, recording the attempt;
+//! 3. for each, re-reads the ledger and the user (still there, still active, never signed
+//!    in) and re-issues it with the configured strategy, recording the attempt; at most
+//!    `MAX_REISSUES_PER_RUN` toggles, and none after a failed reactivation;
 //! 4. escalates those re-issued `MAX_INVITE_ATTEMPTS` times (error log, metric, Slack);
 //! 5. without an Events API token (or with `REISSUE_STRATEGY=report-only`) only reports.
 //!
@@ -16,10 +19,12 @@
 //! left stays expired in the ledger and is picked up by the next run.
 
 mod acceptance;
+mod account;
 mod config;
 mod notice;
 
 pub use acceptance::{FeedError, PendingIndex, SignInFeed};
+pub use account::AccountError;
 pub use config::{InviteRetryConfig, ReissueStrategy};
 
 use chrono::{DateTime, Utc};
@@ -27,7 +32,7 @@ use futures::StreamExt;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::time::Instant;
 use tokio::sync::Mutex;
 
@@ -49,6 +54,9 @@ use crate::telemetry::mask_email;
 const LEDGER_PAGE: usize = 200;
 
 pub use crate::clock::{Clock, SystemClock};
+
+/// invite-retry's name on a person's lease (the worker's is `apply::LEASE_HOLDER`).
+const LEASE_HOLDER: &str = "invite-retry";
 
 /// Why an expired invitation was left alone this run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, strum::IntoStaticStr)]
@@ -78,6 +86,13 @@ pub enum SkipReason {
     ReactivationFailed,
     /// Sent ahead of the person's start date: neither re-issued nor escalated before it.
     BeforeStart,
+    /// The worker holds the person's lease (it is applying a change to them right now).
+    WorkerBusy,
+    /// A reactivation failed earlier in this run: a bridge that suspends but does not
+    /// reactivate would lock everyone out, so nothing more is started until the next run.
+    StoppedAfterFailure,
+    /// `MAX_REISSUES_PER_RUN` toggles were started this run; the rest wait for the next one.
+    ReissueBrake,
 }
 
 impl SkipReason {
@@ -126,9 +141,29 @@ pub enum StartupError {
     EventsApi(String),
 }
 
+/// Why the sign-ins could not be read at the start of a run.
+#[derive(Debug, thiserror::Error)]
+enum OpenError {
+    #[error(transparent)]
+    Account(#[from] AccountError),
+    #[error(transparent)]
+    Feed(#[from] FeedError),
+}
+
+impl OpenError {
+    fn is_unauthorized(&self) -> bool {
+        match self {
+            OpenError::Account(error) => error.is_unauthorized(),
+            OpenError::Feed(error) => matches!(error, FeedError::Events(EventsApiError::Unauthorized)),
+        }
+    }
+}
+
 /// What happened to one expired invitation.
 #[derive(Debug)]
 enum Outcome {
+    /// Its user has signed in at some point: settled as accepted, never toggled.
+    Accepted,
     Reinvited,
     Escalated(Invitation),
     Reported(Invitation),
@@ -243,16 +278,7 @@ impl InviteRetryApp {
             None => None,
         };
         // 2.–4. Expired invitations, oldest first, a page at a time.
-        let run = Run {
-            app: self,
-            directory: self.ports.directory.clone().until(deadline),
-            feed: feed.as_ref().map(|(feed, _)| feed),
-            mode,
-            acceptance_ok: AtomicBool::new(feed.as_ref().is_some_and(|(_, caught_up)| *caught_up)),
-            accepted_later: AtomicUsize::new(0),
-            errors: std::sync::Mutex::new(Vec::new()),
-            budget_end,
-        };
+        let run = Run::new(self, feed.as_ref(), mode, deadline, budget_end);
         // An absurd INVITE_TTL_HOURS means "nothing has expired", never an overflow panic.
         let ttl = chrono::Duration::from_std(self.config.invite_ttl).unwrap_or(chrono::Duration::MAX);
         let sent_before = now.checked_sub_signed(ttl).unwrap_or(DateTime::<Utc>::MIN_UTC);
@@ -296,8 +322,8 @@ impl InviteRetryApp {
         })
     }
 
-    /// Catches up with the sign-ins (a 401 re-reads the secret once: rotated token); the
-    /// feed, and whether acceptance is known up to date.
+    /// Checks the token's account, then catches up with the sign-ins (a 401 re-reads the
+    /// secret once: rotated token); the feed, and whether acceptance is known up to date.
     async fn open_feed(
         &self,
         events: Arc<dyn SignInEvents>,
@@ -305,18 +331,11 @@ impl InviteRetryApp {
         budget_end: Instant,
         summary: &mut RunSummary,
     ) -> (Mutex<SignInFeed>, bool) {
-        let mut feed = SignInFeed::new(events, self.ports.ledger.clone(), self.config.events_page_limit);
-        let mut result = feed.catch_up(now, budget_end).await;
-        if matches!(result, Err(FeedError::Events(EventsApiError::Unauthorized)))
-            && let SignIns::FromSecret { secret, http } = &self.ports.sign_ins
+        let (mut feed, mut result) = self.first_read(events, now, budget_end).await;
+        if result.as_ref().is_err_and(OpenError::is_unauthorized)
+            && let Some(events) = self.events_after_401().await
         {
-            tracing::warn!("Events API answered 401; re-reading the secret once");
-            if let Ok(secret) = secret.force_refresh().await
-                && let Ok(Some(events)) = events_port(&secret, http, &self.config)
-            {
-                feed = SignInFeed::new(events, self.ports.ledger.clone(), self.config.events_page_limit);
-                result = feed.catch_up(now, budget_end).await;
-            }
+            (feed, result) = self.first_read(events, now, budget_end).await;
         }
         let caught_up = match result {
             Ok((accepted, caught_up)) => {
@@ -326,7 +345,12 @@ impl InviteRetryApp {
                 }
                 caught_up
             }
-            Err(error) => {
+            Err(OpenError::Account(error)) => {
+                tracing::error!(%error, "the Events API token is not the bridge's account; no re-issue this run");
+                summary.errors.push(error.to_string());
+                false
+            }
+            Err(OpenError::Feed(error)) => {
                 tracing::error!(%error, "cannot read sign-ins; no re-issue this run");
                 metrics::counter!("events_api_failures").increment(1);
                 summary.errors.push(format!("reading sign-ins: {error}"));
@@ -334,6 +358,32 @@ impl InviteRetryApp {
             }
         };
         (Mutex::new(feed), caught_up)
+    }
+
+    /// A feed on `events`, caught up only when the token belongs to the expected account:
+    /// another account's sign-ins are never read, let alone matched.
+    async fn first_read(
+        &self,
+        events: Arc<dyn SignInEvents>,
+        now: DateTime<Utc>,
+        budget_end: Instant,
+    ) -> (SignInFeed, Result<(Vec<Invitation>, bool), OpenError>) {
+        let mut feed = SignInFeed::new(events.clone(), self.ports.ledger.clone(), self.config.events_page_limit);
+        let expected = self.config.events_account_uuid.as_deref();
+        let result = match account::check_account(events.as_ref(), expected, budget_end).await {
+            Ok(()) => feed.catch_up(now, budget_end).await.map_err(OpenError::from),
+            Err(error) => Err(error.into()),
+        };
+        (feed, result)
+    }
+
+    /// The Events API as the secret configures it after a 401, re-read once (a rotated
+    /// token); `None` when there is nothing new to try.
+    async fn events_after_401(&self) -> Option<Arc<dyn SignInEvents>> {
+        let SignIns::FromSecret { secret, http } = &self.ports.sign_ins else { return None };
+        tracing::warn!("Events API answered 401; re-reading the secret once");
+        let secret = secret.force_refresh().await.ok()?;
+        events_port(&secret, http, &self.config).ok().flatten()
     }
 
     /// Every expired invitation, a ledger page at a time, each in its own span.
@@ -381,6 +431,20 @@ impl InviteRetryApp {
             let reason = if has_events { notice::ReportReason::Configured } else { notice::ReportReason::NoEventsApi };
             self.notify(&notice::report_digest(&digest.reported, self.config.invite_ttl, reason)).await;
         }
+        let skipped = |reason| summary.skipped_reasons.get(&reason).copied().unwrap_or(0);
+        if skipped(SkipReason::ReactivationFailed) > 0 {
+            let held_back = skipped(SkipReason::StoppedAfterFailure);
+            self.notify(&notice::reactivation_failed(skipped(SkipReason::ReactivationFailed), held_back)).await;
+        }
+        if skipped(SkipReason::ReissueBrake) > 0 {
+            let limit = self.config.max_reissues_per_run;
+            tracing::warn!(
+                limit,
+                held_back = skipped(SkipReason::ReissueBrake),
+                "re-issue brake engaged (MAX_REISSUES_PER_RUN): the rest wait for the next run"
+            );
+            self.notify(&notice::brake_engaged(limit, skipped(SkipReason::ReissueBrake))).await;
+        }
         for (reason, count) in &summary.skipped_reasons {
             metrics::counter!("invitations", "outcome" => "skipped", "reason" => reason.as_str())
                 .increment(*count as u64);
@@ -401,6 +465,7 @@ impl RunSummary {
     fn count(&mut self, outcome: Outcome, digest: &mut Digest) {
         self.checked += 1;
         match outcome {
+            Outcome::Accepted => self.accepted += 1,
             Outcome::Reinvited => self.reinvited += 1,
             Outcome::Escalated(invitation) => {
                 self.escalated += 1;
@@ -463,9 +528,34 @@ struct Run<'a> {
     accepted_later: AtomicUsize,
     errors: std::sync::Mutex<Vec<String>>,
     budget_end: Instant,
+    /// Toggles started this run, against `MAX_REISSUES_PER_RUN`.
+    toggles: AtomicU32,
+    /// Set by the first failed reactivation: nothing more is started this run.
+    stopped: AtomicBool,
 }
 
 impl Run<'_> {
+    fn new<'a>(
+        app: &'a InviteRetryApp,
+        feed: Option<&'a (Mutex<SignInFeed>, bool)>,
+        mode: Mode,
+        deadline: Instant,
+        budget_end: Instant,
+    ) -> Run<'a> {
+        Run {
+            app,
+            directory: app.ports.directory.clone().until(deadline),
+            feed: feed.map(|(feed, _)| feed),
+            mode,
+            acceptance_ok: AtomicBool::new(feed.is_some_and(|(_, caught_up)| *caught_up)),
+            accepted_later: AtomicUsize::new(0),
+            errors: std::sync::Mutex::new(Vec::new()),
+            budget_end,
+            toggles: AtomicU32::new(0),
+            stopped: AtomicBool::new(false),
+        }
+    }
+
     fn error(&self, problem: String) {
         self.errors.lock().unwrap_or_else(|p| p.into_inner()).push(problem);
     }
@@ -474,56 +564,112 @@ impl Run<'_> {
         if Instant::now() >= self.budget_end {
             return Outcome::Skipped(SkipReason::TimeBudget);
         }
+        if self.stopped.load(Ordering::SeqCst) {
+            return Outcome::Skipped(SkipReason::StoppedAfterFailure);
+        }
+        // Checked early too, so a run whose brake has engaged costs no more bridge reads.
+        let would_toggle = self.mode == Mode::Reissue && listed.reissues < self.app.config.max_invite_attempts;
+        if would_toggle && self.toggles.load(Ordering::SeqCst) >= self.app.config.max_reissues_per_run {
+            return Outcome::Skipped(SkipReason::ReissueBrake);
+        }
         if let Err(reason) = self.refresh_acceptance().await {
             return Outcome::Skipped(reason);
         }
-        let ledger = &self.app.ports.ledger;
-        let person = &listed.person;
-        // Never act on what the ledger no longer holds as this pending invitation.
-        let current = match ledger.invitation(person).await {
-            Ok(Some(current))
-                if current.status == InvitationStatus::Pending
-                    && current.reissues == listed.reissues
-                    && current.last_sent_at == listed.last_sent_at =>
-            {
-                current
-            }
-            Ok(_) => return Outcome::Skipped(SkipReason::NoLongerPending),
-            Err(error) => {
-                tracing::error!(%error, "cannot re-read the invitation");
-                return Outcome::Skipped(SkipReason::LedgerError);
-            }
+        let current = match self.still_pending(&listed).await {
+            Ok(current) => current,
+            Err(outcome) => return outcome,
         };
         if current.counts_from.is_some_and(|start| start > self.app.ports.clock.now()) {
             return Outcome::Skipped(SkipReason::BeforeStart);
         }
-        let email = mask_email(&current.email);
-        if current.user_id.as_str().trim().is_empty() {
-            tracing::warn!(%email, "pending invitation without a 1Password user id; left alone");
-            return Outcome::Skipped(SkipReason::NoUserId);
+        if let Err(outcome) = self.user_still_invited(&current).await {
+            return outcome;
         }
-        match self.directory.get_user(&current.user_id).await {
-            Ok(Some(user)) if user.active => {}
-            Ok(Some(_)) => {
-                tracing::info!(%email, user_id = %current.user_id, "user is suspended; not re-invited");
-                return Outcome::Skipped(SkipReason::UserSuspended);
-            }
-            Ok(None) => {
-                tracing::info!(%email, user_id = %current.user_id, "user no longer in 1Password; invitation cleared");
-                if let Err(error) = ledger.settle_invitation_if_pending(person, InvitationStatus::Cleared).await {
-                    tracing::error!(%error, "cannot clear the invitation");
-                }
-                return Outcome::Skipped(SkipReason::UserGone);
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot read the user from the bridge; next run retries");
-                return Outcome::Skipped(SkipReason::BridgeError);
-            }
+        if let Err(outcome) = self.never_signed_in(&current).await {
+            return outcome;
         }
         match self.mode {
             Mode::ReportOnly => self.report(current).await,
             Mode::Reissue if current.reissues >= self.app.config.max_invite_attempts => self.escalate(current).await,
             Mode::Reissue => self.reissue(current).await,
+        }
+    }
+
+    /// The ledger's current copy, if it is still the pending invitation that was listed:
+    /// never act on what the ledger no longer holds as pending.
+    async fn still_pending(&self, listed: &Invitation) -> Result<Invitation, Outcome> {
+        match self.app.ports.ledger.invitation(&listed.person).await {
+            Ok(Some(current))
+                if current.status == InvitationStatus::Pending
+                    && current.reissues == listed.reissues
+                    && current.last_sent_at == listed.last_sent_at =>
+            {
+                Ok(current)
+            }
+            Ok(_) => Err(Outcome::Skipped(SkipReason::NoLongerPending)),
+            Err(error) => {
+                tracing::error!(%error, "cannot re-read the invitation");
+                Err(Outcome::Skipped(SkipReason::LedgerError))
+            }
+        }
+    }
+
+    /// The user is still in 1Password and active. A suspended user is never reactivated: it
+    /// may be a leaver whose invitation the worker has not cleared yet.
+    async fn user_still_invited(&self, current: &Invitation) -> Result<(), Outcome> {
+        let email = mask_email(&current.email);
+        if current.user_id.as_str().trim().is_empty() {
+            tracing::warn!(%email, "pending invitation without a 1Password user id; left alone");
+            return Err(Outcome::Skipped(SkipReason::NoUserId));
+        }
+        match self.directory.get_user(&current.user_id).await {
+            Ok(Some(user)) if user.active => Ok(()),
+            Ok(Some(_)) => {
+                tracing::info!(%email, user_id = %current.user_id, "user is suspended; not re-invited");
+                Err(Outcome::Skipped(SkipReason::UserSuspended))
+            }
+            Ok(None) => {
+                tracing::info!(%email, user_id = %current.user_id, "user no longer in 1Password; invitation cleared");
+                let ledger = &self.app.ports.ledger;
+                if let Err(error) =
+                    ledger.settle_invitation_if_pending(&current.person, InvitationStatus::Cleared).await
+                {
+                    tracing::error!(%error, "cannot clear the invitation");
+                }
+                Err(Outcome::Skipped(SkipReason::UserGone))
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the user from the bridge; next run retries");
+                Err(Outcome::Skipped(SkipReason::BridgeError))
+            }
+        }
+    }
+
+    /// A user who has ever signed in has an account in use (accepted after an escalation,
+    /// or before leaving and coming back): suspending it, even for a moment, is never
+    /// right, so the invitation is settled as accepted instead.
+    async fn never_signed_in(&self, current: &Invitation) -> Result<(), Outcome> {
+        let ledger = &self.app.ports.ledger;
+        let first = match ledger.first_sign_in(&current.user_id).await {
+            Ok(None) => return Ok(()),
+            Ok(Some(first)) => first,
+            Err(error) => {
+                tracing::error!(%error, "cannot read whether the user ever signed in; next run retries");
+                return Err(Outcome::Skipped(SkipReason::LedgerError));
+            }
+        };
+        match ledger.settle_invitation_if_pending(&current.person, InvitationStatus::Accepted).await {
+            Ok(true) => {
+                tracing::info!(email = %mask_email(&current.email), user_id = %current.user_id,
+                    first_signed_in = %first.format("%Y-%m-%d"), "the user has signed in before; invitation accepted");
+                metrics::counter!("invitations", "outcome" => "accepted").increment(1);
+                Err(Outcome::Accepted)
+            }
+            Ok(false) => Err(Outcome::Skipped(SkipReason::NoLongerPending)),
+            Err(error) => {
+                tracing::error!(%error, "cannot mark the invitation accepted; next run retries");
+                Err(Outcome::Skipped(SkipReason::LedgerError))
+            }
         }
     }
 
@@ -556,8 +702,45 @@ impl Run<'_> {
         }
     }
 
+    /// Takes one of the run's toggles, unless the brake has engaged or a reactivation
+    /// failed; the slot is spent even if the toggle then fails, so the brake bounds
+    /// suspensions, not successes.
+    fn reserve_toggle(&self) -> Result<(), SkipReason> {
+        if self.stopped.load(Ordering::SeqCst) {
+            return Err(SkipReason::StoppedAfterFailure);
+        }
+        let limit = self.app.config.max_reissues_per_run;
+        match self.toggles.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < limit).then_some(n + 1)) {
+            Ok(_) => Ok(()),
+            Err(_) => Err(SkipReason::ReissueBrake),
+        }
+    }
+
+    /// The toggle, under the person's lease: the worker never writes to the account (a
+    /// leaver's suspension, say) between our suspension and reactivation.
     async fn reissue(&self, current: Invitation) -> Outcome {
-        let person = &current.person;
+        let ledger = &self.app.ports.ledger;
+        let now = self.app.ports.clock.now();
+        match ledger.try_lease(&current.person, LEASE_HOLDER, now + chrono::Duration::minutes(2), now).await {
+            Ok(true) => {}
+            Ok(false) => return Outcome::Skipped(SkipReason::WorkerBusy),
+            Err(error) => {
+                tracing::error!(%error, "cannot take the person's lease");
+                return Outcome::Skipped(SkipReason::LedgerError);
+            }
+        }
+        let person = current.person.clone();
+        let outcome = self.toggle(current).await;
+        if let Err(error) = ledger.release_lease(&person, LEASE_HOLDER).await {
+            tracing::warn!(%error, "could not give the person's lease back; it lapses in two minutes");
+        }
+        outcome
+    }
+
+    async fn toggle(&self, current: Invitation) -> Outcome {
+        if let Err(reason) = self.reserve_toggle() {
+            return Outcome::Skipped(reason);
+        }
         let email = mask_email(&current.email);
         let user_id = &current.user_id;
         let deactivate = vec![PatchOperation::replace("active", false.into())];
@@ -571,30 +754,56 @@ impl Run<'_> {
             tracing::warn!(%email, %error, "could not re-issue the invitation; next run retries");
             return Outcome::Skipped(SkipReason::BridgeError);
         }
-        // A leaver applied between our check and now must stay suspended.
-        match self.app.ports.ledger.invitation(person).await {
-            Ok(Some(latest)) if latest.status == InvitationStatus::Pending => {}
-            Ok(_) => {
-                tracing::warn!(%email, %user_id, "the person left while the invitation was re-issued; left deactivated");
-                return Outcome::Skipped(SkipReason::LeftDuringReissue);
-            }
-            // The user was active a moment ago: restoring that is the safe default.
-            Err(error) => tracing::warn!(%error, "cannot re-read the invitation; reactivating"),
+        if let Err(outcome) = self.confirm_still_pending(&current).await {
+            return outcome;
         }
         if let Err(error) = self.directory.patch_user(user_id, reactivate()).await {
-            tracing::error!(%email, %user_id, %error,
-                "user deactivated to re-send the invitation but could not be reactivated: reactivate by hand");
-            metrics::counter!("invitations", "outcome" => "reactivation_failed").increment(1);
-            self.error(format!("{person}: deactivated but not reactivated ({error})"));
-            return Outcome::Skipped(SkipReason::ReactivationFailed);
+            return self.reactivation_failed(&current, &error.to_string());
         }
-        match self
-            .app
-            .ports
-            .ledger
-            .record_reissue_if_unchanged(person, current.reissues, self.app.ports.clock.now())
-            .await
-        {
+        self.record_reissue(&current).await;
+        tracing::info!(%email, %user_id, reissue = current.reissues + 1,
+            first_invited = %current.invited_at.format("%Y-%m-%d"), "invitation re-issued");
+        metrics::counter!("invitations", "outcome" => "reinvited").increment(1);
+        Outcome::Reinvited
+    }
+
+    /// Re-reads the invitation between the two PATCHes. Only one still pending for the same
+    /// user is reactivated: a leaver the worker applied meanwhile stays deactivated, and so
+    /// does a user whose invitation cannot be re-read, since reactivating might undo a
+    /// leaver (and a half-done toggle is loud, where a re-admitted leaver is silent).
+    async fn confirm_still_pending(&self, current: &Invitation) -> Result<(), Outcome> {
+        match self.app.ports.ledger.invitation(&current.person).await {
+            Ok(Some(latest)) if latest.status == InvitationStatus::Pending && latest.user_id == current.user_id => {
+                Ok(())
+            }
+            Ok(_) => {
+                tracing::warn!(email = %mask_email(&current.email), user_id = %current.user_id,
+                    "the person left while the invitation was re-issued; left deactivated");
+                Err(Outcome::Skipped(SkipReason::LeftDuringReissue))
+            }
+            Err(error) => {
+                Err(self.reactivation_failed(current, &format!("the invitation could not be re-read: {error}")))
+            }
+        }
+    }
+
+    /// A user left deactivated by this job: loud, and nothing more is started this run.
+    fn reactivation_failed(&self, current: &Invitation, why: &str) -> Outcome {
+        let (person, user_id) = (&current.person, &current.user_id);
+        tracing::error!(email = %mask_email(&current.email), %user_id, why,
+            "user deactivated to re-send the invitation but not reactivated: reactivate by hand unless leaving");
+        metrics::counter!("invitations", "outcome" => "reactivation_failed").increment(1);
+        self.error(format!("{person}: deactivated but not reactivated ({why})"));
+        if !self.stopped.swap(true, Ordering::SeqCst) {
+            tracing::error!("stopping re-issues for the rest of this run after a failed reactivation");
+        }
+        Outcome::Skipped(SkipReason::ReactivationFailed)
+    }
+
+    /// Counts the attempt, conditional on the count read before (no attempt counted twice).
+    async fn record_reissue(&self, current: &Invitation) {
+        let (ledger, person, now) = (&self.app.ports.ledger, &current.person, self.app.ports.clock.now());
+        match ledger.record_reissue_if_unchanged(person, current.reissues, now).await {
             Ok(true) => {}
             Ok(false) => tracing::warn!("the invitation changed while being re-issued; not counted"),
             Err(error) => {
@@ -602,10 +811,6 @@ impl Run<'_> {
                 self.error(format!("{person}: re-issue not recorded ({error})"));
             }
         }
-        tracing::info!(%email, %user_id, reissue = current.reissues + 1,
-            first_invited = %current.invited_at.format("%Y-%m-%d"), "invitation re-issued");
-        metrics::counter!("invitations", "outcome" => "reinvited").increment(1);
-        Outcome::Reinvited
     }
 
     async fn escalate(&self, current: Invitation) -> Outcome {

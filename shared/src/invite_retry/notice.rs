@@ -73,6 +73,29 @@ pub fn report_digest(invitations: &[Invitation], ttl: Duration, reason: ReportRe
     out
 }
 
+/// The run stopped re-issuing because a deactivated user could not be reactivated.
+pub fn reactivation_failed(failed: usize, held_back: usize) -> String {
+    format!(
+        "1Password provisioning: {failed} user{} deactivated to re-send an invitation could not be reactivated. \
+         Reactivate them by hand in 1Password (People → user) unless they are leaving; the invite-retry logs \
+         name them. Re-issuing stopped for the rest of this run ({held_back} expired invitation{} left for the \
+         next run).",
+        if failed == 1 { "" } else { "s" },
+        if held_back == 1 { "" } else { "s" },
+    )
+}
+
+/// The run reached `MAX_REISSUES_PER_RUN`.
+pub fn brake_engaged(limit: u32, held_back: usize) -> String {
+    format!(
+        "1Password provisioning: the re-issue brake engaged. invite-retry started {limit} re-issue{} this run \
+         (MAX_REISSUES_PER_RUN) and left {held_back} expired invitation{} for the next run. If so many expire \
+         at once, check that the bridge and the ledger look right.",
+        if limit == 1 { "" } else { "s" },
+        if held_back == 1 { "" } else { "s" },
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

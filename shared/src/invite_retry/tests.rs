@@ -4,7 +4,7 @@
 use super::*;
 use crate::event::PersonKey;
 use crate::events_api::{EventUser, InMemorySignInEvents, Introspection, PageRequest, SignInAttempt, SignInPage};
-use crate::ledger::InMemoryLedger;
+use crate::ledger::{DueAction, InMemoryLedger, LedgerError};
 use crate::notify::InMemoryNotifier;
 use crate::scim::{CreateOutcome, NewUser, ScimGroup, ScimGroupId, ScimUser, ScimUserId};
 use crate::secrets::InMemorySecretSource;
@@ -124,14 +124,28 @@ async fn fixture(
     events: Option<Arc<dyn SignInEvents>>,
     now: DateTime<Utc>,
 ) -> Fixture {
+    let ledger = Arc::new(InMemoryLedger::new());
+    fixture_on(ledger.clone(), ledger, env, secret, directory, events, now).await
+}
+
+/// A fixture whose app uses `port` as its ledger; `ledger` is what the test inspects (the
+/// same, or what `port` wraps, or one shared with another fixture).
+async fn fixture_on(
+    ledger: Arc<InMemoryLedger>,
+    port: Arc<dyn Ledger>,
+    env: &[(&'static str, &'static str)],
+    secret: serde_json::Value,
+    directory: Arc<FakeDirectory>,
+    events: Option<Arc<dyn SignInEvents>>,
+    now: DateTime<Utc>,
+) -> Fixture {
     let mut pairs = vec![("WORKER_SECRET_ID", "s"), ("LEDGER_TABLE", "t")];
     pairs.extend_from_slice(env);
     let config = InviteRetryConfig::from_env(&Env::from_pairs(pairs)).unwrap();
     let secrets = Arc::new(InMemorySecretSource::new());
     secrets.set("s", secret.to_string());
-    let ledger = Arc::new(InMemoryLedger::new());
     let notifier = Arc::new(InMemoryNotifier::default());
-    let mut ports = Ports::from_secret(&config, secrets, ledger.clone()).await.unwrap();
+    let mut ports = Ports::from_secret(&config, secrets, port).await.unwrap();
     ports.directory = directory;
     ports.clock = Arc::new(move || now);
     ports.notifier = Some(notifier.clone());
@@ -425,4 +439,393 @@ async fn an_absurd_invitation_lifetime_means_nothing_expired_not_a_panic() {
     let summary = f.app.handle(deadline()).await;
     assert_eq!((summary.checked, summary.reinvited), (0, 0), "{summary:?}");
     assert!(directory.patches().is_empty());
+}
+
+/// The in-memory ledger, except that reading an invitation fails while `fail_reads` is set.
+struct FlakyLedger {
+    inner: Arc<InMemoryLedger>,
+    fail_reads: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl Ledger for FlakyLedger {
+    async fn claim_account(&self, user_id: &ScimUserId, person: &PersonKey) -> Result<bool, LedgerError> {
+        self.inner.claim_account(user_id, person).await
+    }
+    async fn account_owner(&self, user_id: &ScimUserId) -> Result<Option<PersonKey>, LedgerError> {
+        self.inner.account_owner(user_id).await
+    }
+    async fn try_lease(
+        &self,
+        person: &PersonKey,
+        holder: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, LedgerError> {
+        self.inner.try_lease(person, holder, until, now).await
+    }
+    async fn release_lease(&self, person: &PersonKey, holder: &str) -> Result<(), LedgerError> {
+        self.inner.release_lease(person, holder).await
+    }
+    async fn person(&self, person: &PersonKey) -> Result<Option<crate::ledger::PersonRecord>, LedgerError> {
+        self.inner.person(person).await
+    }
+    async fn save_person(&self, record: &crate::ledger::PersonRecord) -> Result<(), LedgerError> {
+        self.inner.save_person(record).await
+    }
+    async fn due_actions(
+        &self,
+        due_by: DateTime<Utc>,
+        after: Option<&DueAction>,
+        limit: usize,
+    ) -> Result<Vec<DueAction>, LedgerError> {
+        self.inner.due_actions(due_by, after, limit).await
+    }
+    async fn complete_due_action(&self, action: &DueAction) -> Result<bool, LedgerError> {
+        self.inner.complete_due_action(action).await
+    }
+    async fn invitation(&self, person: &PersonKey) -> Result<Option<Invitation>, LedgerError> {
+        if self.fail_reads.load(Ordering::SeqCst) {
+            return Err(LedgerError::Unavailable("throttled".into()));
+        }
+        self.inner.invitation(person).await
+    }
+    async fn start_invitation_unless_pending(&self, invitation: &Invitation) -> Result<bool, LedgerError> {
+        self.inner.start_invitation_unless_pending(invitation).await
+    }
+    async fn overwrite_invitation_status(
+        &self,
+        person: &PersonKey,
+        status: InvitationStatus,
+    ) -> Result<(), LedgerError> {
+        self.inner.overwrite_invitation_status(person, status).await
+    }
+    async fn settle_invitation_if_pending(
+        &self,
+        person: &PersonKey,
+        status: InvitationStatus,
+    ) -> Result<bool, LedgerError> {
+        self.inner.settle_invitation_if_pending(person, status).await
+    }
+    async fn record_reissue_if_unchanged(
+        &self,
+        person: &PersonKey,
+        expected_reissues: u32,
+        at: DateTime<Utc>,
+    ) -> Result<bool, LedgerError> {
+        self.inner.record_reissue_if_unchanged(person, expected_reissues, at).await
+    }
+    async fn pending_invitations(
+        &self,
+        sent_before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Invitation>, LedgerError> {
+        self.inner.pending_invitations(sent_before, limit).await
+    }
+    async fn all_pending_invitations(&self) -> Result<Vec<Invitation>, LedgerError> {
+        self.inner.all_pending_invitations().await
+    }
+    async fn events_cursor(&self) -> Result<Option<String>, LedgerError> {
+        self.inner.events_cursor().await
+    }
+    async fn set_events_cursor(&self, cursor: &str) -> Result<(), LedgerError> {
+        self.inner.set_events_cursor(cursor).await
+    }
+    async fn record_sign_in(&self, user_id: &ScimUserId, at: DateTime<Utc>) -> Result<(), LedgerError> {
+        self.inner.record_sign_in(user_id, at).await
+    }
+    async fn first_sign_in(&self, user_id: &ScimUserId) -> Result<Option<DateTime<Utc>>, LedgerError> {
+        self.inner.first_sign_in(user_id).await
+    }
+    async fn reserve_suspension(&self, window_id: &str, limit: u32) -> Result<bool, LedgerError> {
+        self.inner.reserve_suspension(window_id, limit).await
+    }
+}
+
+/// Log lines written while the guard from [`LogBuffer::capture`] lives (this thread only).
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl LogBuffer {
+    fn capture(&self) -> tracing::subscriber::DefaultGuard {
+        let writer = self.clone();
+        let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
+        tracing::subscriber::set_default(subscriber)
+    }
+
+    fn lines_containing(&self, needle: &str) -> usize {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).lines().filter(|l| l.contains(needle)).count()
+    }
+}
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_suspended_user_whose_invitation_is_still_pending_is_never_toggled() {
+    let now = t0() + chrono::Duration::days(6);
+    // Suspended by the worker (a leaver) whose clearing of the invitation has not landed yet.
+    let directory = Arc::new(FakeDirectory::default().with_user("U1", false));
+    let events: Arc<dyn SignInEvents> = Arc::new(InMemorySignInEvents::new());
+    let f = fixture(&[], bridge_only(), directory.clone(), Some(events), now).await;
+    let ada = invite(&f.ledger, "1", "U1", "ada@example.com", t0(), 0).await;
+
+    let summary = f.app.handle(deadline()).await;
+    assert_eq!(summary.mode, "toggle-active");
+    assert_eq!((summary.checked, summary.reinvited), (1, 0), "{summary:?}");
+    assert_eq!(summary.skipped_reasons.get(&SkipReason::UserSuspended), Some(&1), "{summary:?}");
+    assert!(directory.patches().is_empty(), "never reactivated");
+    let stored = f.ledger.invitation(&ada).await.unwrap().unwrap();
+    assert_eq!((stored.status, stored.reissues), (InvitationStatus::Pending, 0));
+}
+
+#[tokio::test]
+async fn an_invitation_that_cannot_be_re_read_mid_toggle_leaves_the_user_deactivated() {
+    let now = t0() + chrono::Duration::days(6);
+    let inner = Arc::new(InMemoryLedger::new());
+    let flaky = Arc::new(FlakyLedger { inner: inner.clone(), fail_reads: Default::default() });
+    let trip = flaky.clone();
+    let directory = Arc::new(
+        FakeDirectory {
+            // The ledger stops answering between the two PATCHes: a leaver might be hidden.
+            on_deactivate: Some(Box::new(move || trip.fail_reads.store(true, Ordering::SeqCst))),
+            ..FakeDirectory::default()
+        }
+        .with_user("U1", true)
+        .with_user("U2", true),
+    );
+    let events: Arc<dyn SignInEvents> = Arc::new(InMemorySignInEvents::new());
+    let env = [("RETRY_CONCURRENCY", "1")];
+    let f = fixture_on(inner.clone(), flaky, &env, bridge_only(), directory.clone(), Some(events), now).await;
+    let ada = invite(&f.ledger, "1", "U1", "ada@example.com", t0(), 0).await;
+
+    let summary = f.app.handle(deadline()).await;
+    assert_eq!(directory.patches(), vec![("U1".to_owned(), false)], "not reactivated without the ledger's word");
+    assert_eq!(summary.skipped_reasons.get(&SkipReason::ReactivationFailed), Some(&1), "{summary:?}");
+    assert!(summary.errors.iter().any(|e| e.contains("hr:1") && e.contains("not reactivated")), "{summary:?}");
+    assert_eq!(f.ledger.invitation(&ada).await.unwrap().unwrap().reissues, 0, "not counted as an attempt");
+}
+
+#[tokio::test]
+async fn an_events_token_of_another_account_reads_no_sign_ins_and_reissues_nothing() {
+    let now = t0() + chrono::Duration::days(6);
+    let directory = Arc::new(FakeDirectory::default().with_user("U1", true).with_user("U2", true));
+    let events = Arc::new(InMemorySignInEvents::new().with_account_uuid("OTHERACCOUNT"));
+    events.push(success("U1", "ada@example.com", t0() + chrono::Duration::days(1)));
+    let env = [("EVENTS_API_ACCOUNT_UUID", "BRIDGEACCOUNT")];
+    let f = fixture(&env, bridge_only(), directory.clone(), Some(events.clone()), now).await;
+    let ada = invite(&f.ledger, "1", "U1", "ada@example.com", t0(), 0).await;
+    invite(&f.ledger, "2", "U2", "alan@example.com", t0(), 0).await;
+
+    let summary = f.app.handle(deadline()).await;
+    assert_eq!((summary.accepted, summary.reinvited, summary.escalated), (0, 0, 0), "{summary:?}");
+    assert_eq!(summary.skipped_reasons.get(&SkipReason::AcceptanceUnknown), Some(&2), "{summary:?}");
+    assert!(directory.patches().is_empty());
+    assert!(events.requests().is_empty(), "another account's sign-ins are not even read");
+    let named = summary.errors.iter().filter(|e| e.contains("OTHERACCOUNT") && e.contains("BRIDGEACCOUNT")).count();
+    assert_eq!(named, 1, "{summary:?}");
+    assert_eq!(f.ledger.invitation(&ada).await.unwrap().unwrap().status, InvitationStatus::Pending);
+    assert_eq!(f.ledger.events_cursor().await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn the_expected_account_in_any_case_lets_the_run_proceed_and_an_unconfirmed_one_does_not() {
+    let now = t0() + chrono::Duration::days(6);
+    let env = [("EVENTS_API_ACCOUNT_UUID", "BRIDGEACCOUNT")];
+    let directory = Arc::new(FakeDirectory::default().with_user("U1", true));
+    let events: Arc<dyn SignInEvents> = Arc::new(InMemorySignInEvents::new().with_account_uuid("bridgeaccount"));
+    let f = fixture(&env, bridge_only(), directory.clone(), Some(events), now).await;
+    invite(&f.ledger, "1", "U1", "ada@example.com", t0(), 0).await;
+    let summary = f.app.handle(deadline()).await;
+    assert_eq!((summary.reinvited, summary.errors.len()), (1, 0), "{summary:?}");
+
+    // A token that cannot be introspected cannot be shown to be the bridge's account.
+    let directory = Arc::new(FakeDirectory::default().with_user("U1", true));
+    let f = fixture(&env, bridge_only(), directory.clone(), Some(Arc::new(FailingEvents)), now).await;
+    invite(&f.ledger, "1", "U1", "ada@example.com", t0(), 0).await;
+    let summary = f.app.handle(deadline()).await;
+    assert_eq!(summary.reinvited, 0, "{summary:?}");
+    assert!(summary.errors.iter().any(|e| e.contains("cannot confirm") && e.contains("BRIDGEACCOUNT")), "{summary:?}");
+    assert!(directory.patches().is_empty());
+}
+
+#[tokio::test]
+async fn without_an_expected_account_the_tokens_account_is_logged_once_per_run() {
+    let logs = LogBuffer::default();
+    let _guard = logs.capture();
+    let now = t0() + chrono::Duration::days(6);
+    let directory = Arc::new(FakeDirectory::default().with_user("U1", true));
+    let events: Arc<dyn SignInEvents> =
+        Arc::new(InMemorySignInEvents::new().with_account_uuid("VZSYVT2LGHTBWBQGUJAIZVRABM"));
+    let f = fixture(&[], bridge_only(), directory, Some(events), now).await;
+    invite(&f.ledger, "1", "U1", "ada@example.com", t0(), 0).await;
+
+    let summary = f.app.handle(deadline()).await;
+    assert_eq!((summary.reinvited, summary.errors.len()), (1, 0), "{summary:?}");
+    assert_eq!(logs.lines_containing("VZSYVT2LGHTBWBQGUJAIZVRABM"), 1);
+    f.app.handle(deadline()).await;
+    assert_eq!(logs.lines_containing("VZSYVT2LGHTBWBQGUJAIZVRABM"), 2, "once more for the second run");
+}
+
+#[tokio::test]
+async fn a_failed_reactivation_stops_re_issuing_for_the_rest_of_the_run() {
+    let now = t0() + chrono::Duration::days(6);
+    let directory = Arc::new(
+        FakeDirectory { fail_reactivation: true, ..FakeDirectory::default() }
+            .with_user("U1", true)
+            .with_user("U2", true)
+            .with_user("U3", true),
+    );
+    let events: Arc<dyn SignInEvents> = Arc::new(InMemorySignInEvents::new());
+    let f = fixture(&[("RETRY_CONCURRENCY", "1")], bridge_only(), directory.clone(), Some(events), now).await;
+    for (n, id) in ["1", "2", "3"].into_iter().enumerate() {
+        let sent = t0() + chrono::Duration::minutes(n as i64);
+        invite(&f.ledger, id, &format!("U{id}"), &format!("p{id}@example.com"), sent, 0).await;
+    }
+
+    let summary = f.app.handle(deadline()).await;
+    assert_eq!(directory.patches(), vec![("U1".to_owned(), false), ("U1".to_owned(), true)], "only the first");
+    assert_eq!(summary.skipped_reasons.get(&SkipReason::ReactivationFailed), Some(&1), "{summary:?}");
+    assert_eq!(summary.skipped_reasons.get(&SkipReason::StoppedAfterFailure), Some(&2), "{summary:?}");
+    assert_eq!(summary.reinvited, 0);
+    for id in ["2", "3"] {
+        let stored = f.ledger.invitation(&PersonKey::new("hr", id)).await.unwrap().unwrap();
+        assert_eq!((stored.status, stored.reissues), (InvitationStatus::Pending, 0), "hr:{id} left for the next run");
+    }
+    let sent = f.notifier.sent();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert!(
+        sent[0].contains("could not be reactivated") && sent[0].contains("2 expired invitations left"),
+        "{}",
+        sent[0]
+    );
+}
+
+#[tokio::test]
+async fn the_toggle_brake_bounds_re_issues_per_run_but_not_escalations() {
+    let now = t0() + chrono::Duration::days(30);
+    let mut directory = FakeDirectory::default();
+    for n in 1..=5 {
+        directory = directory.with_user(&format!("U{n}"), true);
+    }
+    let directory = Arc::new(directory);
+    let events: Arc<dyn SignInEvents> = Arc::new(InMemorySignInEvents::new());
+    let env = [("MAX_REISSUES_PER_RUN", "2"), ("MAX_INVITE_ATTEMPTS", "3")];
+    let f = fixture(&env, bridge_only(), directory.clone(), Some(events), now).await;
+    for n in 1..=4 {
+        let sent = t0() + chrono::Duration::minutes(n);
+        invite(&f.ledger, &n.to_string(), &format!("U{n}"), &format!("p{n}@example.com"), sent, 0).await;
+    }
+    // Last in line and at the cap: escalated even though the brake has engaged.
+    invite(&f.ledger, "5", "U5", "p5@example.com", t0() + chrono::Duration::minutes(9), 3).await;
+
+    let summary = f.app.handle(deadline()).await;
+    assert_eq!((summary.reinvited, summary.escalated), (2, 1), "{summary:?}");
+    assert_eq!(summary.skipped_reasons.get(&SkipReason::ReissueBrake), Some(&2), "{summary:?}");
+    assert_eq!(directory.patches().len(), 4, "two toggles");
+    assert!(summary.errors.is_empty(), "{summary:?}");
+    let sent = f.notifier.sent();
+    let brake = sent.iter().find(|m| m.contains("brake")).expect("the brake is announced");
+    assert!(brake.contains("MAX_REISSUES_PER_RUN") && brake.contains("left 2 expired invitations"), "{brake}");
+
+    let next = f.app.handle(deadline()).await;
+    assert_eq!((next.reinvited, next.skipped), (2, 0), "the rest in the next run: {next:?}");
+}
+
+/// One run at `now` of an app on these shared adapters.
+async fn run_at(
+    ledger: &Arc<InMemoryLedger>,
+    directory: &Arc<FakeDirectory>,
+    events: &Arc<InMemorySignInEvents>,
+    now: DateTime<Utc>,
+) -> RunSummary {
+    let events: Arc<dyn SignInEvents> = events.clone();
+    let f = fixture_on(ledger.clone(), ledger.clone(), &[], bridge_only(), directory.clone(), Some(events), now).await;
+    f.app.handle(deadline()).await
+}
+
+#[tokio::test]
+async fn a_user_who_accepted_after_the_escalation_is_never_toggled_for_a_later_invitation() {
+    let ledger = Arc::new(InMemoryLedger::new());
+    let events = Arc::new(InMemorySignInEvents::new());
+    let directory = Arc::new(FakeDirectory::default().with_user("U1", true));
+    let ada = invite(&ledger, "1", "U1", "ada@example.com", t0(), 3).await;
+    let escalated = run_at(&ledger, &directory, &events, t0() + chrono::Duration::days(6)).await;
+    assert_eq!(escalated.escalated, 1, "{escalated:?}");
+    // Ada accepts once a human reached her: no pending invitation matches her sign-in.
+    events.push(success("U1", "ada@example.com", t0() + chrono::Duration::days(7)));
+    let summary = run_at(&ledger, &directory, &events, t0() + chrono::Duration::days(8)).await;
+    assert_eq!((summary.checked, summary.accepted), (0, 0), "{summary:?}");
+
+    // She leaves and is rehired; the worker, seeing no acceptance, starts a new invitation.
+    let rehired = t0() + chrono::Duration::days(9);
+    let invitation = Invitation {
+        invited_at: rehired,
+        last_sent_at: rehired,
+        reissues: 0,
+        status: InvitationStatus::Pending,
+        ..ledger.invitation(&ada).await.unwrap().unwrap()
+    };
+    assert!(ledger.start_invitation_unless_pending(&invitation).await.unwrap());
+    let summary = run_at(&ledger, &directory, &events, rehired + chrono::Duration::days(6)).await;
+
+    assert!(directory.patches().is_empty(), "an account in use is never suspended: {:?}", directory.patches());
+    assert_eq!((summary.accepted, summary.reinvited), (1, 0), "{summary:?}");
+    assert_eq!(ledger.invitation(&ada).await.unwrap().unwrap().status, InvitationStatus::Accepted);
+}
+
+#[tokio::test]
+async fn a_sign_in_matched_after_the_leaver_cleared_it_still_protects_that_user_later() {
+    let ledger = Arc::new(InMemoryLedger::new());
+    let ada = invite(&ledger, "1", "U1", "ada@example.com", t0(), 0).await;
+    invite(&ledger, "2", "U2", "alan@example.com", t0(), 0).await;
+    let events = Arc::new(InMemorySignInEvents::new());
+    events.push(success("U2", "alan@example.com", t0() + chrono::Duration::hours(1)));
+    let mut feed = SignInFeed::new(events.clone(), ledger.clone(), 100);
+    feed.catch_up(t0() + chrono::Duration::days(1), deadline()).await.unwrap();
+    // Ada accepts (1Password reports her under another id) just as she leaves.
+    ledger.overwrite_invitation_status(&ada, InvitationStatus::Cleared).await.unwrap();
+    events.push(success("ELSEWHERE", "ada@example.com", t0() + chrono::Duration::hours(2)));
+    let (accepted, _) = feed.catch_up(t0() + chrono::Duration::days(1), deadline()).await.unwrap();
+    assert!(accepted.is_empty(), "{accepted:?}");
+    assert!(ledger.first_sign_in(&"U1".into()).await.unwrap().is_some(), "the matched user is remembered");
+
+    // Rehired: a new pending invitation for the same 1Password user, expired by now.
+    let rehired = t0() + chrono::Duration::days(2);
+    let invitation = Invitation {
+        invited_at: rehired,
+        last_sent_at: rehired,
+        status: InvitationStatus::Pending,
+        ..ledger.invitation(&ada).await.unwrap().unwrap()
+    };
+    assert!(ledger.start_invitation_unless_pending(&invitation).await.unwrap());
+    let directory = Arc::new(FakeDirectory::default().with_user("U1", true));
+    let summary = run_at(&ledger, &directory, &events, rehired + chrono::Duration::days(6)).await;
+
+    assert!(directory.patches().is_empty(), "{:?}", directory.patches());
+    assert_eq!(summary.accepted, 1, "{summary:?}");
+    assert_eq!(ledger.invitation(&ada).await.unwrap().unwrap().status, InvitationStatus::Accepted);
+}
+
+#[tokio::test]
+async fn an_invitation_of_someone_the_worker_is_changing_waits_for_the_next_run() {
+    let now = t0() + chrono::Duration::days(6);
+    let directory = Arc::new(FakeDirectory::default().with_user("U1", true));
+    let events: Arc<dyn SignInEvents> = Arc::new(InMemorySignInEvents::new());
+    let f = fixture(&[], bridge_only(), directory.clone(), Some(events), now).await;
+    let ada = invite(&f.ledger, "1", "U1", "ada@example.com", t0(), 0).await;
+    let until = now + chrono::Duration::minutes(1);
+    assert!(f.ledger.try_lease(&ada, crate::apply::LEASE_HOLDER, until, now).await.unwrap());
+    let summary = f.app.handle(deadline()).await;
+    assert_eq!(summary.reinvited, 0, "{summary:?}");
+    assert!(directory.patches().is_empty(), "never toggled under the worker's lease");
+    f.ledger.release_lease(&ada, crate::apply::LEASE_HOLDER).await.unwrap();
+    assert_eq!(f.app.handle(deadline()).await.reinvited, 1);
 }

@@ -40,6 +40,9 @@ pub const CASES: &[(&str, Case)] = &[
     ("all_pending_invitations returns every pending one", |l| Box::pin(all_pending_returns_every_pending(l))),
     ("events cursor round-trips", |l| Box::pin(events_cursor_round_trips(l))),
     ("reserve_suspension allows exactly the limit per window", |l| Box::pin(reserve_suspension_limits_per_window(l))),
+    ("a sign-in is remembered per user id, case-insensitively, first time kept", |l| {
+        Box::pin(sign_ins_are_remembered_per_user(l))
+    }),
 ];
 
 /// Runs every case against a fresh ledger from `make`; returns the failures (empty when all
@@ -508,5 +511,24 @@ async fn reserve_suspension_limits_per_window(ledger: &dyn Ledger) -> CaseResult
     ensure!(ledger.reserve_suspension("w-100", 4).await.map_err(ledger_err)?, "raised limit not honoured");
     ensure!(!ledger.reserve_suspension("w-100", 4).await.map_err(ledger_err)?, "raised limit exceeded");
     ensure!(!ledger.reserve_suspension("w-102", 0).await.map_err(ledger_err)?, "limit 0 allowed one");
+    Ok(())
+}
+
+async fn sign_ins_are_remembered_per_user(ledger: &dyn Ledger) -> CaseResult {
+    let ada = ScimUserId::new("IR7VJHJ36JHINBFAD7V2T5MP3E");
+    let alan = ScimUserId::new("56YE2TYN2VFYRLNSHKPW5NVT5E");
+    ensure_eq!(ledger.first_sign_in(&ada).await.map_err(ledger_err)?, None, "before any sign-in");
+    ledger.record_sign_in(&ada, at(10)).await.map_err(ledger_err)?;
+    ensure_eq!(ledger.first_sign_in(&ada).await.map_err(ledger_err)?, Some(at(10)), "after a sign-in");
+    // The same user in the other spelling, later and earlier: the first record stands.
+    let lower = ScimUserId::new(ada.as_str().to_lowercase());
+    ensure_eq!(ledger.first_sign_in(&lower).await.map_err(ledger_err)?, Some(at(10)), "lower-case id");
+    ledger.record_sign_in(&lower, at(20)).await.map_err(ledger_err)?;
+    ledger.record_sign_in(&ada, at(5)).await.map_err(ledger_err)?;
+    ensure_eq!(ledger.first_sign_in(&ada).await.map_err(ledger_err)?, Some(at(10)), "first record kept");
+    ensure_eq!(ledger.first_sign_in(&alan).await.map_err(ledger_err)?, None, "another user");
+    // Nothing else in the ledger is touched.
+    ensure_eq!(ledger.all_pending_invitations().await.map_err(ledger_err)?.len(), 0, "pending invitations");
+    ensure_eq!(ledger.events_cursor().await.map_err(ledger_err)?, None, "cursor");
     Ok(())
 }

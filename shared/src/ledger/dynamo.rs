@@ -8,6 +8,7 @@
 //! | account owner      | `ACCOUNT#<user id>`  | `OWNER`          | the person the 1Password account is linked to (the reverse link) |
 //! | Events API cursor  | `CURSOR`             | `signinattempts` |                                         |
 //! | brake counter      | `BRAKE`              | window id        | `expires_at` (TTL, a day after first use) |
+//! | ever signed in     | `SIGNEDIN#<user id>` | `USER`           | `first_signed_in_at`; the id lower-cased in `pk`, no TTL |
 //!
 //! `pending-invitations` is a sparse GSI over `gsi1pk`/`gsi1sk`: an invitation leaves it the
 //! moment its status stops being pending (the index attributes are REMOVEd), so invite-retry
@@ -53,6 +54,7 @@ const CURSOR_SK: &str = "signinattempts";
 const BRAKE_PK: &str = "BRAKE";
 /// Brake counters outlive any sensible window; DynamoDB's TTL sweeps them afterwards.
 const BRAKE_TTL_SECONDS: i64 = 24 * 60 * 60;
+const SIGNED_IN_SK: &str = "USER";
 
 #[derive(Clone)]
 pub struct DynamoLedger {
@@ -250,6 +252,11 @@ fn account_pk(user_id: &ScimUserId) -> String {
 
 fn person_pk(person: &PersonKey) -> String {
     format!("PERSON#{person}")
+}
+
+/// Lower-cased: the Events API and the bridge may spell the same id differently.
+fn signed_in_pk(user_id: &ScimUserId) -> String {
+    format!("SIGNEDIN#{}", user_id.as_str().to_lowercase())
 }
 
 fn s(value: impl Into<String>) -> AttributeValue {
@@ -668,6 +675,31 @@ impl Ledger for DynamoLedger {
             .await
             .map_err(unavailable)?;
         Ok(())
+    }
+
+    async fn record_sign_in(&self, user_id: &ScimUserId, at: DateTime<Utc>) -> Result<(), LedgerError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(signed_in_pk(user_id)))
+            .key("sk", s(SIGNED_IN_SK))
+            .update_expression(
+                "SET user_id = if_not_exists(user_id, :id), \
+                 first_signed_in_at = if_not_exists(first_signed_in_at, :at)",
+            )
+            .expression_attribute_values(":id", s(user_id.as_str()))
+            .expression_attribute_values(":at", s(timestamp(at)))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn first_sign_in(&self, user_id: &ScimUserId) -> Result<Option<DateTime<Utc>>, LedgerError> {
+        match self.get(signed_in_pk(user_id), SIGNED_IN_SK).await? {
+            None => Ok(None),
+            Some(item) => Reader::new(&item).time("first_signed_in_at").map(Some),
+        }
     }
 
     async fn reserve_suspension(&self, window_id: &str, limit: u32) -> Result<bool, LedgerError> {

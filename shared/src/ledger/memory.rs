@@ -19,6 +19,8 @@ struct State {
     invitations: HashMap<PersonKey, Invitation>,
     events_cursor: Option<String>,
     suspensions_by_window: HashMap<String, u32>,
+    /// First recorded sign-in by lower-cased 1Password user id.
+    sign_ins: HashMap<String, DateTime<Utc>>,
 }
 
 #[derive(Default)]
@@ -204,6 +206,15 @@ impl Ledger for InMemoryLedger {
     async fn set_events_cursor(&self, cursor: &str) -> Result<(), LedgerError> {
         self.state()?.events_cursor = Some(cursor.to_owned());
         Ok(())
+    }
+
+    async fn record_sign_in(&self, user_id: &ScimUserId, at: DateTime<Utc>) -> Result<(), LedgerError> {
+        self.state()?.sign_ins.entry(user_id.as_str().to_lowercase()).or_insert(at);
+        Ok(())
+    }
+
+    async fn first_sign_in(&self, user_id: &ScimUserId) -> Result<Option<DateTime<Utc>>, LedgerError> {
+        Ok(self.state()?.sign_ins.get(&user_id.as_str().to_lowercase()).copied())
     }
 
     async fn reserve_suspension(&self, window_id: &str, limit: u32) -> Result<bool, LedgerError> {

@@ -175,6 +175,12 @@ struct TimedLedger(Arc<DynamoLedger>, Arc<Spent>);
 
 #[async_trait]
 impl Ledger for TimedLedger {
+    async fn record_sign_in(&self, user_id: &ScimUserId, at: DateTime<Utc>) -> Result<(), LedgerError> {
+        self.0.record_sign_in(user_id, at).await
+    }
+    async fn first_sign_in(&self, user_id: &ScimUserId) -> Result<Option<DateTime<Utc>>, LedgerError> {
+        self.0.first_sign_in(user_id).await
+    }
     async fn person(&self, person: &PersonKey) -> Result<Option<PersonRecord>, LedgerError> {
         self.0.person(person).await
     }

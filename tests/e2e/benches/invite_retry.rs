@@ -86,6 +86,8 @@ async fn bench() {
         ("WORKER_SECRET_ID", "secret"),
         ("LEDGER_TABLE", "in-memory"),
         ("ALLOW_HTTP_BRIDGE", "true"),
+        // Every expired invitation in one run, which the default toggle brake (50) forbids.
+        ("MAX_REISSUES_PER_RUN", "1000000"),
     ]))
     .expect("config");
     let concurrency = config.concurrency;

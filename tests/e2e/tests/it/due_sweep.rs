@@ -305,6 +305,12 @@ impl Hooked {
 
 #[async_trait]
 impl Ledger for Hooked {
+    async fn record_sign_in(&self, user_id: &ScimUserId, at: DateTime<Utc>) -> Result<(), LedgerError> {
+        self.inner.record_sign_in(user_id, at).await
+    }
+    async fn first_sign_in(&self, user_id: &ScimUserId) -> Result<Option<DateTime<Utc>>, LedgerError> {
+        self.inner.first_sign_in(user_id).await
+    }
     async fn person(&self, person: &PersonKey) -> Result<Option<PersonRecord>, LedgerError> {
         self.inner.person(person).await
     }

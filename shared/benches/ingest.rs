@@ -4,12 +4,23 @@
 //! criterion's run this times every call of a separate run individually and prints
 //! p50/p99/max per case.
 //!
+//! Then a 1 MB field-based BambooHR body goes through the whole handler (verify, parse,
+//! normalize, queue) into the in-memory queue behind SQS's batching, each
+//! `SendMessageBatch` taking 20 ms: one call in flight at a time, then
+//! `SEND_CONCURRENCY`. Printed: wall time per request, min and median of a few runs.
+//!
 //! `cargo bench -p provisioning --bench ingest`
 
 use chrono::{DateTime, Utc};
 use criterion::Criterion;
+use provisioning::ingest::{FixedClock, IngestApp, IngestConfig, Ports};
+use provisioning::queue::{
+    BatchOutcome, BatchSender, BatchingQueue, InMemoryEventQueue, QueuedEvent, SEND_CONCURRENCY,
+};
+use provisioning::secrets::InMemorySecretSource;
 use provisioning::sources::{self, Connections, Context, InboundRequest, Outcome, bamboohr, generic, hibob};
 use std::hint::black_box;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const BAMBOO_KEY: &str = "5f2c9a0d7e31b4c8a6e9d2f10b7c3a48";
@@ -98,14 +109,17 @@ fn cases() -> Vec<Case> {
     ]
 }
 
-fn connections() -> Connections {
-    serde_json::from_value(serde_json::json!({"connections": {
+fn connections_json() -> serde_json::Value {
+    serde_json::json!({"connections": {
         "bamboohr-main": {"source": "bamboohr", "private_key": BAMBOO_KEY},
         "hibob-main": {"source": "hibob", "secret": BOB_SECRET},
         "okta-main": {"source": "okta", "auth_value": OKTA_AUTH},
         "hr-generic": {"source": "generic", "secret": WHSEC}
-    }}))
-    .unwrap()
+    }})
+}
+
+fn connections() -> Connections {
+    serde_json::from_value(connections_json()).unwrap()
 }
 
 fn run(connections: &Connections, case: &Case, now: DateTime<Utc>) -> usize {
@@ -120,6 +134,118 @@ fn run(connections: &Connections, case: &Case, now: DateTime<Utc>) -> usize {
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[index]
+}
+
+/// The largest ingest accepts by default (`MAX_BODY_BYTES`).
+const MAX_BODY: usize = 1_048_576;
+/// What one `SendMessageBatch` round trip is taken to cost.
+const BATCH_LATENCY: Duration = Duration::from_millis(20);
+const QUEUE_RUNS: usize = 3;
+
+/// A field-based BambooHR body of as many employees as fit in `limit` bytes.
+fn large_bamboo_body(limit: usize) -> (Vec<u8>, usize) {
+    let mut body = br#"{"employees":["#.to_vec();
+    let mut count = 0;
+    loop {
+        let entry = serde_json::json!({"id": (10_000 + count).to_string(), "action": "Updated",
+            "timestamp": "2026-03-02T09:15:00+0000", "changedFields": ["Department", "Job Title"],
+            "fields": {"Department": {"value": format!("Team {}", count % 37)}, "Job Title": {"value": "Engineer"},
+                "First Name": {"value": format!("First{count}")}, "Last Name": {"value": format!("Last{count}")},
+                "Work Email": {"value": format!("person{count}@example.com")}, "Status": {"value": "Active"}}});
+        let entry = serde_json::to_vec(&entry).unwrap();
+        if body.len() + entry.len() + 3 > limit {
+            break;
+        }
+        if count > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(&entry);
+        count += 1;
+    }
+    body.extend_from_slice(b"]}");
+    (body, count)
+}
+
+/// The in-memory queue with a round trip's latency per batch.
+struct SlowBatches {
+    queue: Arc<InMemoryEventQueue>,
+    latency: Duration,
+}
+
+#[async_trait::async_trait]
+impl BatchSender for SlowBatches {
+    async fn send_batch(&self, entries: &[(QueuedEvent, String)]) -> BatchOutcome {
+        if !self.latency.is_zero() {
+            tokio::time::sleep(self.latency).await;
+        }
+        self.queue.send_batch(entries).await
+    }
+}
+
+/// One run: a fresh app and queue, one signed request; the wall time of the answer.
+fn queue_once(
+    runtime: &tokio::runtime::Runtime,
+    body: &[u8],
+    employees: usize,
+    latency: Duration,
+    concurrency: usize,
+) -> Duration {
+    let memory = Arc::new(InMemoryEventQueue::new());
+    let secrets = Arc::new(InMemorySecretSource::new());
+    secrets.set("connections", connections_json().to_string());
+    let config = IngestConfig {
+        connections_secret_id: "connections".into(),
+        secret_cache_ttl: Duration::from_secs(300),
+        max_body_bytes: MAX_BODY,
+        timestamp_tolerance: Duration::from_secs(300),
+    };
+    let queue = BatchingQueue::new(SlowBatches { queue: memory.clone(), latency }, concurrency);
+    let now = DateTime::from_timestamp(TS.parse().unwrap(), 0).unwrap();
+    let app = IngestApp::new(config, Ports { queue: Arc::new(queue), secrets, clock: Arc::new(FixedClock::new(now)) });
+    // Warm the secret cache so the run times the request, not the first secret read.
+    runtime.block_on(app.handle(signed_bamboo_request(b"{\"employees\":[]}")));
+    let request = signed_bamboo_request(body);
+    let started = Instant::now();
+    let response = runtime.block_on(app.handle(request));
+    let elapsed = started.elapsed();
+    assert_eq!(response.status(), 202, "{:?}", response.body());
+    assert_eq!(memory.len(), employees);
+    elapsed
+}
+
+fn signed_bamboo_request(body: &[u8]) -> lambda_http::Request {
+    http::Request::builder()
+        .method("POST")
+        .uri("https://x.lambda-url.eu-west-1.on.aws/webhooks/bamboohr-main")
+        .header("x-bamboohr-signature", bamboohr::sign(BAMBOO_KEY, body, TS))
+        .header("x-bamboohr-timestamp", TS)
+        .header("content-type", "application/json")
+        .body(lambda_http::Body::Binary(body.to_vec()))
+        .unwrap()
+}
+
+fn queue_a_large_body() {
+    let (body, employees) = large_bamboo_body(MAX_BODY);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+    println!(
+        "\nverify + parse + normalize + queue: one {} byte BambooHR body, {employees} employees, {} batches; \
+         wall time per request over {QUEUE_RUNS} runs:",
+        body.len(),
+        employees.div_ceil(10)
+    );
+    println!("{:<36} {:>10} {:>10}", "case", "min ms", "median ms");
+    let cases = [
+        ("no batch latency", Duration::ZERO, SEND_CONCURRENCY),
+        ("20 ms per batch, 1 in flight", BATCH_LATENCY, 1),
+        ("20 ms per batch, 4 in flight", BATCH_LATENCY, SEND_CONCURRENCY),
+    ];
+    for (name, latency, concurrency) in cases {
+        let mut times: Vec<Duration> =
+            (0..QUEUE_RUNS).map(|_| queue_once(&runtime, &body, employees, latency, concurrency)).collect();
+        times.sort();
+        let millis = |d: Duration| d.as_secs_f64() * 1e3;
+        println!("{name:<36} {:>10.1} {:>10.1}", millis(times[0]), millis(percentile(&times, 0.5)));
+    }
 }
 
 fn main() {
@@ -164,4 +290,5 @@ fn main() {
             micros(*samples.last().unwrap())
         );
     }
+    queue_a_large_body();
 }

@@ -8,6 +8,7 @@
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::event::LifecycleEvent;
@@ -81,25 +82,94 @@ pub trait EventQueue: Send + Sync {
 
 /// Outcome of one `SendMessageBatch` call: the indexes (into the call's slice) that failed.
 #[derive(Debug, Default)]
-struct BatchOutcome {
-    failed: Vec<usize>,
-    reason: Option<String>,
+pub struct BatchOutcome {
+    pub failed: Vec<usize>,
+    pub reason: Option<String>,
     /// The call itself failed (SQS unreachable, after the SDK's own retries): retrying
     /// again here would only keep the sender waiting past its timeout.
-    call_failed: bool,
+    pub call_failed: bool,
 }
 
-/// The part of SQS the retry logic needs; lets the logic be tested without a network.
+/// One `SendMessageBatch`: the part of SQS the batching and retry logic needs, so that
+/// logic can be tested and measured without a network. Entries are (message, body).
 #[async_trait]
-trait BatchSender: Send + Sync {
+pub trait BatchSender: Send + Sync {
     async fn send_batch(&self, entries: &[(QueuedEvent, String)]) -> BatchOutcome;
 }
 
-/// Sends `messages` in batches of ≤ 10, re-sending the entries a batch reports as failed.
+/// `SendMessageBatch` calls in flight at once for one request. A 1 MB BambooHR body holds
+/// thousands of employees: one call after another, that is hundreds of round trips.
+pub const SEND_CONCURRENCY: usize = 4;
+
+/// Sends `messages` in batches of ≤ 10, up to `concurrency` batches in flight, re-sending
+/// the entries a batch reports as failed. Each person's messages stay in one lane, sent
+/// one batch after another in their order, so parallel batches never reorder a person.
 /// A call that fails outright ends the attempt at once: the sender gets its 503 quickly.
-async fn send_all(sender: &dyn BatchSender, messages: Vec<(QueuedEvent, String)>) -> Result<(), QueueError> {
+async fn send_all(
+    sender: &dyn BatchSender,
+    messages: Vec<(QueuedEvent, String)>,
+    concurrency: usize,
+) -> Result<(), QueueError> {
     let total = messages.len();
-    let mut pending = messages;
+    let stop = AtomicBool::new(false);
+    let lanes = into_lanes(messages, concurrency);
+    let results = futures::future::join_all(lanes.into_iter().map(|lane| send_lane(sender, lane, &stop))).await;
+    let mut failed = 0;
+    let mut reasons = Vec::new();
+    for unsent in results.into_iter().filter_map(Result::err) {
+        failed += unsent.count;
+        reasons.extend(unsent.reason);
+    }
+    match failed {
+        0 => Ok(()),
+        failed => {
+            Err(QueueError::Unavailable { failed, total, reason: reasons.into_iter().next().unwrap_or_default() })
+        }
+    }
+}
+
+/// What one lane could not queue.
+struct Unsent {
+    count: usize,
+    /// Why, unless the lane only stopped because another lane's call failed.
+    reason: Option<String>,
+}
+
+/// Splits `messages` into at most `concurrency` lanes, no more than there are batches to
+/// send. A message group goes whole to the lane with the fewest messages so far; each
+/// lane keeps the order the messages came in.
+fn into_lanes(messages: Vec<(QueuedEvent, String)>, concurrency: usize) -> Vec<Vec<(QueuedEvent, String)>> {
+    let count = concurrency.min(messages.len().div_ceil(MAX_BATCH)).max(1);
+    let mut sizes: HashMap<&str, usize> = HashMap::new();
+    for (queued, _) in &messages {
+        *sizes.entry(queued.group_id.as_str()).or_default() += 1;
+    }
+    let mut load = vec![0usize; count];
+    let mut lane_of: HashMap<String, usize> = HashMap::new();
+    for (queued, _) in &messages {
+        if lane_of.contains_key(&queued.group_id) {
+            continue;
+        }
+        let lightest = (0..count).min_by_key(|&lane| load[lane]).unwrap_or(0);
+        load[lightest] += sizes.get(queued.group_id.as_str()).copied().unwrap_or(1);
+        lane_of.insert(queued.group_id.clone(), lightest);
+    }
+    let mut lanes: Vec<Vec<(QueuedEvent, String)>> = (0..count).map(|_| Vec::new()).collect();
+    for message in messages {
+        let lane = lane_of.get(&message.0.group_id).copied().unwrap_or(0);
+        lanes[lane].push(message);
+    }
+    lanes
+}
+
+/// One lane: its batches one after another, then its failed entries again (up to
+/// [`ATTEMPTS`] in all). Stops before its next call once any lane's call failed outright.
+async fn send_lane(
+    sender: &dyn BatchSender,
+    lane: Vec<(QueuedEvent, String)>,
+    stop: &AtomicBool,
+) -> Result<(), Unsent> {
+    let mut pending = lane;
     let mut last_reason = String::new();
     for attempt in 0..ATTEMPTS {
         if pending.is_empty() {
@@ -111,14 +181,19 @@ async fn send_all(sender: &dyn BatchSender, messages: Vec<(QueuedEvent, String)>
         let mut still_failing = Vec::new();
         let mut chunks = pending.chunks(MAX_BATCH);
         while let Some(chunk) = chunks.next() {
+            if stop.load(Ordering::SeqCst) {
+                let count = still_failing.len() + chunk.len() + chunks.map(<[_]>::len).sum::<usize>();
+                return Err(Unsent { count, reason: None });
+            }
             let outcome = sender.send_batch(chunk).await;
             if let Some(reason) = outcome.reason {
                 last_reason = reason;
             }
             still_failing.extend(outcome.failed.into_iter().filter_map(|i| chunk.get(i).cloned()));
             if outcome.call_failed {
-                let unsent = still_failing.len() + chunks.map(<[_]>::len).sum::<usize>();
-                return Err(QueueError::Unavailable { failed: unsent, total, reason: last_reason });
+                stop.store(true, Ordering::SeqCst);
+                let count = still_failing.len() + chunks.map(<[_]>::len).sum::<usize>();
+                return Err(Unsent { count, reason: Some(last_reason) });
             }
         }
         if !still_failing.is_empty() {
@@ -126,10 +201,29 @@ async fn send_all(sender: &dyn BatchSender, messages: Vec<(QueuedEvent, String)>
         }
         pending = still_failing;
     }
-    if pending.is_empty() {
-        Ok(())
-    } else {
-        Err(QueueError::Unavailable { failed: pending.len(), total, reason: last_reason })
+    match pending.len() {
+        0 => Ok(()),
+        count => Err(Unsent { count, reason: Some(last_reason) }),
+    }
+}
+
+/// Any [`BatchSender`] as an [`EventQueue`], with SQS's batching, retries and
+/// `concurrency` calls in flight (benchmarks and tests: a sender with a set latency).
+pub struct BatchingQueue<S> {
+    sender: S,
+    concurrency: usize,
+}
+
+impl<S: BatchSender> BatchingQueue<S> {
+    pub fn new(sender: S, concurrency: usize) -> Self {
+        BatchingQueue { sender, concurrency }
+    }
+}
+
+#[async_trait]
+impl<S: BatchSender> EventQueue for BatchingQueue<S> {
+    async fn send(&self, events: &[LifecycleEvent]) -> Result<(), QueueError> {
+        send_all(&self.sender, in_send_order(events)?, self.concurrency).await
     }
 }
 
@@ -224,7 +318,7 @@ impl BatchSender for SqsEventQueue {
 #[async_trait]
 impl EventQueue for SqsEventQueue {
     async fn send(&self, events: &[LifecycleEvent]) -> Result<(), QueueError> {
-        send_all(self, in_send_order(events)?).await
+        send_all(self, in_send_order(events)?, SEND_CONCURRENCY).await
     }
 }
 
@@ -288,6 +382,21 @@ impl InMemoryEventQueue {
     }
 }
 
+impl InMemoryState {
+    /// Appends the messages, dropping those whose deduplication id was seen within the window.
+    fn push(&mut self, messages: impl IntoIterator<Item = QueuedEvent>, window: Duration) {
+        let now = std::time::Instant::now();
+        self.seen.retain(|_, at| now.duration_since(*at) < window);
+        for queued in messages {
+            if self.seen.contains_key(&queued.deduplication_id) {
+                continue;
+            }
+            self.seen.insert(queued.deduplication_id.clone(), now);
+            self.messages.push_back(queued);
+        }
+    }
+}
+
 #[async_trait]
 impl EventQueue for InMemoryEventQueue {
     async fn send(&self, events: &[LifecycleEvent]) -> Result<(), QueueError> {
@@ -300,17 +409,25 @@ impl EventQueue for InMemoryEventQueue {
                 reason: "in-memory queue switched off".into(),
             });
         }
-        let now = std::time::Instant::now();
-        let window = self.dedup_window;
-        state.seen.retain(|_, at| now.duration_since(*at) < window);
-        for (queued, _) in messages {
-            if state.seen.contains_key(&queued.deduplication_id) {
-                continue;
-            }
-            state.seen.insert(queued.deduplication_id.clone(), now);
-            state.messages.push_back(queued);
-        }
+        state.push(messages.into_iter().map(|(queued, _)| queued), self.dedup_window);
         Ok(())
+    }
+}
+
+/// One batch straight into the queue, so [`BatchingQueue`] can stand in front of it.
+#[async_trait]
+impl BatchSender for InMemoryEventQueue {
+    async fn send_batch(&self, entries: &[(QueuedEvent, String)]) -> BatchOutcome {
+        let mut state = self.lock();
+        if state.unavailable {
+            return BatchOutcome {
+                failed: (0..entries.len()).collect(),
+                reason: Some("in-memory queue switched off".into()),
+                call_failed: true,
+            };
+        }
+        state.push(entries.iter().map(|(queued, _)| queued.clone()), self.dedup_window);
+        BatchOutcome::default()
     }
 }
 
@@ -417,7 +534,7 @@ mod tests {
     async fn batches_hold_at_most_ten_and_failed_entries_are_resent() {
         let events: Vec<_> = (0..23).map(|i| event(&format!("p{i}"), &format!("e{i}"), 0)).collect();
         let sqs = flaky(&[("e3", 1), ("e15", 2)]);
-        send_all(&sqs, in_send_order(&events).unwrap()).await.unwrap();
+        send_all(&sqs, in_send_order(&events).unwrap(), 1).await.unwrap();
         let calls = sqs.calls.lock().unwrap();
         let sizes: Vec<_> = calls.iter().map(Vec::len).collect();
         assert_eq!(sizes, [10, 10, 3, 2, 1]);
@@ -430,7 +547,7 @@ mod tests {
         let mut events: Vec<_> = (0..25).map(|i| event(&format!("p{i}"), &format!("e{i}"), 0)).collect();
         events[3].source_event_id = "unreachable".into();
         let sqs = flaky(&[("unreachable", 99)]);
-        let error = send_all(&sqs, in_send_order(&events).unwrap()).await.unwrap_err();
+        let error = send_all(&sqs, in_send_order(&events).unwrap(), 1).await.unwrap_err();
         assert_eq!(error, QueueError::Unavailable { failed: 16, total: 25, reason: "InternalError".into() });
         assert_eq!(sqs.calls.lock().unwrap().len(), 1);
     }
@@ -439,8 +556,117 @@ mod tests {
     async fn entries_that_keep_failing_make_the_send_fail() {
         let events: Vec<_> = (0..4).map(|i| event(&format!("p{i}"), &format!("e{i}"), 0)).collect();
         let sqs = flaky(&[("e1", 99)]);
-        let error = send_all(&sqs, in_send_order(&events).unwrap()).await.unwrap_err();
+        let error = send_all(&sqs, in_send_order(&events).unwrap(), 1).await.unwrap_err();
         assert_eq!(error, QueueError::Unavailable { failed: 1, total: 4, reason: "InternalError".into() });
         assert_eq!(sqs.calls.lock().unwrap().len(), ATTEMPTS);
+    }
+
+    /// Takes `latency` per call and records what was in flight and in which order each
+    /// group's messages arrived.
+    #[derive(Default)]
+    struct SlowSqs {
+        latency: Duration,
+        in_flight: std::sync::atomic::AtomicUsize,
+        most_in_flight: std::sync::atomic::AtomicUsize,
+        batches: std::sync::Mutex<Vec<Vec<String>>>,
+        unreachable_after: Option<usize>,
+    }
+
+    #[async_trait]
+    impl BatchSender for SlowSqs {
+        async fn send_batch(&self, entries: &[(QueuedEvent, String)]) -> BatchOutcome {
+            let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most_in_flight.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(self.latency).await;
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            let mut batches = self.batches.lock().unwrap();
+            if self.unreachable_after.is_some_and(|calls| batches.len() >= calls) {
+                return BatchOutcome {
+                    failed: (0..entries.len()).collect(),
+                    reason: Some("unreachable".into()),
+                    call_failed: true,
+                };
+            }
+            batches.push(entries.iter().map(|(q, _)| q.event.source_event_id.clone()).collect());
+            BatchOutcome::default()
+        }
+    }
+
+    /// 40 people with 10 events each, one person's events spread through the request.
+    fn many_people() -> Vec<LifecycleEvent> {
+        (0..400)
+            .map(|i| event(&format!("p{}", i % 40), &format!("p{}-{:02}", i % 40, i / 40), (i / 40) as u32))
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn batches_go_out_in_parallel_and_each_persons_events_stay_in_order() {
+        let sqs = SlowSqs { latency: Duration::from_millis(20), ..Default::default() };
+        let started = tokio::time::Instant::now();
+        send_all(&sqs, in_send_order(&many_people()).unwrap(), SEND_CONCURRENCY).await.unwrap();
+        let elapsed = started.elapsed();
+        assert_eq!(sqs.most_in_flight.load(Ordering::SeqCst), SEND_CONCURRENCY);
+        // 40 batches, 4 at a time: 10 round trips of 20 ms, not 40.
+        assert_eq!(elapsed, Duration::from_millis(200), "{elapsed:?}");
+        let batches = sqs.batches.lock().unwrap();
+        assert!(batches.iter().all(|batch| batch.len() <= MAX_BATCH));
+        let arrived: Vec<&String> = batches.iter().flatten().collect();
+        assert_eq!(arrived.len(), 400);
+        for person in 0..40 {
+            let prefix = format!("p{person}-");
+            let own: Vec<&&String> = arrived.iter().filter(|id| id.starts_with(&prefix)).collect();
+            let expected: Vec<String> = (0..10).map(|n| format!("p{person}-{n:02}")).collect();
+            assert_eq!(own.iter().map(|id| id.as_str()).collect::<Vec<_>>(), expected, "person {person}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn small_requests_are_one_call_and_one_persons_batches_never_overlap() {
+        let sqs = SlowSqs { latency: Duration::from_millis(20), ..Default::default() };
+        let three: Vec<_> = (0..3).map(|i| event(&format!("p{i}"), &format!("e{i}"), 0)).collect();
+        send_all(&sqs, in_send_order(&three).unwrap(), SEND_CONCURRENCY).await.unwrap();
+        assert_eq!(sqs.batches.lock().unwrap().len(), 1);
+
+        // One person's 35 events: four batches, one after another.
+        let sqs = SlowSqs { latency: Duration::from_millis(20), ..Default::default() };
+        let one: Vec<_> = (0..35).map(|i| event("p1", &format!("e{i:02}"), i)).collect();
+        send_all(&sqs, in_send_order(&one).unwrap(), SEND_CONCURRENCY).await.unwrap();
+        assert_eq!(sqs.most_in_flight.load(Ordering::SeqCst), 1);
+        let arrived: Vec<String> = sqs.batches.lock().unwrap().concat();
+        assert_eq!(arrived, (0..35).map(|i| format!("e{i:02}")).collect::<Vec<_>>());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn parallel_lanes_still_resend_failed_entries_and_stop_when_a_call_fails() {
+        let events = many_people();
+        let sqs = flaky(&[("p3-04", 1), ("p17-09", 2)]);
+        send_all(&sqs, in_send_order(&events).unwrap(), SEND_CONCURRENCY).await.unwrap();
+        let sent = |id: &str| sqs.calls.lock().unwrap().iter().flatten().filter(|sent| *sent == id).count();
+        assert_eq!((sent("p17-09"), sent("p3-04")), (3, 2));
+
+        // The fifth call fails outright: every lane stops before its next call.
+        let sqs = SlowSqs { latency: Duration::from_millis(20), unreachable_after: Some(4), ..Default::default() };
+        let error = send_all(&sqs, in_send_order(&events).unwrap(), SEND_CONCURRENCY).await.unwrap_err();
+        let sent = sqs.batches.lock().unwrap().iter().map(Vec::len).sum::<usize>();
+        assert_eq!(error, QueueError::Unavailable { failed: 400 - sent, total: 400, reason: "unreachable".into() });
+        assert!(sent < 100, "{sent} sent after the failure");
+    }
+
+    #[tokio::test]
+    async fn a_batching_queue_in_front_of_the_in_memory_queue_queues_everything_once() {
+        let memory = std::sync::Arc::new(InMemoryEventQueue::new());
+        struct Shared(std::sync::Arc<InMemoryEventQueue>);
+        #[async_trait]
+        impl BatchSender for Shared {
+            async fn send_batch(&self, entries: &[(QueuedEvent, String)]) -> BatchOutcome {
+                self.0.send_batch(entries).await
+            }
+        }
+        let queue = BatchingQueue::new(Shared(memory.clone()), SEND_CONCURRENCY);
+        queue.send(&many_people()).await.unwrap();
+        queue.send(&many_people()).await.unwrap();
+        assert_eq!(memory.len(), 400);
+        memory.set_available(false);
+        assert!(matches!(queue.send(&many_people()).await, Err(QueueError::Unavailable { failed: 400, .. })));
     }
 }

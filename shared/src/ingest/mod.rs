@@ -12,8 +12,9 @@ use tracing::Instrument;
 use crate::config::{ConfigError, Env};
 use crate::http_api::{error_response, json_response};
 use crate::queue::{EventQueue, SqsEventQueue};
-use crate::secrets::{AwsSecretSource, CachedSecret, SecretSource};
-use crate::sources::{self, Connections, Context, InboundRequest, Normalized, Outcome, SourceError};
+use crate::secrets::{AwsSecretSource, SecretSource};
+use crate::sources::{self, Connections, Context, Entry, InboundRequest, Normalized, Outcome, SourceError};
+use connections::ConnectionCache;
 
 /// How many event ids one log line lists; a BambooHR batch can hold hundreds.
 const LOGGED_IDS: usize = 20;
@@ -22,6 +23,7 @@ pub use crate::clock::{Clock, FixedClock, SystemClock};
 pub use config::IngestConfig;
 
 mod config;
+mod connections;
 
 /// Every external system `ingest` uses: in Lambda the AWS clients, built by the first
 /// request that needs them ([`IngestApp::from_env`]); by hand in the local stack and tests.
@@ -48,7 +50,7 @@ enum Inner {
 struct Ready {
     config: IngestConfig,
     queue: Arc<dyn EventQueue>,
-    connections: CachedSecret<Connections>,
+    connections: ConnectionCache,
     clock: Arc<dyn Clock>,
 }
 
@@ -71,7 +73,7 @@ pub fn route(path: &str) -> Option<&str> {
 impl IngestApp {
     pub fn new(config: IngestConfig, ports: Ports) -> Self {
         let Ports { queue, secrets, clock } = ports;
-        let connections = CachedSecret::new(secrets, config.connections_secret_id.clone(), config.secret_cache_ttl);
+        let connections = ConnectionCache::new(secrets, config.connections_secret_id.clone(), config.secret_cache_ttl);
         IngestApp { inner: Arc::new(Inner::Ready(Ready { config, queue, connections, clock })) }
     }
 
@@ -101,11 +103,6 @@ impl IngestApp {
             tracing::info!(status = 404, outcome = "no_route", "no such route");
             return error_response(404, "no such route; webhooks are sent to /webhooks/{connection}");
         };
-        let method = request.method();
-        if method != http::Method::POST && method != http::Method::GET {
-            tracing::info!(connection, status = 405, outcome = "method_not_allowed", "method not allowed");
-            return method_not_allowed("GET, POST");
-        }
         let span = tracing::info_span!("request", connection = %connection, source = tracing::field::Empty);
         match self.inner.as_ref() {
             Inner::Ready(ready) => ready.handle(&connection, request).instrument(span).await,
@@ -167,10 +164,22 @@ impl Report {
     }
 }
 
+/// What became of a request once its connection was looked up.
+enum Processed {
+    /// The secret does not name the connection.
+    Unknown,
+    /// The secret names it, but its entry cannot be used; why, quoting nothing secret.
+    Disabled(String),
+    Ran {
+        source: &'static str,
+        allow: &'static str,
+        result: Result<Outcome, SourceError>,
+    },
+}
+
 impl Ready {
     async fn handle(&self, connection: &str, request: Request) -> Response<Body> {
-        let started = Instant::now();
-        let mut report = Report { source: "unknown", started };
+        let mut report = Report { source: "unknown", started: Instant::now() };
         let body: &[u8] = request.body().as_ref();
         if body.len() > self.config.max_body_bytes {
             let message = format!("the body exceeds {} bytes", self.config.max_body_bytes);
@@ -189,40 +198,41 @@ impl Ready {
         };
         let inbound = InboundRequest { method: request.method(), headers: request.headers(), body };
         let context = Context { connection, now: self.clock.now(), tolerance: self.config.timestamp_tolerance };
-
-        let mut result = run(&connections, connection, &inbound, &context);
-        // An unknown connection or a failed verification may mean the secret changed
-        // (a connection was added, a key rotated): re-read it, at most once per TTL.
-        if matches!(result, None | Some((_, Err(SourceError::Unauthorized(_))))) {
-            match self.connections.refresh_if_allowed().await {
-                Ok(Some(fresh)) => result = run(&fresh, connection, &inbound, &context),
-                Ok(None) => {}
-                Err(error) => tracing::warn!(%error, "could not re-read the connections secret"),
+        // Unknown, disabled, unverified: one answer, so nobody learns which connections
+        // exist or what they are; the logs tell them apart.
+        let (source, allow, result) = match self.process(connections, connection, &inbound, &context).await {
+            Processed::Unknown => return report.answer(401, "unknown_connection", unauthorized()),
+            Processed::Disabled(problem) => {
+                tracing::error!(%problem, "connection disabled: its entry in the connections secret is malformed");
+                return report.answer(401, "connection_disabled", unauthorized());
             }
-        }
-        let Some((source, result)) = result else {
-            return report.answer(404, "unknown_connection", error_response(404, "unknown connection"));
+            Processed::Ran { source, allow, result } => (source, allow, result),
         };
         report.source = source;
         tracing::Span::current().record("source", source);
         match result {
             Ok(Outcome::Handshake(handshake)) => report.answer(200, "handshake", json_response(200, &handshake.0)),
             Ok(Outcome::Events(normalized)) => self.queue_events(&report, normalized).await,
-            Err(SourceError::Unauthorized(reason)) => {
-                tracing::warn!(reason, "webhook refused");
-                report.answer(401, "unauthorized", error_response(401, "unauthorized"))
-            }
-            Err(SourceError::BadRequest(message)) => {
-                tracing::warn!(problem = %message, "malformed webhook body");
-                report.answer(400, "bad_request", error_response(400, &message))
-            }
-            Err(SourceError::UnsupportedMediaType(message)) => {
-                report.answer(415, "unsupported_media_type", error_response(415, &message))
-            }
-            Err(SourceError::MethodNotAllowed) => {
-                let allow = connections.get(connection).map(sources::allowed_methods).unwrap_or("POST");
-                report.answer(405, "method_not_allowed", method_not_allowed(allow))
-            }
+            Err(error) => refused(&report, error, allow),
+        }
+    }
+
+    /// Runs the connection's source; when the cached key fails to verify, re-reads the
+    /// secret if this connection may (see `connections`) and tries the fresh value.
+    async fn process(
+        &self,
+        connections: Arc<Connections>,
+        name: &str,
+        inbound: &InboundRequest<'_>,
+        context: &Context<'_>,
+    ) -> Processed {
+        let first = run(&connections, name, inbound, context);
+        if !matches!(first, Processed::Ran { result: Err(SourceError::Unauthorized(_)), .. }) {
+            return first;
+        }
+        match self.connections.refresh_for(name, &connections).await {
+            Some(fresh) => run(&fresh, name, inbound, context),
+            None => first,
         }
     }
 
@@ -262,21 +272,48 @@ impl Ready {
     }
 }
 
-fn method_not_allowed(allow: &'static str) -> Response<Body> {
-    let mut response = error_response(405, &format!("method not allowed; this endpoint accepts {allow}"));
+/// The answer to a request the source refused.
+fn refused(report: &Report, error: SourceError, allow: &'static str) -> Response<Body> {
+    match error {
+        SourceError::Unauthorized(reason) => {
+            tracing::warn!(reason, "webhook refused");
+            report.answer(401, "unauthorized", unauthorized())
+        }
+        // Only a sender that proved it holds the key learns what the connection accepts.
+        SourceError::MethodNotAllowed { verified: true } => {
+            let response = error_response(405, &format!("method not allowed; this endpoint accepts {allow}"));
+            report.answer(405, "method_not_allowed", with_allow(response, allow))
+        }
+        SourceError::MethodNotAllowed { verified: false } => report.answer(401, "method_not_allowed", unauthorized()),
+        SourceError::BadRequest(message) => {
+            tracing::warn!(problem = %message, "malformed webhook body");
+            report.answer(400, "bad_request", error_response(400, &message))
+        }
+        SourceError::UnsupportedMediaType(message) => {
+            report.answer(415, "unsupported_media_type", error_response(415, &message))
+        }
+    }
+}
+
+fn unauthorized() -> Response<Body> {
+    error_response(401, "unauthorized")
+}
+
+fn with_allow(mut response: Response<Body>, allow: &'static str) -> Response<Body> {
     response.headers_mut().insert(http::header::ALLOW, http::HeaderValue::from_static(allow));
     response
 }
 
-/// `None` when the connection is unknown.
-fn run(
-    connections: &Connections,
-    name: &str,
-    request: &InboundRequest<'_>,
-    context: &Context<'_>,
-) -> Option<(&'static str, Result<Outcome, SourceError>)> {
-    let config = connections.get(name)?;
-    Some((config.kind().as_str(), sources::process(config, request, context)))
+fn run(connections: &Connections, name: &str, request: &InboundRequest<'_>, context: &Context<'_>) -> Processed {
+    match connections.lookup(name) {
+        None => Processed::Unknown,
+        Some(Entry::Disabled(problem)) => Processed::Disabled(problem.to_owned()),
+        Some(Entry::Ready(config)) => Processed::Ran {
+            source: config.kind().as_str(),
+            allow: sources::allowed_methods(config),
+            result: sources::process(config, request, context),
+        },
+    }
 }
 
 #[cfg(test)]

@@ -3,11 +3,12 @@
 
 use super::*;
 use crate::queue::{InMemoryEventQueue, deduplication_id};
-use crate::secrets::InMemorySecretSource;
+use crate::secrets::{InMemorySecretSource, SecretsError};
 use crate::sources::{bamboohr, generic, hibob};
 use base64::Engine;
 use chrono::{DateTime, TimeZone, Utc};
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 const SECRET_ID: &str = "ingest/connections";
@@ -39,20 +40,29 @@ struct Harness {
 }
 
 fn harness_with(max_body_bytes: usize) -> Harness {
-    let queue = Arc::new(InMemoryEventQueue::new());
     let secrets = Arc::new(InMemorySecretSource::new());
     secrets.set(SECRET_ID, connections_json(BAMBOO_KEY));
+    let (app, queue, clock) = app_with(secrets.clone(), max_body_bytes);
+    Harness { app, queue, secrets, clock }
+}
+
+fn app_with(
+    secrets: Arc<dyn SecretSource>,
+    max_body_bytes: usize,
+) -> (IngestApp, Arc<InMemoryEventQueue>, Arc<FixedClock>) {
+    let queue = Arc::new(InMemoryEventQueue::new());
     let clock = Arc::new(FixedClock::new(vector_time()));
     let settings = IngestConfig {
         connections_secret_id: SECRET_ID.into(),
-        secret_cache_ttl: Duration::from_secs(300),
+        secret_cache_ttl: TTL,
         max_body_bytes,
         timestamp_tolerance: Duration::from_secs(300),
     };
-    let ports = Ports { queue: queue.clone(), secrets: secrets.clone(), clock: clock.clone() };
-    let app = IngestApp::new(settings, ports);
-    Harness { app, queue, secrets, clock }
+    let ports = Ports { queue: queue.clone(), secrets, clock: clock.clone() };
+    (IngestApp::new(settings, ports), queue, clock)
 }
+
+const TTL: Duration = Duration::from_secs(300);
 
 fn harness() -> Harness {
     harness_with(1_048_576)
@@ -174,7 +184,7 @@ async fn each_source_queues_its_events_with_person_groups_and_hashed_dedup_ids()
         assert_eq!(q.deduplication_id, deduplication_id(&q.event.person.source, &q.event.source_event_id));
         assert_eq!(q.event.received_at, vector_time());
     }
-    assert_eq!(queued[0].event.source_event_id, "employee.updated:1187:2026-03-02T09:15:00+0000");
+    assert!(queued[0].event.source_event_id.starts_with("employee.updated:1187:2026-03-02T09:15:00+0000:"));
 }
 
 #[tokio::test]
@@ -257,19 +267,136 @@ async fn handshakes_are_answered_and_queue_nothing() {
 }
 
 #[tokio::test]
-async fn routing_methods_and_sizes() {
+async fn routing_and_sizes() {
     let h = harness_with(2_000);
     let (status, _, _) = answer(&h.app, function_url("POST", "/hooks/x", &[], b"{}", false)).await;
     assert_eq!(status, 404);
-    let (status, body, _) = answer(&h.app, function_url("POST", "/webhooks/nobody", &[], b"{}", false)).await;
-    assert_eq!((status, body), (404, serde_json::json!({"error": "unknown connection"})));
-    let (status, _, headers) = answer(&h.app, function_url("PUT", "/webhooks/okta-main", &[], b"", false)).await;
-    assert_eq!((status, &headers[http::header::ALLOW]), (405, &http::HeaderValue::from_static("GET, POST")));
-    let (status, _, headers) = answer(&h.app, function_url("GET", "/webhooks/bamboohr-main", &[], b"", false)).await;
-    assert_eq!((status, &headers[http::header::ALLOW]), (405, &http::HeaderValue::from_static("POST")));
     let big = vec![b' '; 2_001];
     let (status, _, _) = answer(&h.app, bamboo_request(&big, BAMBOO_KEY, "1772442900")).await;
     assert_eq!(status, 413);
+}
+
+/// Captures the JSON log lines of the current thread (tokio's test runtime runs the test
+/// on it) while the guard lives.
+#[derive(Clone, Default)]
+struct Logs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
+    type Writer = Logs;
+    fn make_writer(&'a self) -> Logs {
+        self.clone()
+    }
+}
+
+impl Logs {
+    fn capture() -> (Logs, tracing::subscriber::DefaultGuard) {
+        let logs = Logs::default();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(logs.clone())
+            .finish();
+        (logs.clone(), tracing::subscriber::set_default(subscriber))
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+
+    /// The `outcome` of every `webhook answered` line, in order.
+    fn outcomes(&self) -> Vec<String> {
+        self.text()
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|line| line["message"] == "webhook answered")
+            .map(|line| line["outcome"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn unknown_connections_wrong_methods_and_unverified_requests_get_one_answer() {
+    let (logs, _guard) = Logs::capture();
+    let h = harness();
+    let cases = [
+        (function_url("POST", "/webhooks/nobody", &[], b"{}", false), "unknown_connection"),
+        (function_url("GET", "/webhooks/nobody", &[], b"", false), "unknown_connection"),
+        (function_url("PUT", "/webhooks/nobody", &[], b"", false), "unknown_connection"),
+        (generic_request(generic_body(), "msg_1", "1772442900"), "accepted"),
+        (function_url("PUT", "/webhooks/okta-main", &[], b"", false), "method_not_allowed"),
+        (function_url("DELETE", "/webhooks/hr-generic", &[], b"", false), "method_not_allowed"),
+        (function_url("GET", "/webhooks/bamboohr-main", &[], b"", false), "method_not_allowed"),
+        (function_url("GET", "/webhooks/hibob-main", &[], b"Ping test", false), "method_not_allowed"),
+        (bamboo_request(bamboo_body(), "forged", "1772442900"), "unauthorized"),
+        (
+            function_url("POST", "/webhooks/okta-main", &[("Authorization", "Bearer guess")], okta_body(), false),
+            "unauthorized",
+        ),
+    ];
+    let mut expected = Vec::new();
+    for (request, outcome) in cases {
+        let (status, body, headers) = answer(&h.app, request).await;
+        expected.push(outcome.to_owned());
+        if outcome == "accepted" {
+            assert_eq!(status, 202);
+            continue;
+        }
+        assert_eq!((status, &body), (401, &serde_json::json!({"error": "unauthorized"})), "{outcome}");
+        assert!(headers.get(http::header::ALLOW).is_none(), "{outcome}: {headers:?}");
+    }
+    // The answer is one; the logs still tell an operator what happened.
+    assert_eq!(logs.outcomes(), expected);
+    assert_eq!(h.queue.drain().len(), 2);
+}
+
+#[tokio::test]
+async fn verified_requests_with_a_wrong_method_learn_what_the_connection_accepts() {
+    let (logs, _guard) = Logs::capture();
+    let h = harness();
+    for method in ["PUT", "PATCH", "DELETE"] {
+        let request = function_url(method, "/webhooks/okta-main", &[("Authorization", OKTA_AUTH)], b"", false);
+        let (status, _, headers) = answer(&h.app, request).await;
+        assert_eq!((status, &headers[http::header::ALLOW]), (405, &http::HeaderValue::from_static("GET, POST")));
+    }
+    let signature = bamboohr::sign(BAMBOO_KEY, b"", "1772442900");
+    let headers = [("X-BambooHR-Signature", signature.as_str()), ("X-BambooHR-Timestamp", "1772442900")];
+    let (status, _, headers) =
+        answer(&h.app, function_url("GET", "/webhooks/bamboohr-main", &headers, b"", false)).await;
+    assert_eq!((status, &headers[http::header::ALLOW]), (405, &http::HeaderValue::from_static("POST")));
+    assert_eq!(logs.outcomes(), ["method_not_allowed"; 4]);
+    assert!(h.queue.is_empty());
+}
+
+#[tokio::test]
+async fn hibobs_ping_is_answered_signed_or_not_for_hibob_connections_only() {
+    let h = harness();
+    let ping = |path: &str, headers: &[(&str, &str)]| function_url("POST", path, headers, b"Ping test", false);
+    let signature = hibob::sign(BOB_SECRET, b"Ping test");
+    for request in [
+        ping("/webhooks/hibob-main", &[("Content-Type", "text/plain")]),
+        ping("/webhooks/hibob-main", &[("Bob-Signature", &signature)]),
+        ping("/webhooks/hibob-main", &[("Bob-Signature", "AAAA")]),
+    ] {
+        let (status, body, _) = answer(&h.app, request).await;
+        assert_eq!((status, body), (200, serde_json::json!({"handshake": "ok"})));
+    }
+    for path in ["/webhooks/nobody", "/webhooks/bamboohr-main", "/webhooks/okta-main", "/webhooks/hr-generic"] {
+        let (status, body, _) = answer(&h.app, ping(path, &[])).await;
+        assert_eq!((status, body), (401, serde_json::json!({"error": "unauthorized"})), "{path}");
+    }
+    assert!(h.queue.is_empty());
 }
 
 #[tokio::test]
@@ -337,6 +464,165 @@ async fn a_rotated_key_is_picked_up_once_and_forgeries_cannot_force_rereads() {
 }
 
 #[tokio::test]
+async fn requests_to_unknown_connections_never_reread_the_secret() {
+    let h = harness();
+    assert_eq!(answer(&h.app, bamboo_request(bamboo_body(), BAMBOO_KEY, "1772442900")).await.0, 202);
+    for n in 0..50 {
+        let request = function_url("POST", &format!("/webhooks/guess-{n}"), &[], b"{}", false);
+        assert_eq!(answer(&h.app, request).await.0, 401);
+    }
+    assert_eq!(h.secrets.reads(), 1);
+    // ...so the one re-read a rotation needs is still there for a real connection.
+    h.secrets.set(SECRET_ID, connections_json("rotated-private-key"));
+    assert_eq!(answer(&h.app, bamboo_request(bamboo_body(), "rotated-private-key", "1772442900")).await.0, 202);
+    assert_eq!(h.secrets.reads(), 2);
+}
+
+#[tokio::test]
+async fn a_forgery_on_one_connection_does_not_spend_another_connections_reread() {
+    let h = harness();
+    assert_eq!(answer(&h.app, bamboo_request(bamboo_body(), BAMBOO_KEY, "1772442900")).await.0, 202);
+    for _ in 0..10 {
+        let request =
+            function_url("POST", "/webhooks/okta-main", &[("Authorization", "Bearer guess")], okta_body(), false);
+        assert_eq!(answer(&h.app, request).await.0, 401);
+    }
+    assert_eq!(h.secrets.reads(), 2, "okta-main's forgeries re-read once");
+    h.secrets.set(SECRET_ID, connections_json("rotated-private-key"));
+    assert_eq!(answer(&h.app, bamboo_request(bamboo_body(), "rotated-private-key", "1772442900")).await.0, 202);
+    assert_eq!(h.secrets.reads(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_connection_rereads_at_most_once_per_ttl() {
+    let h = harness();
+    let forged = || bamboo_request(bamboo_body(), "forged", "1772442900");
+    assert_eq!(answer(&h.app, forged()).await.0, 401);
+    assert_eq!(h.secrets.reads(), 2, "the first read, then one re-read");
+    tokio::time::advance(TTL / 2).await;
+    for _ in 0..10 {
+        assert_eq!(answer(&h.app, forged()).await.0, 401);
+    }
+    assert_eq!(h.secrets.reads(), 2);
+    // The TTL passes: the value is read again, and bamboohr-main may re-read once more.
+    tokio::time::advance(TTL / 2 + Duration::from_secs(1)).await;
+    for _ in 0..10 {
+        assert_eq!(answer(&h.app, forged()).await.0, 401);
+    }
+    assert_eq!(h.secrets.reads(), 4);
+}
+
+/// The in-memory secret source, switchable to failing as Secrets Manager does when it
+/// cannot be reached.
+#[derive(Default)]
+struct FlakySecrets {
+    inner: InMemorySecretSource,
+    failing: AtomicBool,
+    failed_reads: AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl SecretSource for FlakySecrets {
+    async fn secret_string(&self, id: &str) -> Result<String, SecretsError> {
+        if self.failing.load(Ordering::SeqCst) {
+            self.failed_reads.fetch_add(1, Ordering::SeqCst);
+            return Err(SecretsError::Unavailable { id: id.to_owned(), reason: "connect timeout".into() });
+        }
+        self.inner.secret_string(id).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn after_the_ttl_a_failed_read_keeps_the_last_good_value_in_use() {
+    let (logs, _guard) = Logs::capture();
+    let secrets = Arc::new(FlakySecrets::default());
+    secrets.inner.set(SECRET_ID, connections_json(BAMBOO_KEY));
+    let (app, queue, _) = app_with(secrets.clone(), 1_048_576);
+    assert_eq!(answer(&app, bamboo_request(bamboo_body(), BAMBOO_KEY, "1772442900")).await.0, 202);
+    secrets.failing.store(true, Ordering::SeqCst);
+    tokio::time::advance(TTL + Duration::from_secs(1)).await;
+    for _ in 0..5 {
+        assert_eq!(answer(&app, generic_request(generic_body(), "msg_1", "1772442900")).await.0, 202);
+    }
+    assert_eq!(secrets.failed_reads.load(Ordering::SeqCst), 1, "one attempt per TTL, not one per request");
+    assert!(logs.text().contains("the last good value stays in use"), "{}", logs.text());
+    // A forgery may still try its re-read; its failure is a 401, not a 503.
+    assert_eq!(answer(&app, bamboo_request(bamboo_body(), "forged", "1772442900")).await.0, 401);
+    assert_eq!(queue.drain().len(), 3);
+    // Without any good value there is nothing to serve.
+    let (cold, _, _) = app_with(secrets.clone(), 1_048_576);
+    assert_eq!(answer(&cold, bamboo_request(bamboo_body(), BAMBOO_KEY, "1772442900")).await.0, 503);
+}
+
+#[tokio::test]
+async fn a_malformed_entry_disables_only_its_connection() {
+    let (logs, _guard) = Logs::capture();
+    let h = harness();
+    let secret = serde_json::json!({"connections": {
+        "bamboohr-main": {"source": "bamboohr", "private_key": BAMBOO_KEY},
+        "hr-generic": {"source": "generic", "secret": "whsec_not base64 (leaked-value)"},
+        "okta-main": {"source": "okta", "auth_header": ["leaked-value-2"], "auth_value": OKTA_AUTH}
+    }});
+    h.secrets.set(SECRET_ID, secret.to_string());
+    assert_eq!(answer(&h.app, bamboo_request(bamboo_body(), BAMBOO_KEY, "1772442900")).await.0, 202);
+    let (status, body, _) = answer(&h.app, generic_request(generic_body(), "msg_1", "1772442900")).await;
+    assert_eq!((status, body), (401, serde_json::json!({"error": "unauthorized"})));
+    let request = function_url("POST", "/webhooks/okta-main", &[("Authorization", OKTA_AUTH)], okta_body(), false);
+    assert_eq!(answer(&h.app, request).await.0, 401);
+    assert_eq!(h.queue.drain().len(), 1);
+
+    let errors: Vec<serde_json::Value> = logs
+        .text()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|line| line["level"] == "ERROR")
+        .collect();
+    let named = |connection: &str, problem: &str| {
+        errors.iter().any(|line| {
+            let text = line.to_string();
+            text.contains(connection) && line["problem"].as_str().is_some_and(|p| p.contains(problem))
+        })
+    };
+    assert!(named("hr-generic", "whsec_"), "{errors:?}");
+    assert!(named("okta-main", "wrong type"), "{errors:?}");
+    assert!(!logs.text().contains("leaked-value"), "{}", logs.text());
+    assert_eq!(logs.outcomes(), ["accepted", "connection_disabled", "connection_disabled"]);
+}
+
+#[tokio::test]
+async fn okta_app_assignments_of_other_apps_are_acknowledged_and_not_queued() {
+    let h = harness();
+    let secret = serde_json::json!({"connections": {
+        "okta-main": {"source": "okta", "auth_value": OKTA_AUTH, "app_id": "0oa1password000001"}
+    }});
+    h.secrets.set(SECRET_ID, secret.to_string());
+    let delivery = |event_type: &str, app: &str| {
+        serde_json::to_vec(&serde_json::json!({"data": {"events": [{
+            "uuid": format!("{event_type}-{app}"), "published": "2026-03-02T09:15:00Z", "eventType": event_type,
+            "outcome": {"result": "SUCCESS"},
+            "target": [
+                {"id": "0ua1dana00000000042", "type": "AppUser", "alternateId": "dana.kim@example.com"},
+                {"id": app, "type": "AppInstance", "alternateId": "app", "displayName": "An app"},
+                {"id": "00u1dana0000000042", "type": "User", "alternateId": "dana.kim@example.com"}
+            ]
+        }]}}))
+        .unwrap()
+    };
+    let post =
+        |body: Vec<u8>| function_url("POST", "/webhooks/okta-main", &[("Authorization", OKTA_AUTH)], &body, false);
+    for event_type in ["application.user_membership.add", "application.user_membership.remove"] {
+        let (status, body, _) = answer(&h.app, post(delivery(event_type, "0oa1slack0000000001"))).await;
+        assert_eq!((status, body), (202, serde_json::json!({"accepted": 0, "ignored": 1})), "{event_type}");
+    }
+    assert!(h.queue.is_empty());
+    let (status, body, _) =
+        answer(&h.app, post(delivery("application.user_membership.remove", "0oa1password000001"))).await;
+    assert_eq!((status, body), (202, serde_json::json!({"accepted": 1, "ignored": 0})));
+    let [leaver] = h.queue.drain().try_into().unwrap_or_else(|q: Vec<_>| panic!("{q:?}"));
+    assert_eq!((leaver.event.kind, leaver.event.immediate), (crate::EventKind::Leaver, true));
+}
+
+#[tokio::test]
 async fn an_unreadable_secret_is_503_and_a_misconfigured_app_500() {
     let h = harness();
     h.secrets.set(SECRET_ID, "{not json");
@@ -387,6 +673,8 @@ fn routes_accept_one_stage_prefix_only() {
     assert_eq!(route("/a/b/webhooks/c"), None);
 }
 
+const OTHER_METHODS: [&str; 5] = ["PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+
 /// Every answer the handler can give, produced for real: (method, status, body).
 async fn every_answer() -> Vec<(String, u16, serde_json::Value)> {
     let mut answers = Vec::new();
@@ -420,10 +708,23 @@ async fn every_answer() -> Vec<(String, u16, serde_json::Value)> {
         function_url("GET", "/webhooks/okta-main", &[], b"", false),
         function_url("GET", "/webhooks/nobody", &[], b"", false),
         function_url("GET", "/webhooks/bamboohr-main", &[], b"", false),
+        function_url(
+            "GET",
+            "/webhooks/bamboohr-main",
+            &[
+                ("x-bamboohr-signature", &bamboohr::sign(BAMBOO_KEY, b"", "1772442900")),
+                ("x-bamboohr-timestamp", "1772442900"),
+            ],
+            b"",
+            false,
+        ),
         function_url("GET", "/webhooks/okta-main", &[], &[b' '; 4_001], false),
     ];
-    for method in ["PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"] {
+    for method in OTHER_METHODS {
         requests.push(function_url(method, "/webhooks/okta-main", &[], b"", false));
+        requests.push(function_url(method, "/webhooks/nobody", &[], b"", false));
+        requests.push(function_url(method, "/webhooks/okta-main", &[("Authorization", OKTA_AUTH)], b"", false));
+        requests.push(function_url(method, "/webhooks/okta-main", &[], &[b' '; 4_001], false));
     }
     for request in requests {
         let method = request.method().to_string();
@@ -434,7 +735,7 @@ async fn every_answer() -> Vec<(String, u16, serde_json::Value)> {
     h.queue.set_available(false);
     let (status, body, _) = answer(&h.app, bamboo_request(bamboo_body(), BAMBOO_KEY, "1772442900")).await;
     answers.push(("POST".into(), status, body));
-    for method in ["POST", "GET"] {
+    for method in ["POST", "GET"].into_iter().chain(OTHER_METHODS) {
         let h = harness();
         h.secrets.set(SECRET_ID, "{");
         let (status, body, _) = answer(&h.app, function_url(method, "/webhooks/okta-main", &[], b"", false)).await;

@@ -7,6 +7,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use hmac::Mac;
 use serde::Deserialize;
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 use super::{
     Context, Ignored, InboundRequest, Normalized, Outcome, SourceError, StringOrNumber, check_timestamp, hmac_sha256,
@@ -86,7 +87,8 @@ struct EventData {
 
 #[derive(Debug, Deserialize)]
 struct FieldBased {
-    employees: Vec<FieldEmployee>,
+    /// Kept as JSON: each entry's own text is part of its event id.
+    employees: Vec<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -127,6 +129,41 @@ const MOVER_FIELDS: &[&str] = &[
 
 fn touches(changed: &[String], set: &[&str]) -> bool {
     changed.iter().any(|field| set.contains(&field_key(field).as_str()))
+}
+
+/// The first 16 hex digits of the SHA-256 of `parts`, each followed by a NUL.
+///
+/// BambooHR sends no event id, and its timestamps have whole seconds: two changes to one
+/// employee within a second would share `{type}:{id}:{timestamp}` and SQS would drop the
+/// second as a duplicate. The hash of what changed tells them apart, while an exact
+/// redelivery hashes the same and is still dropped.
+fn change_hash<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> String {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update(part);
+        hasher.update([0u8]);
+    }
+    hex::encode(&hasher.finalize()[..8])
+}
+
+/// [`change_hash`] of one JSON value, serialized straight into the hash: a 1 MB body holds
+/// thousands of entries, and a copy of each would cost more than the hashing.
+fn json_hash(value: &Value) -> String {
+    struct Feed(Sha256);
+    impl std::io::Write for Feed {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.update(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut feed = Feed(Sha256::new());
+    // Writing to a hash cannot fail, and a `Value` always serializes.
+    let _ = serde_json::to_writer(&mut feed, value);
+    feed.0.update([0u8]);
+    hex::encode(&feed.0.finalize()[..8])
 }
 
 /// Parses the body (JSON, or the event-based form post) into events.
@@ -217,11 +254,16 @@ fn normalize_event_based(
     let employee_id = required_id(payload.data.employee_id, "data.employeeId")?;
     let timestamp = non_empty(payload.timestamp);
     let effective_at = timestamp.as_deref().and_then(parse_time).unwrap_or(signed.at);
-    // No event id in the payload: (type, employee, timestamp) identifies the event, and
-    // is the same on BambooHR's retries.
-    let source_event_id =
-        format!("{}:{}:{}", payload.event_type, employee_id, timestamp.as_deref().unwrap_or(signed.raw));
     let changed = &payload.data.changed_fields;
+    // No event id in the payload: (type, employee, timestamp, what changed) identifies the
+    // event, and is the same on BambooHR's retries and for the JSON and form twins.
+    let source_event_id = format!(
+        "{}:{}:{}:{}",
+        payload.event_type,
+        employee_id,
+        timestamp.as_deref().unwrap_or(signed.raw),
+        change_hash(changed.iter().map(String::as_bytes))
+    );
     let kind = match payload.event_type.as_str() {
         "employee.created" => Some(EventKind::Joiner),
         "employee.deleted" => Some(EventKind::Leaver),
@@ -292,41 +334,32 @@ fn normalize_field_based(
     context: &Context<'_>,
 ) -> Result<Normalized, SourceError> {
     let mut normalized = Normalized::default();
-    for (index, employee) in payload.employees.into_iter().enumerate() {
+    for (index, entry) in payload.employees.into_iter().enumerate() {
+        // The entry's own JSON carries the changed values: see `change_hash`.
+        let hash = json_hash(&entry);
+        let employee: FieldEmployee = serde_json::from_value(entry).map_err(|_| {
+            SourceError::bad_request(format!(
+                "malformed BambooHR field-based payload: employees[{index}] must be {{id, action, changedFields, fields}}"
+            ))
+        })?;
         let id = required_id(employee.id, &format!("employees[{index}].id"))?;
         // BambooHR's own samples omit `action` on updates; absent means "Updated".
         let action = non_empty(employee.action).unwrap_or_else(|| "Updated".to_owned());
         let timestamp = non_empty(employee.timestamp);
         let effective_at = timestamp.as_deref().and_then(parse_time).unwrap_or(signed.at);
         let source_event_id = format!(
-            "employee_with_fields.{}:{}:{}",
+            "employee_with_fields.{}:{}:{}:{}",
             action.to_ascii_lowercase(),
             id,
-            timestamp.as_deref().unwrap_or(signed.raw)
+            timestamp.as_deref().unwrap_or(signed.raw),
+            hash
         );
-        let attributes = attributes_from_fields(&employee.fields);
-        let fields_by_key: Vec<(String, Option<String>)> =
-            employee.fields.iter().map(|(name, value)| (field_key(name), field_text(value))).collect();
-        let field = |key: &str| fields_by_key.iter().find(|(k, _)| k == key).and_then(|(_, v)| v.as_deref());
-        let left = field("status").is_some_and(|s| s.eq_ignore_ascii_case("inactive"))
-            || field("employmentstatus").is_some_and(|s| s.eq_ignore_ascii_case("terminated"))
-            || field("employmenthistorystatus").is_some_and(|s| s.eq_ignore_ascii_case("terminated"));
         let changed = employee.changed_fields.unwrap_or_default();
-        let status_changed = touches(&changed, STATUS_FIELDS);
-        let kind = match action.to_ascii_lowercase().as_str() {
-            "created" => Some(EventKind::Joiner),
-            "deleted" => Some(EventKind::Leaver),
-            "updated" if left => Some(EventKind::Leaver),
-            "updated" if status_changed && field("status").is_some_and(|s| s.eq_ignore_ascii_case("active")) => {
-                Some(EventKind::Rehire)
+        match field_based_kind(&action, &employee.fields, &changed) {
+            Some(kind) => {
+                let attributes = attributes_from_fields(&employee.fields);
+                normalized.events.push(event(kind, context, id, source_event_id, effective_at, attributes))
             }
-            "updated" if changed.is_empty() || status_changed || touches(&changed, MOVER_FIELDS) => {
-                Some(EventKind::Mover)
-            }
-            _ => None,
-        };
-        match kind {
-            Some(kind) => normalized.events.push(event(kind, context, id, source_event_id, effective_at, attributes)),
             None => normalized.ignored.push(Ignored {
                 source_event_id: Some(source_event_id),
                 reason: format!("action {action} changed no field we act on"),
@@ -334,6 +367,29 @@ fn normalize_field_based(
         }
     }
     Ok(normalized)
+}
+
+/// What one field-based entry means: `Created` joins, `Deleted` leaves, an update that
+/// shows the person inactive or terminated leaves, one that sets the status back to Active
+/// is a rehire, and one that touches a field we follow (or names none) is a mover.
+fn field_based_kind(action: &str, fields: &serde_json::Map<String, Value>, changed: &[String]) -> Option<EventKind> {
+    let fields_by_key: Vec<(String, Option<String>)> =
+        fields.iter().map(|(name, value)| (field_key(name), field_text(value))).collect();
+    let field = |key: &str| fields_by_key.iter().find(|(k, _)| k == key).and_then(|(_, v)| v.as_deref());
+    let left = field("status").is_some_and(|s| s.eq_ignore_ascii_case("inactive"))
+        || field("employmentstatus").is_some_and(|s| s.eq_ignore_ascii_case("terminated"))
+        || field("employmenthistorystatus").is_some_and(|s| s.eq_ignore_ascii_case("terminated"));
+    let status_changed = touches(changed, STATUS_FIELDS);
+    match action.to_ascii_lowercase().as_str() {
+        "created" => Some(EventKind::Joiner),
+        "deleted" => Some(EventKind::Leaver),
+        "updated" if left => Some(EventKind::Leaver),
+        "updated" if status_changed && field("status").is_some_and(|s| s.eq_ignore_ascii_case("active")) => {
+            Some(EventKind::Rehire)
+        }
+        "updated" if changed.is_empty() || status_changed || touches(changed, MOVER_FIELDS) => Some(EventKind::Mover),
+        _ => None,
+    }
 }
 
 pub fn process(config: &Config, request: &InboundRequest<'_>, context: &Context<'_>) -> Result<Outcome, SourceError> {
@@ -406,6 +462,15 @@ mod tests {
         assert!(unauthorized(run(&key, &pairs, body.as_bytes(), now)));
     }
 
+    /// `{prefix}:{16 hex digits}`: the id BambooHR's fields give, then the change hash.
+    fn assert_hashed_id(id: &str, prefix: &str) {
+        let hash = id.strip_prefix(prefix).and_then(|rest| rest.strip_prefix(':'));
+        assert!(
+            hash.is_some_and(|h| h.len() == 16 && h.bytes().all(|b| b.is_ascii_hexdigit())),
+            "{id} is not {prefix}:<hash>"
+        );
+    }
+
     fn signed(body: &str, ts: &str) -> Normalized {
         let key = "k";
         let sig = sign(key, body.as_bytes(), ts);
@@ -421,7 +486,7 @@ mod tests {
         assert_eq!(event.kind, EventKind::Mover);
         assert_eq!(event.person, PersonKey::new("conn", "1187"));
         assert_eq!(event.source_kind, SourceKind::Bamboohr);
-        assert_eq!(event.source_event_id, "employee.updated:1187:2026-03-02T09:15:00+0000");
+        assert_hashed_id(&event.source_event_id, "employee.updated:1187:2026-03-02T09:15:00+0000");
         assert_eq!(event.effective_at.to_rfc3339(), "2026-03-02T09:15:00+00:00");
         assert_eq!(event.attributes, Attributes::default());
     }
@@ -454,7 +519,7 @@ mod tests {
         let [event] = normalized.events.as_slice() else { panic!("{normalized:?}") };
         assert_eq!(event.kind, EventKind::Leaver);
         assert_eq!(event.person, PersonKey::new("conn", "1187"));
-        assert_eq!(event.source_event_id, "employee_with_fields.updated:1187:2026-03-31T23:05:11+0000");
+        assert_hashed_id(&event.source_event_id, "employee_with_fields.updated:1187:2026-03-31T23:05:11+0000");
         assert_eq!(event.effective_at.to_rfc3339(), "2026-03-31T23:05:11+00:00");
         assert_eq!(
             event.attributes,
@@ -477,9 +542,45 @@ mod tests {
         let normalized = signed(&vector("bamboohr_fusebit", "body"), &vector("bamboohr_fusebit", "ts"));
         let [event] = normalized.events.as_slice() else { panic!("{normalized:?}") };
         assert_eq!(event.kind, EventKind::Mover);
-        assert_eq!(event.source_event_id, "employee_with_fields.updated:5:1658248023");
+        assert_hashed_id(&event.source_event_id, "employee_with_fields.updated:5:1658248023");
         assert_eq!(event.attributes.given_name.as_deref(), Some("Tefi"));
         assert_eq!(event.attributes.family_name.as_deref(), Some("Adams"));
+    }
+
+    #[test]
+    fn two_changes_in_one_second_get_different_ids_and_a_redelivery_the_same() {
+        let ids = |body: &str| -> Vec<String> {
+            let normalized = signed(body, "1772442900");
+            normalized.events.iter().map(|e| e.source_event_id.clone()).collect()
+        };
+        // Event-based: one employee, one second, different fields changed.
+        let event_based = |fields: &str| {
+            format!(
+                r#"{{"type":"employee.updated","timestamp":"2026-03-02T09:15:00+0000","data":{{"employeeId":1187,"changedFields":[{fields}]}}}}"#
+            )
+        };
+        let department = ids(&event_based(r#""department""#));
+        let title = ids(&event_based(r#""jobTitle""#));
+        assert_eq!((department.len(), title.len()), (1, 1));
+        assert_ne!(department, title);
+        assert_eq!(department, ids(&event_based(r#""department""#)), "a redelivery keeps its id");
+
+        // Field-based: the same field changed twice within the second, to different values.
+        let entry = |department: &str| {
+            format!(
+                r#"{{"id":"1187","action":"Updated","timestamp":"2026-03-02T09:15:00+0000","changedFields":["Department"],"fields":{{"Department":{{"value":"{department}"}}}}}}"#
+            )
+        };
+        let field_based = |department: &str| format!(r#"{{"employees":[{}]}}"#, entry(department));
+        let to_sales = ids(&field_based("Sales"));
+        let to_finance = ids(&field_based("Finance"));
+        assert_eq!((to_sales.len(), to_finance.len()), (1, 1));
+        assert_ne!(to_sales, to_finance);
+        assert_eq!(to_sales, ids(&field_based("Sales")), "a redelivery keeps its id");
+        // Both changes in one body are two events, not one.
+        let both = ids(&format!(r#"{{"employees":[{},{}]}}"#, entry("Sales"), entry("Finance")));
+        assert_eq!(both.len(), 2);
+        assert_ne!(both[0], both[1]);
     }
 
     #[test]
@@ -511,7 +612,9 @@ mod tests {
         ];
         let normalized = events(run(key, &pairs, body.as_bytes(), "2026-03-02T09:15:00Z"));
         assert_eq!(normalized.events[0].kind, EventKind::Mover);
-        assert_eq!(normalized.events[0].source_event_id, "employee.updated:1187:2026-03-02T09:15:00+0000");
+        let twin = r#"{"type":"employee.updated","timestamp":"2026-03-02T09:15:00+0000","data":{"companyId":"48213","employeeId":"1187","changedFields":["department"]}}"#;
+        assert_eq!(normalized.events[0].source_event_id, signed(twin, "1772442900").events[0].source_event_id);
+        assert_hashed_id(&normalized.events[0].source_event_id, "employee.updated:1187:2026-03-02T09:15:00+0000");
 
         let body = "employees%5B0%5D%5Bid%5D=1187";
         let sig = sign(key, body.as_bytes(), "1772442900");

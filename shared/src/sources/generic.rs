@@ -27,6 +27,9 @@ pub struct Config {
     pub secret: StandardWebhookKey,
 }
 
+/// What is wrong with a generic connection's secret that does not decode.
+pub const KEY_PROBLEM: &str = "a generic connection's secret must be \"whsec_\" followed by base64";
+
 /// The decoded HMAC key. Never printed.
 #[derive(Clone, Deserialize)]
 #[serde(try_from = "String")]
@@ -39,7 +42,7 @@ impl StandardWebhookKey {
         let encoded = encoded.strip_prefix("whsec_").unwrap_or(encoded);
         match BASE64.decode(encoded) {
             Ok(key) if !key.is_empty() => Ok(StandardWebhookKey(key)),
-            _ => Err("a generic connection's secret must be \"whsec_\" followed by base64".to_owned()),
+            _ => Err(KEY_PROBLEM.to_owned()),
         }
     }
 }

@@ -22,35 +22,93 @@ use crate::event::{LifecycleEvent, SourceKind};
 
 /// The webhook connections, as stored in the connections secret:
 /// `{"connections": {"<name>": {"source": "bamboohr", ...}}}` (see docs/ingest.md).
+///
+/// Each entry is read on its own: an entry that cannot be read (a bad name, an unknown
+/// source, a missing or malformed credential) disables that connection only, with a
+/// description of the problem that never quotes a value from the secret.
 #[derive(Debug, Deserialize)]
-#[serde(try_from = "RawConnections")]
+#[serde(from = "RawConnections")]
 pub struct Connections {
     connections: BTreeMap<String, ConnectionConfig>,
+    disabled: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
 struct RawConnections {
-    connections: BTreeMap<String, ConnectionConfig>,
+    connections: BTreeMap<String, serde_json::Value>,
 }
 
-impl TryFrom<RawConnections> for Connections {
-    type Error = String;
-
-    fn try_from(raw: RawConnections) -> Result<Self, Self::Error> {
-        if let Some(bad) = raw.connections.keys().find(|name| !is_valid_connection_name(name)) {
-            return Err(format!("connection name {bad:?} must be 1-64 characters of A-Z, a-z, 0-9, '_', '.', '-'"));
+impl From<RawConnections> for Connections {
+    fn from(raw: RawConnections) -> Self {
+        let mut connections = BTreeMap::new();
+        let mut disabled = BTreeMap::new();
+        for (name, entry) in raw.connections {
+            if !is_valid_connection_name(&name) {
+                let problem = "the name must be 1-64 characters of A-Z, a-z, 0-9, '_', '.', '-'".to_owned();
+                disabled.insert(name, problem);
+                continue;
+            }
+            match ConnectionConfig::deserialize(&entry) {
+                Ok(config) => {
+                    connections.insert(name, config);
+                }
+                Err(error) => {
+                    disabled.insert(name, describe_entry_error(&error));
+                }
+            }
         }
-        Ok(Connections { connections: raw.connections })
+        Connections { connections, disabled }
     }
 }
 
+/// What is wrong with one connection entry, in words that cannot carry a secret: serde's
+/// messages quote offending values ("invalid type: string \"…\""), so only the parts
+/// that name our own fields and types are kept.
+fn describe_entry_error(error: &serde_json::Error) -> String {
+    let text = error.to_string();
+    if text.starts_with("missing field") || text == generic::KEY_PROBLEM {
+        text
+    } else if text.starts_with("unknown variant") {
+        "\"source\" must be one of generic, bamboohr, hibob, okta".to_owned()
+    } else if text.starts_with("invalid type") {
+        // The expectation comes last and is serde's own wording.
+        let expected = text.rsplit_once(", expected ").map_or("another type", |(_, expected)| expected);
+        format!("a value has the wrong type (expected {expected})")
+    } else {
+        "the entry has the wrong shape".to_owned()
+    }
+}
+
+/// A connection as the secret describes it.
+#[derive(Debug, Clone, Copy)]
+pub enum Entry<'a> {
+    Ready(&'a ConnectionConfig),
+    /// The entry could not be read; why, in words that quote nothing from the secret.
+    Disabled(&'a str),
+}
+
 impl Connections {
+    /// The connection, when its entry is usable.
     pub fn get(&self, name: &str) -> Option<&ConnectionConfig> {
         self.connections.get(name)
     }
 
+    /// The connection whether or not its entry is usable; `None` when the secret does not
+    /// name it at all.
+    pub fn lookup(&self, name: &str) -> Option<Entry<'_>> {
+        match self.connections.get(name) {
+            Some(config) => Some(Entry::Ready(config)),
+            None => self.disabled.get(name).map(|problem| Entry::Disabled(problem.as_str())),
+        }
+    }
+
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.connections.keys().map(String::as_str)
+    }
+
+    /// The entries that could not be read, with what is wrong with each.
+    pub fn disabled(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.disabled.iter().map(|(name, problem)| (name.as_str(), problem.as_str()))
     }
 }
 
@@ -149,8 +207,11 @@ pub enum SourceError {
     BadRequest(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// A method the connection's source never uses. `verified` says whether the request
+    /// still passed the source's verification: only then may the answer say so (405), as
+    /// anything else would tell a stranger which connections exist.
     #[error("method not allowed")]
-    MethodNotAllowed,
+    MethodNotAllowed { verified: bool },
 }
 
 impl SourceError {
@@ -165,24 +226,34 @@ pub fn process(
     request: &InboundRequest<'_>,
     context: &Context<'_>,
 ) -> Result<Outcome, SourceError> {
-    let post_only = |request: &InboundRequest<'_>| {
-        if request.method == http::Method::POST { Ok(()) } else { Err(SourceError::MethodNotAllowed) }
-    };
+    if !accepts(config, request.method) {
+        return Err(SourceError::MethodNotAllowed { verified: verify(config, request, context).is_ok() });
+    }
     match config {
-        ConnectionConfig::Generic(config) => {
-            post_only(request)?;
-            generic::process(config, request, context)
-        }
-        ConnectionConfig::Bamboohr(config) => {
-            post_only(request)?;
-            bamboohr::process(config, request, context)
-        }
-        ConnectionConfig::Hibob(config) => {
-            post_only(request)?;
-            hibob::process(config, request, context)
-        }
+        ConnectionConfig::Generic(config) => generic::process(config, request, context),
+        ConnectionConfig::Bamboohr(config) => bamboohr::process(config, request, context),
+        ConnectionConfig::Hibob(config) => hibob::process(config, request, context),
         ConnectionConfig::Okta(config) => okta::process(config, request, context),
     }
+}
+
+/// The connection's own verification of the request (signature, timestamp or header),
+/// whatever its method and body.
+pub fn verify(
+    config: &ConnectionConfig,
+    request: &InboundRequest<'_>,
+    context: &Context<'_>,
+) -> Result<(), SourceError> {
+    match config {
+        ConnectionConfig::Generic(config) => generic::verify(config, request, context).map(drop),
+        ConnectionConfig::Bamboohr(config) => bamboohr::verify(config, request, context).map(drop),
+        ConnectionConfig::Hibob(config) => hibob::verify(config, request),
+        ConnectionConfig::Okta(config) => okta::verify(config, request),
+    }
+}
+
+fn accepts(config: &ConnectionConfig, method: &http::Method) -> bool {
+    *method == http::Method::POST || (*method == http::Method::GET && matches!(config, ConnectionConfig::Okta(_)))
 }
 
 /// The methods a connection answers, for the `Allow` header of a 405.
@@ -344,10 +415,40 @@ mod tests {
         assert_eq!(connections.get("hr").unwrap().kind(), SourceKind::Generic);
         assert!(connections.get("other").is_none());
 
-        let bad = r#"{"connections":{"has space":{"source":"hibob","secret":"s"}}}"#;
-        assert!(serde_json::from_str::<Connections>(bad).is_err());
-        let unknown_kind = r#"{"connections":{"x":{"source":"workday","secret":"s"}}}"#;
-        assert!(serde_json::from_str::<Connections>(unknown_kind).is_err());
+        assert!(connections.lookup("other").is_none());
+        assert_eq!(connections.disabled().count(), 0);
+        assert!(serde_json::from_str::<Connections>(r#"{"connectionz":{}}"#).is_err());
+    }
+
+    #[test]
+    fn a_malformed_entry_disables_only_its_connection_and_the_problem_quotes_no_value() {
+        let json = r#"{"connections":{
+            "good":{"source":"hibob","secret":"s"},
+            "has space":{"source":"hibob","secret":"leak-name-1"},
+            "kind":{"source":"workday-leak-2","secret":"s"},
+            "missing":{"source":"okta"},
+            "typed":{"source":"bamboohr","private_key":987654321},
+            "listed":{"source":"bamboohr","private_key":["leak-list-3"]},
+            "whsec":{"source":"generic","secret":"whsec_!!leak-4!!"},
+            "scalar":"leak-scalar-5, expected leak-6",
+            "no-source":{"secret":"leak-7"}}}"#;
+        let connections: Connections = serde_json::from_str(json).unwrap();
+        assert!(matches!(connections.lookup("good"), Some(Entry::Ready(_))));
+        let problems: BTreeMap<&str, &str> = connections.disabled().collect();
+        assert_eq!(
+            problems.keys().copied().collect::<Vec<_>>(),
+            ["has space", "kind", "listed", "missing", "no-source", "scalar", "typed", "whsec"]
+        );
+        assert!(problems["missing"].contains("missing field `auth_value`"), "{problems:?}");
+        assert!(problems["kind"].contains("\"source\" must be one of"), "{problems:?}");
+        assert!(problems["typed"].contains("wrong type"), "{problems:?}");
+        assert!(problems["whsec"].contains("whsec_"), "{problems:?}");
+        assert!(matches!(connections.lookup("typed"), Some(Entry::Disabled(_))));
+        assert!(connections.get("typed").is_none());
+        let text = format!("{problems:?} {connections:?}");
+        for leak in ["leak", "987654321", "workday"] {
+            assert!(!text.contains(leak), "{leak}: {text}");
+        }
     }
 
     #[test]
@@ -546,7 +647,8 @@ mod never_panic {
         let _ = generic::parse(body, &context);
         let _ = hibob::parse(body, &context);
         let _ = hibob::is_ping(body);
-        let _ = okta::parse(body, &context);
+        let _ = okta::parse(body, Some("0oa1"), &context);
+        let _ = okta::parse(body, None, &context);
         let method = http::Method::POST;
         let mut headers = http::HeaderMap::new();
         if form {

@@ -20,6 +20,17 @@ pub struct Config {
     pub auth_header: String,
     /// Its exact value ("authentication secret"), e.g. `Bearer <long random value>`.
     pub auth_value: SecretString,
+    /// The 1Password app's id in Okta (`0oa…`). App assignment events act only for this
+    /// app; without it they are ignored, since an assignment to any other app says nothing
+    /// about 1Password.
+    #[serde(default)]
+    pub app_id: Option<String>,
+}
+
+impl Config {
+    fn app_id(&self) -> Option<&str> {
+        self.app_id.as_deref().map(str::trim).filter(|id| !id.is_empty())
+    }
 }
 
 fn default_auth_header() -> String {
@@ -81,88 +92,138 @@ struct Target {
     display_name: Option<String>,
 }
 
+/// Assignment to an app and removal from it; they concern 1Password only when the app is
+/// the configured one.
+const APP_ASSIGNED: &str = "application.user_membership.add";
+const APP_UNASSIGNED: &str = "application.user_membership.remove";
+
 fn kind_of(event_type: &str) -> Option<EventKind> {
     match event_type {
-        "user.lifecycle.create"
-        | "user.lifecycle.activate"
-        | "user.lifecycle.reactivate"
-        | "application.user_membership.add" => Some(EventKind::Joiner),
+        "user.lifecycle.create" | "user.lifecycle.activate" | "user.lifecycle.reactivate" | APP_ASSIGNED => {
+            Some(EventKind::Joiner)
+        }
         "user.account.update_profile" | "group.user_membership.add" | "group.user_membership.remove" => {
             Some(EventKind::Mover)
         }
-        "user.lifecycle.deactivate"
-        | "user.lifecycle.suspend"
-        | "user.lifecycle.delete.initiated"
-        | "application.user_membership.remove" => Some(EventKind::Leaver),
+        "user.lifecycle.deactivate" | "user.lifecycle.suspend" | "user.lifecycle.delete.initiated" | APP_UNASSIGNED => {
+            Some(EventKind::Leaver)
+        }
         "user.lifecycle.unsuspend" => Some(EventKind::Rehire),
         _ => None,
     }
 }
 
-pub fn parse(body: &[u8], context: &Context<'_>) -> Result<Normalized, SourceError> {
+/// Why an app assignment event is not about 1Password; `None` for every other event type.
+fn not_our_app(event_type: &str, targets: &[Target], app_id: Option<&str>) -> Option<Skip> {
+    if event_type != APP_ASSIGNED && event_type != APP_UNASSIGNED {
+        return None;
+    }
+    let Some(app_id) = app_id else { return Some(Skip::NoAppId) };
+    let ours = targets
+        .iter()
+        .any(|t| t.kind.as_deref() == Some("AppInstance") && t.id.as_deref().map(str::trim) == Some(app_id));
+    (!ours).then_some(Skip::Because("an app other than the configured app_id".into()))
+}
+
+enum Skip {
+    Because(String),
+    /// An app assignment event on a connection without `app_id`.
+    NoAppId,
+}
+
+/// One System Log event: the lifecycle event it means, or why it is skipped.
+fn normalize(
+    index: usize,
+    uuid: &str,
+    event: LogEvent,
+    app_id: Option<&str>,
+    context: &Context<'_>,
+) -> Result<Result<LifecycleEvent, Skip>, SourceError> {
+    let skip = |reason: String| Ok(Err(Skip::Because(reason)));
+    let event_type = non_empty(event.event_type).unwrap_or_default();
+    let Some(kind) = kind_of(&event_type) else {
+        return skip(format!("event type {event_type:?} is not acted on"));
+    };
+    // A failed action did not change anything.
+    if let Some(result) = event.outcome.and_then(|o| o.result)
+        && !result.eq_ignore_ascii_case("SUCCESS")
+    {
+        return skip(format!("outcome {result}"));
+    }
+    let targets = event.target.unwrap_or_default();
+    if let Some(why) = not_our_app(&event_type, &targets, app_id) {
+        return Ok(Err(why));
+    }
+    let user = targets
+        .into_iter()
+        .find(|t| t.kind.as_deref() == Some("User") && t.id.as_deref().is_some_and(|id| !id.trim().is_empty()));
+    let Some(user) = user else { return skip("no User target".into()) };
+    let published = non_empty(event.published)
+        .ok_or_else(|| SourceError::bad_request(format!("data.events[{index}].published is missing")))?;
+    let effective_at = DateTime::parse_from_rfc3339(&published).map(|t| t.with_timezone(&Utc)).map_err(|_| {
+        SourceError::bad_request(format!("data.events[{index}].published is not an RFC 3339 date-time"))
+    })?;
+    let attributes = Attributes {
+        work_email: non_empty(user.alternate_id).filter(|login| login.contains('@')),
+        display_name: non_empty(user.display_name),
+        ..Default::default()
+    };
+    Ok(Ok(LifecycleEvent {
+        version: WIRE_VERSION,
+        kind,
+        person: PersonKey::new(context.connection, user.id.unwrap_or_default().trim()),
+        source_kind: SourceKind::Okta,
+        source_event_id: uuid.to_owned(),
+        effective_at,
+        received_at: context.now,
+        attributes,
+        // Unassigned from 1Password, the person is still active in Okta, which is what the
+        // worker reads back: only a revocation ends access whatever the record says.
+        immediate: event_type == APP_UNASSIGNED,
+        requeued: 0,
+    }))
+}
+
+/// Parses a delivery; `app_id` is the configured 1Password app (see [`Config::app_id`]).
+pub fn parse(body: &[u8], app_id: Option<&str>, context: &Context<'_>) -> Result<Normalized, SourceError> {
     let delivery: Delivery = parse_json(body, "Okta event hook delivery (expected data.events[])")?;
     let mut normalized = Normalized::default();
-    for (index, event) in delivery.data.events.into_iter().enumerate() {
-        let uuid = non_empty(event.uuid)
+    let mut without_app_id = 0;
+    for (index, mut event) in delivery.data.events.into_iter().enumerate() {
+        let uuid = non_empty(event.uuid.take())
             .ok_or_else(|| SourceError::bad_request(format!("data.events[{index}].uuid is missing")))?;
-        let ignore = |reason: String| Ignored { source_event_id: Some(uuid.clone()), reason };
-        let event_type = non_empty(event.event_type).unwrap_or_default();
-        let Some(kind) = kind_of(&event_type) else {
-            normalized.ignored.push(ignore(format!("event type {event_type:?} is not acted on")));
-            continue;
+        let reason = match normalize(index, &uuid, event, app_id, context)? {
+            Ok(event) => {
+                normalized.events.push(event);
+                continue;
+            }
+            Err(Skip::Because(reason)) => reason,
+            Err(Skip::NoAppId) => {
+                without_app_id += 1;
+                "app assignment events need app_id in the connection's config".to_owned()
+            }
         };
-        // A failed action did not change anything.
-        if let Some(result) = event.outcome.and_then(|o| o.result)
-            && !result.eq_ignore_ascii_case("SUCCESS")
-        {
-            normalized.ignored.push(ignore(format!("outcome {result}")));
-            continue;
-        }
-        let user = event
-            .target
-            .unwrap_or_default()
-            .into_iter()
-            .find(|t| t.kind.as_deref() == Some("User") && t.id.as_deref().is_some_and(|id| !id.trim().is_empty()));
-        let Some(user) = user else {
-            normalized.ignored.push(ignore("no User target".into()));
-            continue;
-        };
-        let published = non_empty(event.published)
-            .ok_or_else(|| SourceError::bad_request(format!("data.events[{index}].published is missing")))?;
-        let effective_at = DateTime::parse_from_rfc3339(&published).map(|t| t.with_timezone(&Utc)).map_err(|_| {
-            SourceError::bad_request(format!("data.events[{index}].published is not an RFC 3339 date-time"))
-        })?;
-        let attributes = Attributes {
-            work_email: non_empty(user.alternate_id).filter(|login| login.contains('@')),
-            display_name: non_empty(user.display_name),
-            ..Default::default()
-        };
-        normalized.events.push(LifecycleEvent {
-            version: WIRE_VERSION,
-            kind,
-            person: PersonKey::new(context.connection, user.id.unwrap_or_default().trim()),
-            source_kind: SourceKind::Okta,
-            source_event_id: uuid,
-            effective_at,
-            received_at: context.now,
-            attributes,
-            immediate: false,
-            requeued: 0,
-        });
+        normalized.ignored.push(Ignored { source_event_id: Some(uuid), reason });
+    }
+    if without_app_id > 0 {
+        tracing::warn!(
+            events = without_app_id,
+            "application.user_membership events ignored: set app_id (the 1Password app's id in Okta) in this \
+             connection's entry of the connections secret to act on them"
+        );
     }
     Ok(normalized)
 }
 
 pub fn process(config: &Config, request: &InboundRequest<'_>, context: &Context<'_>) -> Result<Outcome, SourceError> {
-    let method = request.method;
-    if method != http::Method::GET && method != http::Method::POST {
-        return Err(SourceError::MethodNotAllowed);
-    }
     verify(config, request)?;
-    if method == http::Method::GET {
-        return verification(request).map(Outcome::Handshake);
+    if *request.method == http::Method::GET {
+        verification(request).map(Outcome::Handshake)
+    } else if *request.method == http::Method::POST {
+        parse(request.body, config.app_id(), context).map(Outcome::Events)
+    } else {
+        Err(SourceError::MethodNotAllowed { verified: true })
     }
-    parse(request.body, context).map(Outcome::Events)
 }
 
 #[cfg(test)]
@@ -172,14 +233,30 @@ mod tests {
 
     pub const DELIVERY_FIXTURE: &str = include_str!("../../../tests/fixtures/okta/delivery.json");
 
-    fn config() -> Config {
-        Config { auth_header: "Authorization".into(), auth_value: SecretString::new("Bearer okta-hook-secret-7d1c2e") }
+    /// The 1Password app's id in these tests.
+    const APP: &str = "0oa1password000001";
+
+    fn config(app_id: Option<&str>) -> Config {
+        Config {
+            auth_header: "Authorization".into(),
+            auth_value: SecretString::new("Bearer okta-hook-secret-7d1c2e"),
+            app_id: app_id.map(str::to_owned),
+        }
     }
 
     fn run(method: http::Method, pairs: &[(&str, &str)], body: &[u8]) -> Result<Outcome, SourceError> {
+        run_with(&config(Some(APP)), method, pairs, body)
+    }
+
+    fn run_with(
+        config: &Config,
+        method: http::Method,
+        pairs: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<Outcome, SourceError> {
         let headers = headers(pairs);
         let request = InboundRequest { method: &method, headers: &headers, body };
-        process(&config(), &request, &context("2026-03-02T09:15:03Z"))
+        process(config, &request, &context("2026-03-02T09:15:03Z"))
     }
 
     const AUTH: (&str, &str) = ("authorization", "Bearer okta-hook-secret-7d1c2e");
@@ -202,7 +279,8 @@ mod tests {
 
     #[test]
     fn a_custom_auth_header_name_is_honoured() {
-        let config = Config { auth_header: "X-Hook-Token".into(), auth_value: SecretString::new("t0ken") };
+        let config =
+            Config { auth_header: "X-Hook-Token".into(), auth_value: SecretString::new("t0ken"), app_id: None };
         let headers = headers(&[("x-hook-token", "t0ken")]);
         let method = http::Method::POST;
         let request = InboundRequest { method: &method, headers: &headers, body: b"" };
@@ -234,7 +312,8 @@ mod tests {
     #[test]
     fn posts_need_the_header_too() {
         assert!(matches!(run(http::Method::POST, &[], DELIVERY_FIXTURE.as_bytes()), Err(SourceError::Unauthorized(_))));
-        assert_eq!(run(http::Method::PUT, &[AUTH], b""), Err(SourceError::MethodNotAllowed));
+        assert_eq!(run(http::Method::PUT, &[AUTH], b""), Err(SourceError::MethodNotAllowed { verified: true }));
+        assert!(matches!(run(http::Method::PUT, &[], b""), Err(SourceError::Unauthorized(_))));
     }
 
     fn one(event_type: &str, result: &str, target_type: &str) -> Normalized {
@@ -252,23 +331,13 @@ mod tests {
     #[test]
     fn event_types_map_to_joiner_mover_leaver_rehire() {
         let kind = |t: &str| one(t, "SUCCESS", "User").events.first().map(|e| e.kind);
-        for t in [
-            "user.lifecycle.create",
-            "user.lifecycle.activate",
-            "user.lifecycle.reactivate",
-            "application.user_membership.add",
-        ] {
+        for t in ["user.lifecycle.create", "user.lifecycle.activate", "user.lifecycle.reactivate"] {
             assert_eq!(kind(t), Some(EventKind::Joiner), "{t}");
         }
         for t in ["user.account.update_profile", "group.user_membership.add", "group.user_membership.remove"] {
             assert_eq!(kind(t), Some(EventKind::Mover), "{t}");
         }
-        for t in [
-            "user.lifecycle.deactivate",
-            "user.lifecycle.suspend",
-            "user.lifecycle.delete.initiated",
-            "application.user_membership.remove",
-        ] {
+        for t in ["user.lifecycle.deactivate", "user.lifecycle.suspend", "user.lifecycle.delete.initiated"] {
             assert_eq!(kind(t), Some(EventKind::Leaver), "{t}");
         }
         assert_eq!(kind("user.lifecycle.unsuspend"), Some(EventKind::Rehire));
@@ -278,6 +347,72 @@ mod tests {
         assert_eq!(one("user.lifecycle.deactivate", "SUCCESS", "AppInstance").ignored.len(), 1);
         // A login that is not an e-mail is not passed on as one.
         assert_eq!(one("user.lifecycle.create", "SUCCESS", "User").events[0].attributes.work_email, None);
+    }
+
+    /// An app assignment event as Okta sends it: the app user, the app, then the Okta user.
+    fn membership(event_type: &str, app: &str) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({"data": {"events": [{
+            "uuid": "m-1", "published": "2026-03-02T09:15:00Z", "eventType": event_type,
+            "outcome": {"result": "SUCCESS"},
+            "target": [
+                {"id": "0ua1dana00000000042", "type": "AppUser", "alternateId": "dana.kim@example.com"},
+                {"id": app, "type": "AppInstance", "alternateId": "1Password", "displayName": "1Password"},
+                {"id": "00u1dana0000000042", "type": "User", "alternateId": "dana.kim@example.com", "displayName": "Dana Kim"}
+            ]
+        }]}}))
+        .unwrap()
+    }
+
+    fn normalized(config: &Config, body: &[u8]) -> Normalized {
+        match run_with(config, http::Method::POST, &[AUTH], body).unwrap() {
+            Outcome::Events(n) => n,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn app_assignment_events_act_only_for_the_configured_1password_app() {
+        let ours = config(Some(APP));
+        let added = normalized(&ours, &membership("application.user_membership.add", APP));
+        let [joiner] = added.events.as_slice() else { panic!("{added:?}") };
+        assert_eq!((joiner.kind, joiner.immediate), (EventKind::Joiner, false));
+        assert_eq!(joiner.person, PersonKey::new("conn", "00u1dana0000000042"));
+
+        // Unassigned from 1Password, the person stays active in Okta: the leaver must end
+        // access whatever the worker reads back.
+        let removed = normalized(&ours, &membership("application.user_membership.remove", APP));
+        let [leaver] = removed.events.as_slice() else { panic!("{removed:?}") };
+        assert_eq!((leaver.kind, leaver.immediate), (EventKind::Leaver, true));
+        assert_eq!(leaver.person, PersonKey::new("conn", "00u1dana0000000042"));
+        assert_eq!(leaver.source_event_id, "m-1");
+
+        for event_type in ["application.user_membership.add", "application.user_membership.remove"] {
+            let other = normalized(&ours, &membership(event_type, "0oa1slack0000000001"));
+            assert!(other.events.is_empty(), "{event_type}: {other:?}");
+            assert_eq!(other.ignored.len(), 1, "{event_type}");
+            assert!(other.ignored[0].reason.contains("app_id"), "{other:?}");
+        }
+        // An id with stray spaces in the secret still matches.
+        let padded = config(Some(" 0oa1password000001 "));
+        assert_eq!(normalized(&padded, &membership("application.user_membership.add", APP)).events.len(), 1);
+    }
+
+    #[test]
+    fn without_app_id_app_assignment_events_are_ignored_and_the_rest_still_act() {
+        for app_id in [None, Some(""), Some("  ")] {
+            let unconfigured = config(app_id);
+            for event_type in ["application.user_membership.add", "application.user_membership.remove"] {
+                let result = normalized(&unconfigured, &membership(event_type, APP));
+                assert!(result.events.is_empty(), "{event_type}: {result:?}");
+                assert!(result.ignored[0].reason.contains("need app_id"), "{result:?}");
+            }
+            let fixture = normalized(&unconfigured, DELIVERY_FIXTURE.as_bytes());
+            assert_eq!(fixture.events.len(), 2);
+        }
+        let secret = r#"{"source":"okta","auth_value":"Bearer x","app_id":"0oa1password000001"}"#;
+        let parsed: super::super::ConnectionConfig = serde_json::from_str(secret).unwrap();
+        let super::super::ConnectionConfig::Okta(parsed) = parsed else { panic!() };
+        assert_eq!(parsed.app_id(), Some(APP));
     }
 
     #[test]

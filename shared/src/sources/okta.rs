@@ -177,9 +177,11 @@ fn normalize(
         effective_at,
         received_at: context.now,
         attributes,
-        // Unassigned from 1Password, the person is still active in Okta, which is what the
-        // worker reads back: only a revocation ends access whatever the record says.
-        immediate: event_type == APP_UNASSIGNED,
+        // Okta's own deactivation is authoritative: its user read can still say ACTIVE for a
+        // moment after the event (without `transitioningToStatus`), and unassigned from
+        // 1Password the person stays ACTIVE in Okta. Only a revocation ends access whatever
+        // the read-back says (until a later reactivate or unsuspend).
+        immediate: kind == EventKind::Leaver,
         requeued: 0,
     }))
 }
@@ -339,6 +341,8 @@ mod tests {
         }
         for t in ["user.lifecycle.deactivate", "user.lifecycle.suspend", "user.lifecycle.delete.initiated"] {
             assert_eq!(kind(t), Some(EventKind::Leaver), "{t}");
+            let leaver = &one(t, "SUCCESS", "User").events[0];
+            assert!(leaver.immediate, "{t}: authoritative, whatever the read-back says");
         }
         assert_eq!(kind("user.lifecycle.unsuspend"), Some(EventKind::Rehire));
         assert_eq!(kind("user.session.start"), None);

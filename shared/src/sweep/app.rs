@@ -52,10 +52,10 @@ pub enum ReconcileError {
     Sweep { enqueued: usize, error: String },
 }
 
-/// SQS for the sweep. Nobody waits on its answer, so a call gets more time than ingest's
-/// 1.8 s budget (sized for a webhook sender's timeout), and a slow SQS is not mistaken for
-/// a failed one.
-pub fn sweep_queue(sdk: &aws_config::SdkConfig, queue_url: impl Into<String>) -> SqsEventQueue {
+/// SQS for senders nobody waits on (the sweep, the worker handing a message back): a call
+/// gets more time than ingest's 1.8 s budget (sized for a webhook sender's timeout), so a
+/// slow SQS is not mistaken for a failed one.
+pub fn background_queue(sdk: &aws_config::SdkConfig, queue_url: impl Into<String>) -> SqsEventQueue {
     let timeouts = aws_config::timeout::TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(2))
         .operation_attempt_timeout(Duration::from_secs(5))
@@ -81,7 +81,7 @@ impl ReconcileApp {
         let sdk = crate::lambda::sdk_config().await;
         let ports = Ports {
             ledger: Arc::new(DynamoLedger::new(aws_sdk_dynamodb::Client::new(&sdk), config.ledger_table)),
-            queue: Arc::new(sweep_queue(&sdk, config.queue_url)),
+            queue: Arc::new(background_queue(&sdk, config.queue_url)),
             clock: Arc::new(SystemClock),
         };
         Ok(Self::new(DueSweep::new(ports, config.settings)))

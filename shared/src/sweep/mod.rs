@@ -17,7 +17,7 @@
 mod app;
 mod config;
 
-pub use app::{ReconcileApp, ReconcileError, StartupError, Task, TaskError, sweep_queue};
+pub use app::{ReconcileApp, ReconcileError, StartupError, Task, TaskError, background_queue};
 pub use config::SweepConfig;
 
 use chrono::{DateTime, SecondsFormat, Utc};

@@ -23,7 +23,7 @@ use crate::enrich::{EnrichError, Enricher, SourceApis};
 use crate::event::LifecycleEvent;
 use crate::ledger::{DynamoLedger, Ledger};
 use crate::notify::Notifier;
-use crate::queue::{EventQueue, SqsEventQueue};
+use crate::queue::EventQueue;
 use crate::scim::{Directory, ScimClient, ScimError, SecretCredentials, WorkerSecret};
 use crate::secrets::{AwsSecretSource, SecretSource};
 
@@ -50,7 +50,7 @@ impl Ports {
         ports.requeue = config
             .queue_url
             .as_ref()
-            .map(|url| Arc::new(SqsEventQueue::from_sdk_config(sdk, url.clone())) as Arc<dyn EventQueue>);
+            .map(|url| Arc::new(crate::sweep::background_queue(sdk, url.clone())) as Arc<dyn EventQueue>);
         Ok(ports)
     }
 

@@ -22,7 +22,7 @@ use provisioning::ledger::{
 };
 use provisioning::queue::{EventQueue, QueueError, SqsEventQueue};
 use provisioning::scim::ScimUserId;
-use provisioning::sweep::{DueSweep, Ports, SweepSettings, sweep_queue};
+use provisioning::sweep::{DueSweep, Ports, SweepSettings, background_queue};
 use provisioning::{EventKind, LifecycleEvent};
 use provisioning::{PersonKey, SourceKind};
 use std::collections::{HashMap, HashSet};
@@ -282,7 +282,7 @@ async fn bench() {
     let page_size = std::env::var("DUE_SWEEP_PAGE_SIZE").ok().and_then(|v| v.parse().ok()).unwrap_or(100);
     let settings = SweepSettings { page_size, ..SweepSettings::default() };
     let spent = Arc::new(Spent::default());
-    let queue = Arc::new(TimedQueue(Arc::new(sweep_queue(&sdk, queues.queue_url.clone())), spent.clone()));
+    let queue = Arc::new(TimedQueue(Arc::new(background_queue(&sdk, queues.queue_url.clone())), spent.clone()));
     let timed_ledger = Arc::new(TimedLedger(ledger.clone(), spent.clone()));
     let ports = Ports { ledger: timed_ledger, queue, clock: Arc::new(FixedClock::new(now())) };
     let sweep = DueSweep::new(ports, settings);

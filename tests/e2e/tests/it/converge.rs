@@ -67,7 +67,7 @@ async fn stack(sources: serde_json::Value, extra_env: &[(&str, &str)]) -> Stack 
         env.push((k.to_string(), v.to_string()));
     }
     let worker = LambdaFunction::start("worker", &env).unwrap();
-    let publisher = SqsEventQueue::from_sdk_config(&sdk, queue_url);
+    let publisher = provisioning::sweep::background_queue(&sdk, queue_url);
     let ledger = Arc::new(DynamoLedger::new(dynamo, TABLE));
     Stack { moto, sim, queues, ledger, publisher, worker, env }
 }

@@ -169,7 +169,7 @@ fn twenty_five() -> Vec<PersonRecord> {
 }
 
 #[tokio::test]
-async fn one_sweep_queues_exactly_the_due_actions_as_converge_events_and_marks_them() {
+async fn one_background_queues_exactly_the_due_actions_as_converge_events_and_marks_them() {
     let stack = Stack::start().await;
     let records = twenty_five();
     stack.seed(&records).await;

@@ -138,14 +138,15 @@ async fn leaver_for_unknown_person_and_stale_events_change_nothing() {
 }
 
 #[tokio::test]
-async fn a_rule_naming_a_protected_group_is_refused_with_nothing_half_applied() {
+async fn a_rule_naming_a_protected_group_is_refused_at_start_up() {
     let rules = r#"{"default_groups":["Employees"],"rules":[{"name":"admins","when":{"department":["IT"]},"groups":["Administrators"]}]}"#;
-    let h = WorkerHarness::start(&[("MAPPING_RULES", rules)]).await;
-    let failed = h.deliver(&[event(Joiner, "1", "root@example.com", "IT", 0)]).await;
-    assert_eq!(failed.len(), 1, "refusal is reported so the message reaches the DLQ for a human");
-    assert!(h.sim.state().user_view("root@example.com").is_none(), "no invitation sent");
-    assert!(h.sim.state().outbox().is_empty());
-    assert_eq!(writes(&h.take_scim_calls()), 0);
+    let env = provisioning::config::Env::from_pairs([
+        ("WORKER_SECRET_ID", "s"),
+        ("LEDGER_TABLE", "t"),
+        ("MAPPING_RULES", rules),
+    ]);
+    let error = provisioning::worker::WorkerConfig::from_env(&env).unwrap_err().to_string();
+    assert!(error.contains("MAPPING_RULES") && error.contains("Administrators"), "{error}");
 }
 
 /// Delegates to the real SCIM client, but lets "someone else" (Okta's own provisioning,

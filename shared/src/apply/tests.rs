@@ -684,3 +684,24 @@ async fn the_worker_waits_while_invite_retry_holds_the_persons_lease() {
     assert_eq!(applied(f.process(leaver).await), vec!["suspend"]);
     assert!(f.ledger.try_lease(&person("1"), "invite-retry", until, now()).await.unwrap(), "released by the worker");
 }
+
+#[tokio::test]
+async fn a_leaver_the_source_contradicts_is_a_no_op_for_someone_without_an_account() {
+    let hr = Arc::new(InMemoryEnricher::new());
+    let f = with_hr(&hr);
+    let ada = "ada.lovelace@example.com";
+    // BambooHR's thin "status changed" for an employee who is still active, with no account.
+    let active = Attributes {
+        work_email: Some(ada.into()),
+        given_name: Some("Ada".into()),
+        department: Some("Finance".into()),
+        employment_status: Some("Active".into()),
+        ..Default::default()
+    };
+    hr.insert(person("1"), active);
+    for kind in [EventKind::Leaver, EventKind::Mover] {
+        let outcome = f.process(event(kind, "1", ada, "Finance", 0)).await.unwrap();
+        assert_eq!(outcome.label(), "unknown_person", "{kind}");
+    }
+    assert!(f.users_named(ada).is_empty(), "never an invitation");
+}

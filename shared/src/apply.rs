@@ -238,14 +238,7 @@ impl Applier {
                 if let Some(planned) = self.guard(&operations, now).await? {
                     return Ok(planned);
                 }
-                self.clear_invitation_before_revoking(&desired).await?;
-                if !self.ledger.try_lease(&desired.person, LEASE_HOLDER, now + LEASE, now).await? {
-                    return Err(ApplyError::Busy);
-                }
-                let executed = self.execute(directory, &desired, observed, operations, now).await;
-                self.ledger.release_lease(&desired.person, LEASE_HOLDER).await?;
-                let executed = executed?;
-                self.track_invitation(&desired, &executed, now).await?;
+                let executed = self.execute_under_lease(directory, &desired, observed, operations, now).await?;
                 user_id = Some(executed.user_id);
                 Outcome::Applied { operations: executed.names, notes }
             }
@@ -258,6 +251,27 @@ impl Applier {
         }
         self.record(record, user_id, &event, &desired, now).await?;
         Ok(outcome)
+    }
+
+    /// Executes a guarded plan while holding the person's lease, with the invitation ledger
+    /// kept in step before (a revocation clears it first) and after.
+    async fn execute_under_lease(
+        &self,
+        directory: &dyn Directory,
+        desired: &DesiredState,
+        observed: Observed,
+        operations: Vec<Operation>,
+        now: DateTime<Utc>,
+    ) -> Result<Executed, ApplyError> {
+        self.clear_invitation_before_revoking(desired).await?;
+        if !self.ledger.try_lease(&desired.person, LEASE_HOLDER, now + LEASE, now).await? {
+            return Err(ApplyError::Busy);
+        }
+        let executed = self.execute(directory, desired, observed, operations, now).await;
+        self.ledger.release_lease(&desired.person, LEASE_HOLDER).await?;
+        let executed = executed?;
+        self.track_invitation(desired, &executed, now).await?;
+        Ok(executed)
     }
 
     /// The best truth: the source's API record when the connection has an API, else the

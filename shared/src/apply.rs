@@ -6,21 +6,19 @@
 //! link, the fold, the event id and the next due action.
 
 use chrono::{DateTime, Utc};
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::Mutex;
 
 use crate::desired::{Access, DesiredState, TimingRules, desired_as_of};
 use crate::enrich::{EnrichError, Enricher};
 use crate::event::{EventKind, LifecycleEvent};
+use crate::groups::{Catalogue, ManagedGroups, Membership};
 use crate::ledger::{Due, Invitation, InvitationStatus, Ledger, LedgerError, PersonRecord};
 use crate::mapping::MappingRules;
 use crate::notify::Notifier;
 use crate::plan::{self, Actual, Note, Operation, Plan, PlanPolicy, Refusal, Skip};
-use crate::scim::{
-    CreateOutcome, Directory, NewUser, PatchOperation, ScimError, ScimGroup, ScimGroupId, ScimUser, ScimUserId,
-};
+use crate::scim::{CreateOutcome, Directory, NewUser, PatchOperation, ScimError, ScimUser, ScimUserId};
 use crate::telemetry::mask_email;
 use crate::truth::{KnownState, Lifecycle, Status, Truth};
 
@@ -28,6 +26,9 @@ use crate::truth::{KnownState, Lifecycle, Status, Truth};
 /// at most (far beyond any plan; a crashed holder's lease simply lapses).
 pub const LEASE_HOLDER: &str = "worker";
 const LEASE: chrono::Duration = chrono::Duration::minutes(2);
+/// How long a process trusts its group catalogue: groups change rarely, and a group deleted
+/// by hand is noticed sooner (a 404 forgets the catalogue).
+const CATALOGUE_TTL: Duration = Duration::from_secs(300);
 
 /// Mass-leaver brake: at most `limit` suspensions per fixed window of `window`.
 #[derive(Debug, Clone, Copy)]
@@ -116,44 +117,6 @@ impl ApplyError {
     }
 }
 
-/// Group names → groups, cached across invocations: groups change rarely, and listing them
-/// for every event would cost a SCIM call each.
-struct GroupCatalog {
-    ttl: Duration,
-    cached: Mutex<Option<(Instant, Vec<ScimGroup>)>>,
-}
-
-impl GroupCatalog {
-    async fn groups(&self, directory: &dyn Directory) -> Result<Vec<ScimGroup>, ScimError> {
-        let mut cached = self.cached.lock().await;
-        if let Some((at, groups)) = cached.as_ref()
-            && at.elapsed() < self.ttl
-        {
-            return Ok(groups.clone());
-        }
-        let groups = directory.list_groups().await?;
-        *cached = Some((Instant::now(), groups.clone()));
-        Ok(groups)
-    }
-
-    /// Fresh list (memberships change with every event), which also refreshes the cache.
-    async fn fresh(&self, directory: &dyn Directory) -> Result<Vec<ScimGroup>, ScimError> {
-        let groups = directory.list_groups().await?;
-        *self.cached.lock().await = Some((Instant::now(), groups.clone()));
-        Ok(groups)
-    }
-
-    async fn remember(&self, group: ScimGroup) {
-        if let Some((_, groups)) = self.cached.lock().await.as_mut() {
-            groups.push(group);
-        }
-    }
-
-    async fn forget(&self) {
-        *self.cached.lock().await = None;
-    }
-}
-
 pub struct Applier {
     pub ledger: Arc<dyn Ledger>,
     pub enricher: Arc<dyn Enricher>,
@@ -164,7 +127,7 @@ pub struct Applier {
     pub brake: Brake,
     pub dry_run: bool,
     attribute_only_connections: BTreeSet<String>,
-    groups: GroupCatalog,
+    groups: ManagedGroups,
 }
 
 /// How the worker decides, besides the ports: mapping rules, time settings, plan policy,
@@ -190,6 +153,7 @@ impl Applier {
         rules: Rules,
     ) -> Self {
         Applier {
+            groups: ManagedGroups::new(rules.mapping.managed_groups(), CATALOGUE_TTL),
             ledger,
             enricher,
             notifier,
@@ -199,8 +163,17 @@ impl Applier {
             brake: rules.brake,
             dry_run: rules.dry_run,
             attribute_only_connections: rules.attribute_only_connections,
-            groups: GroupCatalog { ttl: Duration::from_secs(300), cached: Mutex::new(None) },
         }
+    }
+
+    /// Reads the group catalogue (which probes and logs the membership strategy).
+    pub async fn prepare(&self, directory: &dyn Directory) -> Result<(), ScimError> {
+        self.groups.catalogue(directory).await.map(|_| ())
+    }
+
+    /// How the bridge shows memberships, once probed.
+    pub fn membership_strategy(&self) -> Option<crate::groups::MembershipStrategy> {
+        self.groups.strategy()
     }
 
     /// Converges the person an event names: load → fold → truth → desired → observe →
@@ -232,7 +205,9 @@ impl Applier {
         let mut user_id = observed.actual.user.as_ref().map(|u| u.id.clone());
         let created_by_us =
             observed.actual.user.as_ref().is_some_and(|u| u.external_id == Some(event.person.to_string()));
-        let outcome = match self.plan(&desired, &observed.actual, event.kind)? {
+        let plan = self.plan(&desired, &observed.actual, event.kind)?;
+        report_refused_removals(&plan);
+        let outcome = match plan {
             Plan::Skip { reason, notes } => Outcome::Skipped { reason, notes },
             Plan::Apply { operations, notes } => {
                 if let Some(planned) = self.guard(&operations, now).await? {
@@ -325,17 +300,27 @@ impl Applier {
         known_user_id: Option<&ScimUserId>,
     ) -> Result<Observed, ApplyError> {
         let user = self.find_user(directory, desired, trigger, known_user_id).await?;
-        let groups = match &user {
-            // A new person is in no group: the cached catalogue is enough.
-            None => self.groups.groups(directory).await?,
-            Some(_) => self.groups.fresh(directory).await?,
+        let catalogue = self.groups.catalogue(directory).await?;
+        let actual = self.actual(directory, &catalogue, user).await?;
+        Ok(Observed { actual, catalogue, trigger })
+    }
+
+    /// The user with their memberships (none for a user that does not exist yet).
+    async fn actual(
+        &self,
+        directory: &dyn Directory,
+        catalogue: &Catalogue,
+        user: Option<ScimUser>,
+    ) -> Result<Actual, ScimError> {
+        let membership = match &user {
+            Some(user) => self.groups.membership(directory, catalogue, user).await?,
+            None => Membership::Known(BTreeSet::new()),
         };
-        let actual = Actual {
-            member_of: user.as_ref().map(|u| membership(u, &groups)).unwrap_or_default(),
-            existing_groups: groups.iter().map(|g| g.display_name.clone()).collect(),
-            user,
+        let (member_of, memberships_unknown) = match membership {
+            Membership::Known(names) => (names, false),
+            Membership::Unknown => (BTreeSet::new(), true),
         };
-        Ok(Observed { actual, groups, trigger })
+        Ok(Actual { user, member_of, memberships_unknown, existing_groups: catalogue.existing() })
     }
 
     /// Dry run stops here with the plan; a suspension must fit under the mass-leaver brake.
@@ -466,17 +451,16 @@ impl Applier {
         operations: Vec<Operation>,
         now: DateTime<Utc>,
     ) -> Result<Executed, ApplyError> {
-        let Observed { actual, groups, trigger } = observed;
-        let mut group_ids: HashMap<String, ScimGroupId> =
-            groups.iter().map(|g| (g.display_name.to_lowercase(), g.id.clone())).collect();
+        let Observed { actual, mut catalogue, trigger } = observed;
         let mut progress = Progress { user_id: actual.user.as_ref().map(|u| u.id.clone()), ..Progress::default() };
         let mut queue: VecDeque<Operation> = operations.into();
         while let Some(operation) = queue.pop_front() {
             let started = Instant::now();
             match (&operation, progress.user_id.clone()) {
                 (Operation::CreateUser(new_user), _) => {
-                    if let Some(replanned) =
-                        self.create_user(directory, desired, trigger, &actual, new_user, &mut progress).await?
+                    if let Some(replanned) = self
+                        .create_user(directory, desired, (trigger, &catalogue), &actual, new_user, &mut progress)
+                        .await?
                     {
                         queue = replanned.into();
                         progress.names.push("adopt_existing");
@@ -488,7 +472,7 @@ impl Applier {
                         self.start_tracking(desired, user_id, now).await?;
                     }
                 }
-                (other, Some(user_id)) => self.execute_one(directory, other, &user_id, &mut group_ids).await?,
+                (other, Some(user_id)) => self.execute_one(directory, other, &user_id, &mut catalogue).await?,
                 (_, None) => return Err(ApplyError::NoUser),
             }
             audit(desired, &operation, progress.user_id.as_ref(), started);
@@ -504,7 +488,7 @@ impl Applier {
         &self,
         directory: &dyn Directory,
         desired: &DesiredState,
-        trigger: EventKind,
+        (trigger, catalogue): (EventKind, &Catalogue),
         actual: &Actual,
         new_user: &NewUser,
         progress: &mut Progress,
@@ -530,9 +514,11 @@ impl Applier {
             })?,
         };
         tracing::info!(user_id = %existing.id, "create answered 409: adopting the existing user");
-        let member_of = membership(&existing, &self.groups.fresh(directory).await?);
         progress.user_id = Some(existing.id.clone());
-        let adopted = Actual { user: Some(existing), member_of, ..actual.clone() };
+        let adopted = Actual {
+            existing_groups: actual.existing_groups.clone(),
+            ..self.actual(directory, catalogue, Some(existing)).await?
+        };
         Ok(Some(match self.plan(desired, &adopted, trigger)? {
             Plan::Apply { operations, .. } => operations,
             Plan::Skip { .. } => Vec::new(),
@@ -545,21 +531,21 @@ impl Applier {
         directory: &dyn Directory,
         operation: &Operation,
         user_id: &ScimUserId,
-        group_ids: &mut HashMap<String, ScimGroupId>,
+        catalogue: &mut Arc<Catalogue>,
     ) -> Result<(), ApplyError> {
         if let Some(patch) = user_patch(operation) {
             return Ok(directory.patch_user(user_id, patch).await?);
         }
         match operation {
             Operation::Delete => directory.delete_user(user_id).await?,
-            Operation::CreateGroup(name) => self.create_group(directory, name, group_ids).await?,
+            Operation::CreateGroup(name) => *catalogue = self.groups.ensure(directory, name).await?,
             Operation::AddToGroup(name) => {
                 let add = PatchOperation::add_members(std::slice::from_ref(user_id));
-                self.patch_membership(directory, name, group_ids, add).await?
+                self.patch_membership(directory, name, catalogue, add).await?
             }
             Operation::RemoveFromGroup(name) => {
                 let remove = PatchOperation::remove_member(user_id);
-                self.patch_membership(directory, name, group_ids, remove).await?
+                self.patch_membership(directory, name, catalogue, remove).await?
             }
             // Handled by `user_patch` and `create_user`.
             Operation::CreateUser(_)
@@ -571,55 +557,24 @@ impl Applier {
         Ok(())
     }
 
-    /// Creates a group; if another invocation created it a moment ago (409), uses theirs.
-    async fn create_group(
-        &self,
-        directory: &dyn Directory,
-        name: &str,
-        group_ids: &mut HashMap<String, ScimGroupId>,
-    ) -> Result<(), ApplyError> {
-        let group = match directory.create_group(name).await {
-            Ok(group) => {
-                self.groups.remember(group.clone()).await;
-                group
-            }
-            Err(ScimError::Status { status: 409, .. }) => {
-                let groups = self.groups.fresh(directory).await?;
-                let existing = groups.into_iter().find(|g| g.display_name.eq_ignore_ascii_case(name));
-                existing.ok_or_else(|| ScimError::Status {
-                    status: 409,
-                    scim_type: None,
-                    detail: Some(format!("group {name:?} conflicts but is not listed")),
-                })?
-            }
-            Err(other) => return Err(other.into()),
-        };
-        group_ids.insert(name.to_lowercase(), group.id);
-        Ok(())
-    }
-
-    /// Adds to or removes from a group. A group the bridge no longer has (deleted by hand)
-    /// means the catalogue is stale: it is forgotten, so the retry reads groups afresh.
+    /// Adds to or removes from a managed group. A group the bridge no longer has (deleted
+    /// by hand) means the catalogue is stale: it is forgotten, so the retry reads afresh
+    /// (and re-creates the group).
     async fn patch_membership(
         &self,
         directory: &dyn Directory,
         name: &str,
-        group_ids: &HashMap<String, ScimGroupId>,
+        catalogue: &Catalogue,
         change: PatchOperation,
     ) -> Result<(), ApplyError> {
-        let group_id = self.group_id(group_ids, name).await?;
-        match directory.patch_group(&group_id, vec![change]).await {
+        let Some(group) = catalogue.group(name) else {
+            return Err(self.stale_catalogue(format!("group {name:?} not found")).await);
+        };
+        match directory.patch_group(&group.id, vec![change]).await {
             Err(ScimError::Status { status: 404, .. }) => {
-                Err(self.stale_catalogue(format!("group {name:?} ({group_id}) is gone")).await)
+                Err(self.stale_catalogue(format!("group {name:?} ({}) is gone", group.id)).await)
             }
             other => Ok(other?),
-        }
-    }
-
-    async fn group_id(&self, group_ids: &HashMap<String, ScimGroupId>, name: &str) -> Result<ScimGroupId, ApplyError> {
-        match group_ids.get(&name.to_lowercase()) {
-            Some(id) => Ok(id.clone()),
-            None => Err(self.stale_catalogue(format!("group {name:?} not found")).await),
         }
     }
 
@@ -759,7 +714,7 @@ struct Observed {
     trigger: EventKind,
     actual: Actual,
     /// The group catalogue the observation used.
-    groups: Vec<ScimGroup>,
+    catalogue: Arc<Catalogue>,
 }
 
 /// How far execution got.
@@ -790,6 +745,22 @@ fn log_desired(truth: &Truth, desired: &DesiredState) {
     if desired.access == Access::Untouched {
         tracing::warn!("out of scope, report only: the 1Password account (if any) is left alone");
         metrics::counter!("out_of_scope_reported").increment(1);
+    }
+}
+
+/// Group removals the planner could not check (the bridge shows no memberships) are an
+/// error an admin must see, not a silent skip; the rest of the plan still applies.
+fn report_refused_removals(plan: &Plan) {
+    let (Plan::Apply { notes, .. } | Plan::Skip { notes, .. }) = plan;
+    for note in notes {
+        if let Note::GroupRemovalsRefused { groups } = note {
+            metrics::counter!("group_removals_refused").increment(1);
+            tracing::error!(
+                ?groups,
+                "group removals refused: the bridge shows no memberships, so whether the person is still in \
+                 these groups cannot be checked; see docs/decisions.md, \"Managed groups\""
+            );
+        }
     }
 }
 
@@ -825,20 +796,6 @@ fn audit(desired: &DesiredState, operation: &Operation, user_id: Option<&ScimUse
         "applied"
     );
     metrics::counter!("operations_applied", "operation" => name).increment(1);
-}
-
-/// Names of the groups a user is in: from the user's own `groups` when the bridge sends
-/// them, else from the groups' member lists.
-fn membership(user: &ScimUser, groups: &[ScimGroup]) -> BTreeSet<String> {
-    let by_id: HashMap<&str, &str> = groups.iter().map(|g| (g.id.as_str(), g.display_name.as_str())).collect();
-    let mut names: BTreeSet<String> = user
-        .groups
-        .iter()
-        .filter_map(|r| by_id.get(r.value.as_str()).map(|n| n.to_string()).or_else(|| r.display.clone()))
-        .collect();
-    names
-        .extend(groups.iter().filter(|g| g.members.iter().any(|m| m.value == user.id)).map(|g| g.display_name.clone()));
-    names
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ pub mod desired;
 pub mod enrich;
 pub mod event;
 pub mod events_api;
+pub mod groups;
 pub mod http_api;
 pub mod http_retry;
 pub mod ingest;

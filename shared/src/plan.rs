@@ -56,6 +56,9 @@ pub struct Actual {
     pub user: Option<ScimUser>,
     /// Names of the groups the user is a member of now.
     pub member_of: BTreeSet<String>,
+    /// The bridge shows memberships nowhere: `member_of` means nothing, desired groups are
+    /// added (adding a member twice changes nothing) and removals are refused, loudly.
+    pub memberships_unknown: bool,
     /// Names of the groups that exist in 1Password.
     pub existing_groups: BTreeSet<String>,
 }
@@ -133,6 +136,9 @@ pub enum Note {
     EmailChangeSkippedSuspended,
     /// A leaver was already suspended.
     AlreadySuspended,
+    /// The bridge shows no memberships, so the groups the person must leave could not be
+    /// checked: removals were refused (docs/decisions.md, "Managed groups").
+    GroupRemovalsRefused { groups: Vec<String> },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -174,7 +180,9 @@ pub fn plan(desired: &DesiredState, actual: &Actual, policy: &PlanPolicy) -> Res
     match (desired.access, &actual.user) {
         (Access::Granted, None) => {
             operations.push(Operation::CreateUser(new_user(&desired.person, attributes)?));
-            group_changes(&desired.groups, &BTreeSet::new(), &actual.existing_groups, &mut operations);
+            // A new user is in no group, whatever the bridge can show.
+            let new = Actual { member_of: BTreeSet::new(), memberships_unknown: false, ..actual.clone() };
+            group_changes(&desired.groups, &new, &mut operations, &mut notes);
         }
         (Access::Granted, Some(user)) => {
             if !user.active {
@@ -182,7 +190,7 @@ pub fn plan(desired: &DesiredState, actual: &Actual, policy: &PlanPolicy) -> Res
             }
             // Reactivated first, so an e-mail change then applies to an active user.
             profile_changes(attributes, user, true, &mut operations, &mut notes);
-            group_changes(&desired.groups, &actual.member_of, &actual.existing_groups, &mut operations);
+            group_changes(&desired.groups, actual, &mut operations, &mut notes);
         }
         (Access::Revoked, None) => return Ok(Plan::Skip { reason: Skip::NoAccount, notes }),
         (Access::Revoked, Some(user)) => {
@@ -192,7 +200,7 @@ pub fn plan(desired: &DesiredState, actual: &Actual, policy: &PlanPolicy) -> Res
                 notes.push(Note::AlreadySuspended);
             }
             if policy.leaver_removes_groups {
-                group_changes(&desired.groups, &actual.member_of, &actual.existing_groups, &mut operations);
+                group_changes(&desired.groups, actual, &mut operations, &mut notes);
             }
             if policy.allow_delete {
                 operations.push(Operation::Delete);
@@ -202,7 +210,7 @@ pub fn plan(desired: &DesiredState, actual: &Actual, policy: &PlanPolicy) -> Res
         (Access::Keep, None) => return Ok(Plan::Skip { reason: Skip::UnknownPerson, notes }),
         (Access::NotYet | Access::Keep, Some(user)) => {
             profile_changes(attributes, user, user.active, &mut operations, &mut notes);
-            group_changes(&desired.groups, &actual.member_of, &actual.existing_groups, &mut operations);
+            group_changes(&desired.groups, actual, &mut operations, &mut notes);
         }
         (Access::Untouched, _) => return Ok(Plan::Skip { reason: Skip::OutOfScope, notes }),
     }
@@ -298,26 +306,32 @@ fn profile_changes(
 }
 
 /// Adds what is desired and missing, removes what is managed, present and not desired.
-/// Groups no rule manages are left exactly as they are.
-fn group_changes(
-    desired: &Desired,
-    member_of: &BTreeSet<String>,
-    existing: &BTreeSet<String>,
-    operations: &mut Vec<Operation>,
-) {
+/// Groups no rule manages are left exactly as they are. Without memberships, every desired
+/// group is added and the removals that may be due are refused with a note.
+fn group_changes(desired: &Desired, actual: &Actual, operations: &mut Vec<Operation>, notes: &mut Vec<Note>) {
     let has = |set: &BTreeSet<String>, name: &str| set.iter().any(|g| g.eq_ignore_ascii_case(name));
+    let unknown = actual.memberships_unknown;
     for group in &desired.groups {
-        if !has(member_of, group) {
-            if !has(existing, group) {
+        if unknown || !has(&actual.member_of, group) {
+            if !has(&actual.existing_groups, group) {
                 operations.push(Operation::CreateGroup(group.clone()));
             }
             operations.push(Operation::AddToGroup(group.clone()));
         }
     }
-    for group in member_of.iter().filter(|_| desired.complete) {
-        if has(&desired.managed, group) && !has(&desired.groups, group) {
-            operations.push(Operation::RemoveFromGroup(group.clone()));
+    if !desired.complete {
+        return;
+    }
+    let not_desired = |group: &&String| !has(&desired.groups, group);
+    if unknown {
+        let unchecked: Vec<String> = desired.managed.iter().filter(not_desired).cloned().collect();
+        if !unchecked.is_empty() {
+            notes.push(Note::GroupRemovalsRefused { groups: unchecked });
         }
+        return;
+    }
+    for group in actual.member_of.iter().filter(|group| has(&desired.managed, group)).filter(not_desired) {
+        operations.push(Operation::RemoveFromGroup(group.clone()));
     }
 }
 

@@ -7,7 +7,9 @@ use crate::enrich::InMemoryEnricher;
 use crate::event::{Attributes, PersonKey, SourceKind};
 use crate::ledger::InMemoryLedger;
 use crate::notify::InMemoryNotifier;
-use crate::scim::{DirectoryOp, InMemoryDirectory, ScimEmail, ScimName, ScimUserId};
+use crate::scim::{
+    DirectoryOp, DuplicateGroups, InMemoryDirectory, ScimEmail, ScimGroup, ScimName, ScimUserId, TwinBehaviour,
+};
 use chrono::TimeZone;
 
 /// Everyone is in Employees; Engineering and Finance follow the department.
@@ -74,7 +76,7 @@ fn existing_user(email: &str, external_id: Option<&str>, active: bool) -> ScimUs
         }),
         display_name: Some(format!("{given} {family}")),
         emails: vec![ScimEmail { value: email.to_owned(), primary: true }],
-        groups: vec![],
+        groups: None,
     }
 }
 
@@ -87,10 +89,14 @@ struct Fixture {
 
 impl Fixture {
     fn new(brake: Brake) -> Self {
+        Self::on(InMemoryDirectory::new(), brake)
+    }
+
+    fn on(directory: InMemoryDirectory, brake: Brake) -> Self {
         let ledger = Arc::new(InMemoryLedger::new());
         let notifier = Arc::new(InMemoryNotifier::default());
         let applier = applier(&ledger, &notifier, brake, false);
-        Fixture { directory: InMemoryDirectory::new(), ledger, notifier, applier }
+        Fixture { directory, ledger, notifier, applier }
     }
 
     async fn process(&self, event: LifecycleEvent) -> Result<Outcome, ApplyError> {
@@ -114,7 +120,7 @@ impl Fixture {
             .directory
             .groups()
             .into_iter()
-            .filter(|g| g.members.iter().any(|m| m.value == *user_id))
+            .filter(|g| g.has_member(user_id) == Some(true))
             .map(|g| g.display_name)
             .collect();
         names.sort();
@@ -223,13 +229,13 @@ async fn a_group_created_by_another_invocation_just_before_ours_is_used() {
             f.directory.groups().into_iter().filter(|g| g.display_name.eq_ignore_ascii_case("employees")).collect();
         assert_eq!(employees.len(), 1, "{name}: one Employees group: {employees:?}");
         assert_eq!(employees[0].id, theirs.id, "{name}: theirs is used");
-        let members: Vec<&str> = employees[0].members.iter().map(|m| m.value.as_str()).collect();
+        let members: Vec<&str> = employees[0].members.iter().flatten().map(|m| m.value.as_str()).collect();
         assert_eq!(members, vec![bob.id.as_str(), ada.id.as_str()], "{name}: both members");
         let mut expected = vec!["Engineering".to_owned(), theirs.display_name.clone()];
         expected.sort();
         assert_eq!(f.groups_of(&ada.id), expected, "{name}");
-        assert_eq!(f.calls_of(DirectoryOp::CreateGroup), vec!["Employees", "Engineering"], "{name}");
-        // The catalogue once, then a fresh list after the 409.
+        // Every missing managed group at once, theirs included (409), then listed again.
+        assert_eq!(f.calls_of(DirectoryOp::CreateGroup), vec!["Employees", "Engineering", "Finance"], "{name}");
         assert_eq!(f.calls_of(DirectoryOp::ListGroups).len(), 2, "{name}");
         assert_eq!(f.user_id_in_ledger("1").await, Some(ada.id.clone()), "{name}: ledger");
         let invitation = f.ledger.invitation(&person("1")).await.unwrap().expect("invitation tracked");
@@ -273,7 +279,8 @@ async fn a_stale_group_catalogue_fails_one_attempt_and_the_retry_repairs_it() {
     // The redelivery.
     f.directory.clear_calls();
     assert_eq!(applied(f.process(bob_joins).await), vec!["create_group", "add_to_group"]);
-    assert_eq!(f.calls_of(DirectoryOp::ListGroups).len(), 1, "read fresh");
+    // Read fresh (Engineering is missing), then listed again after re-creating it.
+    assert_eq!(f.calls_of(DirectoryOp::ListGroups).len(), 2, "read fresh");
     let recreated = f.directory.groups().into_iter().find(|g| g.display_name == "Engineering").expect("re-created");
     assert_ne!(recreated.id, engineering.id);
     assert_eq!(f.groups_of(&bob.id), vec!["Employees", "Engineering"]);
@@ -358,7 +365,8 @@ async fn a_dry_run_reports_the_plan_and_changes_nothing() {
             "mover",
             vec![event(EventKind::Joiner, "1", ada, "Engineering", 0)],
             event(EventKind::Mover, "1", ada, "Finance", 5),
-            vec!["create_group", "add_to_group", "remove_from_group"],
+            // Finance exists: the joiner's first group creation ensured every managed group.
+            vec!["add_to_group", "remove_from_group"],
         ),
         (
             // The brake (limit 0) is not consulted: nothing would be suspended.
@@ -389,6 +397,56 @@ async fn a_dry_run_reports_the_plan_and_changes_nothing() {
         assert_eq!(f.ledger.person(&person("1")).await.unwrap(), record, "{name}: ledger record unchanged");
         assert_eq!(f.ledger.invitation(&person("1")).await.unwrap(), invitation, "{name}: invitation unchanged");
         assert!(f.notifier.sent().is_empty(), "{name}: nobody notified");
+    }
+}
+
+// ------------------------------------------------------------------ groups on any bridge
+
+/// Joiner → mover → mover back → leaver (groups removed) → rehire on every kind of bridge:
+/// each person ends in exactly their rule's groups, one group per name, wherever the bridge
+/// shows memberships. Where it shows them nowhere, additions still happen and every removal
+/// is refused with a note instead of being skipped silently.
+#[tokio::test]
+async fn movers_end_in_exactly_their_groups_on_every_bridge() {
+    let nowhere = TwinBehaviour::no_memberships();
+    let bridges = [
+        ("users carry groups", TwinBehaviour::default()),
+        ("member filter", TwinBehaviour { member_filter: true, ..nowhere }),
+        ("members on read by id", TwinBehaviour { members_on_get: true, ..nowhere }),
+        ("duplicates allowed", TwinBehaviour { duplicate_groups: DuplicateGroups::Allow, ..TwinBehaviour::default() }),
+        ("existing returned", TwinBehaviour { duplicate_groups: DuplicateGroups::ReturnExisting, ..nowhere }),
+    ];
+    let ada = "ada.lovelace@example.com";
+    for (name, behaviour) in bridges {
+        let f = Fixture::on(InMemoryDirectory::with_behaviour(behaviour), Brake::default());
+        let (joins, moves, back) = (
+            event(EventKind::Joiner, "1", ada, "Engineering", 0),
+            event(EventKind::Mover, "1", ada, "Finance", 1),
+            event(EventKind::Mover, "1", ada, "Engineering", 2),
+        );
+        applied(f.process(joins).await);
+        let id = f.user(ada).id;
+        assert_eq!(f.groups_of(&id), vec!["Employees", "Engineering"], "{name}: joiner");
+        match behaviour.user_groups || behaviour.member_filter || behaviour.members_on_get {
+            true => {
+                assert_eq!(applied(f.process(moves).await), vec!["add_to_group", "remove_from_group"], "{name}");
+                assert_eq!(f.groups_of(&id), vec!["Employees", "Finance"], "{name}: mover");
+                applied(f.process(back).await);
+                assert_eq!(f.groups_of(&id), vec!["Employees", "Engineering"], "{name}: moved back");
+            }
+            false => {
+                let outcome = f.process(moves).await.unwrap();
+                let Outcome::Applied { operations, notes } = outcome else { panic!("{name}: {outcome:?}") };
+                assert_eq!(operations, vec!["add_to_group", "add_to_group"], "{name}: re-adds, removes nothing");
+                let refused = vec![Note::GroupRemovalsRefused { groups: vec!["Engineering".into()] }];
+                assert_eq!(notes, refused, "{name}");
+                assert_eq!(f.groups_of(&id), vec!["Employees", "Engineering", "Finance"], "{name}: left as it was");
+            }
+        }
+        for group in ["Employees", "Engineering", "Finance"] {
+            let same = f.directory.groups().into_iter().filter(|g| g.display_name.eq_ignore_ascii_case(group)).count();
+            assert_eq!(same, 1, "{name}: groups named {group}");
+        }
     }
 }
 

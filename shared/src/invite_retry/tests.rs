@@ -6,7 +6,7 @@ use crate::event::PersonKey;
 use crate::events_api::{EventUser, InMemorySignInEvents, Introspection, PageRequest, SignInAttempt, SignInPage};
 use crate::ledger::{DueAction, InMemoryLedger, LedgerError};
 use crate::notify::InMemoryNotifier;
-use crate::scim::{CreateOutcome, NewUser, ScimGroup, ScimGroupId, ScimUser, ScimUserId};
+use crate::scim::{CreateOutcome, ListResponse, NewUser, ScimGroup, ScimGroupId, ScimUser, ScimUserId};
 use crate::secrets::InMemorySecretSource;
 use async_trait::async_trait;
 use std::collections::HashMap;
@@ -39,7 +39,7 @@ impl FakeDirectory {
                 name: None,
                 display_name: None,
                 emails: vec![],
-                groups: vec![],
+                groups: None,
             },
         );
         self
@@ -88,7 +88,16 @@ impl Directory for FakeDirectory {
     async fn delete_user(&self, _: &ScimUserId) -> Result<(), ScimError> {
         unreachable!("invite-retry never deletes users")
     }
+    async fn list_users(&self, _: usize, _: usize) -> Result<ListResponse<ScimUser>, ScimError> {
+        unreachable!("invite-retry looks users up by id only")
+    }
     async fn list_groups(&self) -> Result<Vec<ScimGroup>, ScimError> {
+        unreachable!()
+    }
+    async fn get_group(&self, _: &ScimGroupId) -> Result<Option<ScimGroup>, ScimError> {
+        unreachable!()
+    }
+    async fn groups_with_member(&self, _: &ScimUserId) -> Result<Option<Vec<ScimGroup>>, ScimError> {
         unreachable!()
     }
     async fn create_group(&self, _: &str) -> Result<ScimGroup, ScimError> {

@@ -48,7 +48,7 @@ fn user(active: bool, email: &str) -> ScimUser {
         }),
         display_name: Some("Ada Lovelace".into()),
         emails: vec![],
-        groups: vec![],
+        groups: None,
     }
 }
 
@@ -69,6 +69,7 @@ fn actual(user: Option<ScimUser>, member_of: &[&str]) -> Actual {
     Actual {
         user,
         member_of: set(member_of),
+        memberships_unknown: false,
         existing_groups: set(&["Employees", "Engineering", "Finance", "Hand Picked", "Owners"]),
     }
 }

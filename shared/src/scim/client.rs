@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Instant;
 use url::Url;
 
@@ -82,6 +83,53 @@ pub struct ScimClient {
     allow_http: bool,
     page_size: usize,
     deadline: Option<Instant>,
+    /// What the bridge was seen to do with a user filter, shared by every clone: learnt once
+    /// per process, so an ignoring or rejecting bridge costs one wasted request, not one per
+    /// event.
+    user_filters: Arc<FilterSupport>,
+}
+
+/// How a bridge answered filters so far.
+#[derive(Debug, Default)]
+struct FilterSupport(AtomicU8);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Filtering {
+    /// Not contradicted yet.
+    Trusted,
+    /// The answer contained users the filter excludes, or more than came back.
+    Ignored,
+    /// 400.
+    Rejected,
+}
+
+impl FilterSupport {
+    fn get(&self) -> Filtering {
+        match self.0.load(Ordering::Relaxed) {
+            1 => Filtering::Ignored,
+            2 => Filtering::Rejected,
+            _ => Filtering::Trusted,
+        }
+    }
+
+    fn learn(&self, seen: Filtering) {
+        let code = match seen {
+            Filtering::Trusted => 0,
+            Filtering::Ignored => 1,
+            Filtering::Rejected => 2,
+        };
+        if self.0.swap(code, Ordering::Relaxed) != code {
+            let how = match seen {
+                Filtering::Ignored => "ignores user filters (its answer had users the filter excludes)",
+                Filtering::Rejected => "rejects user filters (400)",
+                Filtering::Trusted => return,
+            };
+            metrics::counter!("scim_filter_fallback").increment(1);
+            tracing::warn!(
+                "the bridge {how}: users are found by listing every user from now on, which costs a request per page"
+            );
+        }
+    }
 }
 
 impl ScimClient {
@@ -95,6 +143,7 @@ impl ScimClient {
             allow_http: config.allow_http,
             page_size: config.page_size.max(1),
             deadline: None,
+            user_filters: Arc::default(),
         })
     }
 
@@ -162,33 +211,43 @@ impl ScimClient {
         serde_json::from_slice(&body).map_err(|e| ScimError::Decode(e.to_string()))
     }
 
-    /// One filtered query; `keep` re-checks every returned user, because a bridge that
-    /// ignores the filter would return everyone. A bridge that rejects the filter (400)
-    /// gets the same question answered by listing every user.
+    /// One filtered query; `keep` re-checks every returned user. A bridge that rejects the
+    /// filter (400) or ignores it (users the filter excludes, or more than came back) gets
+    /// the same question answered by listing every user, now and for the rest of the process.
     async fn query_users(&self, filter: String, keep: impl Fn(&ScimUser) -> bool) -> Result<Vec<ScimUser>, ScimError> {
-        let query = [("filter", filter), ("startIndex", "1".to_owned()), ("count", "10".to_owned())];
-        let (status, body) = self.send(Method::GET, &["Users"], &query, None).await?;
-        let users: Vec<ScimUser> = match status {
-            StatusCode::OK => {
-                serde_json::from_slice::<ListResponse<ScimUser>>(&body)
-                    .map_err(|e| ScimError::Decode(e.to_string()))?
-                    .resources
+        if self.user_filters.get() == Filtering::Trusted {
+            let query = [("filter", filter), ("startIndex", "1".to_owned()), ("count", "10".to_owned())];
+            let (status, body) = self.send(Method::GET, &["Users"], &query, None).await?;
+            match status {
+                StatusCode::OK => {
+                    let page: ListResponse<ScimUser> =
+                        serde_json::from_slice(&body).map_err(|e| ScimError::Decode(e.to_string()))?;
+                    let contradicted =
+                        page.total_results > page.resources.len() || page.resources.iter().any(|user| !keep(user));
+                    if !contradicted {
+                        return Ok(page.resources);
+                    }
+                    self.user_filters.learn(Filtering::Ignored);
+                }
+                StatusCode::BAD_REQUEST => self.user_filters.learn(Filtering::Rejected),
+                other => return Err(status_error(other, &body)),
             }
-            StatusCode::BAD_REQUEST => {
-                tracing::warn!("bridge rejected a filter; falling back to listing users");
-                self.list_all(&["Users"]).await?
-            }
-            other => return Err(status_error(other, &body)),
-        };
-        Ok(users.into_iter().filter(|user| keep(user)).collect())
+        }
+        let everyone: Vec<ScimUser> = self.list_all(&["Users"], &[]).await?;
+        Ok(everyone.into_iter().filter(|user| keep(user)).collect())
     }
 
-    async fn list_all<T: DeserializeOwned>(&self, segments: &[&str]) -> Result<Vec<T>, ScimError> {
+    /// Every page of a listing. A short page is not the end (a bridge may cap `count`):
+    /// `totalResults` is, or an empty page.
+    async fn list_all<T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+        extra: &[(&str, String)],
+    ) -> Result<Vec<T>, ScimError> {
         let mut all = Vec::new();
         let mut start_index = 1usize;
         loop {
-            let query = [("startIndex", start_index.to_string()), ("count", self.page_size.to_string())];
-            let page: ListResponse<T> = self.send_json(Method::GET, segments, &query, None, &[StatusCode::OK]).await?;
+            let page: ListResponse<T> = self.page(segments, extra, start_index, self.page_size).await?;
             let received = page.resources.len();
             all.extend(page.resources);
             if received == 0 || all.len() >= page.total_results {
@@ -197,6 +256,29 @@ impl ScimClient {
             start_index += received;
         }
     }
+
+    async fn page<T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+        extra: &[(&str, String)],
+        start_index: usize,
+        count: usize,
+    ) -> Result<ListResponse<T>, ScimError> {
+        let mut query = vec![("startIndex", start_index.to_string()), ("count", count.to_string())];
+        query.extend(extra.iter().cloned());
+        self.send_json(Method::GET, segments, &query, None, &[StatusCode::OK]).await
+    }
+}
+
+/// A catalogue entry: `members` is never read, so a bridge that ignores
+/// `excludedAttributes` costs bytes on the wire but no memory.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CatalogueEntry {
+    id: ScimGroupId,
+    display_name: String,
+    #[serde(default)]
+    meta: Option<super::ScimMeta>,
 }
 
 #[async_trait]
@@ -257,8 +339,39 @@ impl Directory for ScimClient {
         }
     }
 
+    async fn list_users(&self, start_index: usize, count: usize) -> Result<ListResponse<ScimUser>, ScimError> {
+        self.page(&["Users"], &[], start_index.max(1), count.max(1)).await
+    }
+
     async fn list_groups(&self) -> Result<Vec<ScimGroup>, ScimError> {
-        self.list_all(&["Groups"]).await
+        let entries: Vec<CatalogueEntry> =
+            self.list_all(&["Groups"], &[("excludedAttributes", "members".to_owned())]).await?;
+        Ok(entries
+            .into_iter()
+            .map(|entry| ScimGroup { id: entry.id, display_name: entry.display_name, members: None, meta: entry.meta })
+            .collect())
+    }
+
+    async fn get_group(&self, id: &ScimGroupId) -> Result<Option<ScimGroup>, ScimError> {
+        let (status, body) = self.send(Method::GET, &["Groups", id.as_str()], &[], None).await?;
+        match status {
+            StatusCode::OK => serde_json::from_slice(&body).map(Some).map_err(|e| ScimError::Decode(e.to_string())),
+            StatusCode::NOT_FOUND => Ok(None),
+            other => Err(status_error(other, &body)),
+        }
+    }
+
+    async fn groups_with_member(&self, user: &ScimUserId) -> Result<Option<Vec<ScimGroup>>, ScimError> {
+        let filter = format!("members[value eq {}]", quote_filter_value(user.as_str()));
+        let query = [("filter", filter), ("attributes", "displayName".to_owned())];
+        let groups: Vec<ScimGroup> = match self.list_all(&["Groups"], &query).await {
+            Ok(groups) => groups,
+            Err(ScimError::Status { status: 400, .. }) => return Ok(None),
+            Err(other) => return Err(other),
+        };
+        // A bridge that ignores `attributes` shows members: then they must include the user.
+        let contradicted = groups.iter().any(|group| group.has_member(user) == Some(false));
+        Ok((!contradicted).then_some(groups))
     }
 
     async fn create_group(&self, display_name: &str) -> Result<ScimGroup, ScimError> {

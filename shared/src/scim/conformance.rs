@@ -72,9 +72,15 @@ pub const CASES: &[Case] = &[
     // RFC 7644 §3.6; 1Password's DELETE suspends instead (docs/invite-retry.md).
     case!("deleted user is gone", RfcNotOnBridge, deleted_user_is_gone),
     case!("delete suspends the user", OnePassword, delete_suspends),
-    // RFC 7643 §4.2 gives a group's displayName no uniqueness; the simulator's default
-    // (409) is a guess ([UNK]), and the worker's group-create race handling relies on it.
-    case!("duplicate group displayName is a 409", OnePassword, duplicate_group_name_conflicts),
+    case!("a group is read by id", Rfc, group_is_read_by_id),
+    case!("users are listed page by page", Rfc, users_are_listed_page_by_page),
+    // RFC 7644 §3.4.2.2 filters on a multi-valued attribute; on the bridge [UNK]. A directory
+    // may decline (`None`), never answer wrongly.
+    case!("a member filter answers right or declines", Rfc, member_filter_answers_right_or_declines),
+    // RFC 7643 §4.2 gives a group's displayName no uniqueness; recorded hosted traffic
+    // suggests the bridge returns the existing group ([UNK] elsewhere). The worker copes
+    // with both and with duplicates (docs/decisions.md, "Managed groups").
+    case!("a duplicate group displayName makes no second group", OnePassword, duplicate_group_name_makes_no_second),
 ];
 
 /// The names of the cases in `scope`.
@@ -140,13 +146,16 @@ fn primary_email(user: &ScimUser) -> Option<&str> {
     user.emails.iter().find(|e| e.primary).or(user.emails.first()).map(|e| e.value.as_str())
 }
 
-/// Whether the user is a member of the group, as either side shows it.
+/// Whether the user is a member of the group, as any of the three places a bridge may show
+/// it says: the group read by id, the user's `groups`, a member filter.
 async fn is_member(directory: &dyn Directory, group_id: &ScimGroupId, user_id: &ScimUserId) -> Result<bool, String> {
-    let groups = directory.list_groups().await.map_err(scim_err)?;
-    let group = groups.iter().find(|g| &g.id == group_id).ok_or_else(|| format!("group {group_id} not listed"))?;
-    let in_members = group.members.iter().any(|m| m.value == *user_id);
-    let in_user = get(directory, user_id).await?.groups.iter().any(|g| g.value == group_id.as_str());
-    Ok(in_members || in_user)
+    let group = directory.get_group(group_id).await.map_err(scim_err)?;
+    let group = group.ok_or_else(|| format!("group {group_id} not found"))?;
+    let in_members = group.has_member(user_id) == Some(true);
+    let in_user = get(directory, user_id).await?.groups.iter().flatten().any(|g| g.value == group_id.as_str());
+    let by_filter = directory.groups_with_member(user_id).await.map_err(scim_err)?;
+    let by_filter = by_filter.is_some_and(|groups| groups.iter().any(|g| &g.id == group_id));
+    Ok(in_members || in_user || by_filter)
 }
 
 async fn create_then_find_by_user_name(directory: &dyn Directory) -> CaseResult {
@@ -322,7 +331,7 @@ async fn created_groups_are_listed(directory: &dyn Directory) -> CaseResult {
         let group = directory.create_group(name).await.map_err(scim_err)?;
         ensure!(!group.id.as_str().is_empty(), "group {name} has no id");
         ensure_eq!(group.display_name, name, "created displayName");
-        ensure!(group.members.is_empty(), "new group {name} has members {:?}", group.members);
+        ensure!(group.members.as_ref().is_none_or(Vec::is_empty), "new group {name} has members {:?}", group.members);
         created.push(group);
     }
     let listed = directory.list_groups().await.map_err(scim_err)?;
@@ -380,14 +389,67 @@ async fn delete_suspends(directory: &dyn Directory) -> CaseResult {
     Ok(())
 }
 
-async fn duplicate_group_name_conflicts(directory: &dyn Directory) -> CaseResult {
+async fn duplicate_group_name_makes_no_second(directory: &dyn Directory) -> CaseResult {
     let first = directory.create_group("Conformance Duplicate").await.map_err(scim_err)?;
     for name in ["Conformance Duplicate", "conformance DUPLICATE"] {
-        let again = directory.create_group(name).await;
-        ensure!(matches!(&again, Err(e) if e.status() == Some(409)), "creating {name:?} again: {again:?}");
+        match directory.create_group(name).await {
+            Err(e) if e.status() == Some(409) => {}
+            Ok(existing) => ensure_eq!(existing.id, first.id, format!("creating {name:?} again answered a group")),
+            Err(other) => return Err(format!("creating {name:?} again: {other}")),
+        }
     }
     let listed = directory.list_groups().await.map_err(scim_err)?;
     let same: Vec<_> = listed.iter().filter(|g| g.display_name.eq_ignore_ascii_case(&first.display_name)).collect();
     ensure_eq!(same.len(), 1, "groups with that name");
+    Ok(())
+}
+
+async fn group_is_read_by_id(directory: &dyn Directory) -> CaseResult {
+    let group = directory.create_group("Conformance Read").await.map_err(scim_err)?;
+    let read = directory.get_group(&group.id).await.map_err(scim_err)?;
+    ensure_eq!(read.map(|g| (g.id, g.display_name)), Some((group.id.clone(), group.display_name)), "get_group");
+    ensure_eq!(directory.get_group(&"no-such-group".into()).await.map_err(scim_err)?, None, "unknown group");
+    Ok(())
+}
+
+async fn users_are_listed_page_by_page(directory: &dyn Directory) -> CaseResult {
+    let mut created = Vec::new();
+    for (n, name) in ["ada", "bob", "cy"].iter().enumerate() {
+        let user = create(directory, &new_user(&format!("{name}@example.com"), &format!("hr:{n}"), name, "X")).await?;
+        created.push(user.id);
+    }
+    let mut seen = Vec::new();
+    let mut start_index = 1;
+    loop {
+        let page = directory.list_users(start_index, 2).await.map_err(scim_err)?;
+        ensure!(page.resources.len() <= 2, "a page of 2 had {} users", page.resources.len());
+        if page.resources.is_empty() {
+            ensure!(page.total_results <= seen.len(), "empty page before totalResults {}", page.total_results);
+            break;
+        }
+        start_index += page.resources.len();
+        seen.extend(page.resources.into_iter().map(|u| u.id));
+        if seen.len() >= page.total_results {
+            break;
+        }
+    }
+    for id in &created {
+        ensure!(seen.contains(id), "user {id} not listed");
+    }
+    Ok(())
+}
+
+async fn member_filter_answers_right_or_declines(directory: &dyn Directory) -> CaseResult {
+    let ada = create(directory, &new_user("ada@example.com", "hr:1", "Ada", "Lovelace")).await?;
+    let bob = create(directory, &new_user("bob@example.com", "hr:2", "Bob", "Babbage")).await?;
+    let with_ada = directory.create_group("Conformance With Ada").await.map_err(scim_err)?;
+    let without = directory.create_group("Conformance Without Ada").await.map_err(scim_err)?;
+    let add = |ids: &[ScimUserId]| vec![PatchOperation::add_members(ids)];
+    directory.patch_group(&with_ada.id, add(std::slice::from_ref(&ada.id))).await.map_err(scim_err)?;
+    directory.patch_group(&without.id, add(std::slice::from_ref(&bob.id))).await.map_err(scim_err)?;
+    let Some(groups) = directory.groups_with_member(&ada.id).await.map_err(scim_err)? else { return Ok(()) };
+    let ids: Vec<&ScimGroupId> = groups.iter().map(|g| &g.id).collect();
+    ensure!(ids.contains(&&with_ada.id), "ada's group missing from {ids:?}");
+    ensure!(!ids.contains(&&without.id), "a group without ada answered: {ids:?}");
     Ok(())
 }

@@ -1,9 +1,11 @@
 //! The in-memory twin of the 1Password SCIM bridge, for unit tests and the local stack. It
 //! behaves like the simulator's defaults (tests/onepassword-sim): userName unique and
 //! case-insensitive (409 → [`CreateOutcome::Conflict`]), `externalId` kept and matched
-//! exactly, a duplicate group name answers 409, `DELETE` suspends instead of deleting
-//! (docs/invite-retry.md), a user's `groups` are derived from the groups' members. It passes
-//! the `scim::conformance` suite, like the simulator and scim2-server do over HTTP.
+//! exactly, `DELETE` suspends instead of deleting (docs/invite-retry.md). Where real bridges
+//! differ or nobody knows (a duplicate group name, where memberships show) it follows a
+//! [`TwinBehaviour`]; the default shows memberships everywhere and answers 409 to a
+//! duplicate group name. It passes the `scim::conformance` suite, like the simulator and
+//! scim2-server do over HTTP.
 //!
 //! Test hooks: [`InMemoryDirectory::fail_next`] makes the next call of an operation fail,
 //! [`InMemoryDirectory::before_next`] runs a closure just before the next call of an
@@ -15,9 +17,51 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use async_trait::async_trait;
 
 use super::{
-    CreateOutcome, Directory, NewUser, PatchOperation, ResourceRef, ScimEmail, ScimError, ScimGroup, ScimGroupId,
-    ScimName, ScimUser, ScimUserId,
+    CreateOutcome, Directory, ListResponse, NewUser, PatchOperation, ResourceRef, ScimEmail, ScimError, ScimGroup,
+    ScimGroupId, ScimMeta, ScimName, ScimUser, ScimUserId,
 };
+
+/// How the twin answers where bridges differ (docs/external-facts.md, "Groups and
+/// memberships").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TwinBehaviour {
+    /// Users carry the `groups` they are in (omitted when none, as RFC 7643 servers do).
+    pub user_groups: bool,
+    /// `members[value eq …]` group filters are answered.
+    pub member_filter: bool,
+    /// `GET /Groups/{id}` shows `members`.
+    pub members_on_get: bool,
+    pub duplicate_groups: DuplicateGroups,
+}
+
+impl Default for TwinBehaviour {
+    fn default() -> Self {
+        TwinBehaviour {
+            user_groups: true,
+            member_filter: true,
+            members_on_get: true,
+            duplicate_groups: DuplicateGroups::Conflict,
+        }
+    }
+}
+
+impl TwinBehaviour {
+    /// A bridge that shows memberships nowhere.
+    pub fn no_memberships() -> Self {
+        TwinBehaviour { user_groups: false, member_filter: false, members_on_get: false, ..Self::default() }
+    }
+}
+
+/// What creating a group whose name is taken (in any case) does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DuplicateGroups {
+    /// 409 `uniqueness`.
+    Conflict,
+    /// A second group with the same name.
+    Allow,
+    /// The existing group, as if created.
+    ReturnExisting,
+}
 
 /// The [`Directory`] methods, to aim faults and hooks at and to read the call log by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -28,7 +72,10 @@ pub enum DirectoryOp {
     CreateUser,
     PatchUser,
     DeleteUser,
+    ListUsers,
     ListGroups,
+    GetGroup,
+    GroupsWithMember,
     CreateGroup,
     PatchGroup,
 }
@@ -68,8 +115,10 @@ type Hook = Box<dyn FnOnce(&InMemoryDirectory, &DirectoryCall) + Send>;
 
 #[derive(Default)]
 struct State {
-    /// In creation order; a user's `groups` is always empty here (derived on read).
+    behaviour: TwinBehaviour,
+    /// In creation order; a user's `groups` is always `None` here (derived on read).
     users: Vec<ScimUser>,
+    /// In creation order, `members` always `Some`.
     groups: Vec<ScimGroup>,
     next_id: u64,
     calls: Vec<DirectoryCall>,
@@ -83,15 +132,30 @@ impl State {
         format!("{prefix}-{:04}", self.next_id)
     }
 
-    /// The user as the bridge shows it: with the groups they are a member of.
+    /// The user as the bridge shows it: with the groups they are in, when it shows them.
     fn view(&self, user: &ScimUser) -> ScimUser {
-        let groups = self
+        let groups: Vec<ResourceRef> = self
             .groups
             .iter()
-            .filter(|g| g.members.iter().any(|m| m.value == user.id))
+            .filter(|g| g.has_member(&user.id) == Some(true))
             .map(|g| ResourceRef { value: g.id.to_string(), display: Some(g.display_name.clone()) })
             .collect();
+        let groups = (self.behaviour.user_groups && !groups.is_empty()).then_some(groups);
         ScimUser { groups, ..user.clone() }
+    }
+
+    fn new_group(&mut self, display_name: &str, members: Vec<ResourceRef>) -> ScimGroup {
+        let id = self.new_id("group");
+        // Creation times one second apart, in creation order.
+        let created = chrono::DateTime::UNIX_EPOCH + chrono::Duration::seconds(1_800_000_000 + self.next_id as i64);
+        let group = ScimGroup {
+            id: ScimGroupId::new(id),
+            display_name: display_name.to_owned(),
+            members: Some(members),
+            meta: Some(ScimMeta { created: Some(created.to_rfc3339()) }),
+        };
+        self.groups.push(group.clone());
+        group
     }
 
     fn user_index(&self, id: &ScimUserId) -> Result<usize, ScimError> {
@@ -125,6 +189,12 @@ impl InMemoryDirectory {
         Self::default()
     }
 
+    pub fn with_behaviour(behaviour: TwinBehaviour) -> Self {
+        let directory = Self::default();
+        directory.state().behaviour = behaviour;
+        directory
+    }
+
     fn state(&self) -> MutexGuard<'_, State> {
         // Every change is applied to a copy and committed last, so a poisoned lock still
         // guards consistent data.
@@ -140,21 +210,14 @@ impl InMemoryDirectory {
         if user.id.as_str().is_empty() {
             user.id = ScimUserId::new(state.new_id("user"));
         }
-        user.groups.clear();
+        user.groups = None;
         state.users.push(user.clone());
         user
     }
 
     /// Adds a group with these member ids.
     pub fn insert_group(&self, display_name: &str, member_ids: &[&str]) -> ScimGroup {
-        let mut state = self.state();
-        let group = ScimGroup {
-            id: ScimGroupId::new(state.new_id("group")),
-            display_name: display_name.to_owned(),
-            members: member_ids.iter().map(|id| ResourceRef { value: (*id).to_owned(), display: None }).collect(),
-        };
-        state.groups.push(group.clone());
-        group
+        self.state().new_group(display_name, member_ids.iter().map(|id| ResourceRef::to(*id)).collect())
     }
 
     /// Deletes a group, as an administrator can in the 1Password console.
@@ -291,22 +354,23 @@ fn apply_group_patch(state: &State, group: &mut ScimGroup, op: &PatchOperation) 
     let verb = op.op.to_ascii_lowercase();
     match (verb.as_str(), path) {
         ("add", "members") => {
+            let members = group.members.get_or_insert_with(Vec::new);
             for id in listed()? {
-                if !group.members.iter().any(|m| m.value == id) {
-                    group.members.push(ResourceRef { value: id, display: None });
+                if !members.iter().any(|m| m.value == id) {
+                    members.push(ResourceRef::to(id));
                 }
             }
         }
         ("replace", "members") => {
-            group.members = listed()?.into_iter().map(|value| ResourceRef { value, display: None }).collect();
+            group.members = Some(listed()?.into_iter().map(ResourceRef::to).collect());
         }
-        ("remove", "members") if op.value.is_none() => group.members.clear(),
+        ("remove", "members") if op.value.is_none() => group.members = Some(Vec::new()),
         ("remove", "members") => {
             let gone = listed()?;
-            group.members.retain(|m| !gone.contains(&m.value));
+            group.members.get_or_insert_with(Vec::new).retain(|m| !gone.contains(&m.value));
         }
         ("remove", filtered) if let Some(gone) = member_filter(filtered) => {
-            group.members.retain(|m| m.value != gone);
+            group.members.get_or_insert_with(Vec::new).retain(|m| m.value != gone);
         }
         ("replace", "displayName") => {
             let name: String = value_as(op)?;
@@ -373,7 +437,7 @@ impl Directory for InMemoryDirectory {
             name: Some(user.name.clone()),
             display_name: Some(user.display_name.clone()),
             emails: user.emails.clone(),
-            groups: Vec::new(),
+            groups: None,
         };
         state.users.push(created.clone());
         Ok(CreateOutcome::Created(created))
@@ -406,9 +470,37 @@ impl Directory for InMemoryDirectory {
         Ok(())
     }
 
+    async fn list_users(&self, start_index: usize, count: usize) -> Result<ListResponse<ScimUser>, ScimError> {
+        self.begin(DirectoryOp::ListUsers, format!("{start_index}+{count}"), &[])?;
+        let state = self.state();
+        let resources = state.users.iter().skip(start_index.max(1) - 1).take(count).map(|u| state.view(u)).collect();
+        Ok(ListResponse { total_results: state.users.len(), resources })
+    }
+
+    /// Without members, as asked.
     async fn list_groups(&self) -> Result<Vec<ScimGroup>, ScimError> {
         self.begin(DirectoryOp::ListGroups, String::new(), &[])?;
-        Ok(self.groups())
+        Ok(self.groups().into_iter().map(|group| ScimGroup { members: None, ..group }).collect())
+    }
+
+    async fn get_group(&self, id: &ScimGroupId) -> Result<Option<ScimGroup>, ScimError> {
+        self.begin(DirectoryOp::GetGroup, id.to_string(), &[])?;
+        let state = self.state();
+        let shown = |g: &ScimGroup| match state.behaviour.members_on_get {
+            true => g.clone(),
+            false => ScimGroup { members: None, ..g.clone() },
+        };
+        Ok(state.groups.iter().find(|g| &g.id == id).map(shown))
+    }
+
+    async fn groups_with_member(&self, user: &ScimUserId) -> Result<Option<Vec<ScimGroup>>, ScimError> {
+        self.begin(DirectoryOp::GroupsWithMember, user.to_string(), &[])?;
+        let state = self.state();
+        if !state.behaviour.member_filter {
+            return Ok(None);
+        }
+        let with_user = state.groups.iter().filter(|g| g.has_member(user) == Some(true));
+        Ok(Some(with_user.map(|g| ScimGroup { members: None, ..g.clone() }).collect()))
     }
 
     async fn create_group(&self, display_name: &str) -> Result<ScimGroup, ScimError> {
@@ -418,16 +510,16 @@ impl Directory for InMemoryDirectory {
         if name.is_empty() {
             return Err(status(400, Some("invalidValue"), "displayName is required".into()));
         }
-        if state.groups.iter().any(|g| same_name(&g.display_name, name)) {
-            return Err(status(409, Some("uniqueness"), format!("a group named {name} already exists")));
+        if let Some(existing) = state.groups.iter().find(|g| same_name(&g.display_name, name)) {
+            match state.behaviour.duplicate_groups {
+                DuplicateGroups::Conflict => {
+                    return Err(status(409, Some("uniqueness"), format!("a group named {name} already exists")));
+                }
+                DuplicateGroups::ReturnExisting => return Ok(ScimGroup { members: None, ..existing.clone() }),
+                DuplicateGroups::Allow => {}
+            }
         }
-        let group = ScimGroup {
-            id: ScimGroupId::new(state.new_id("group")),
-            display_name: name.to_owned(),
-            members: Vec::new(),
-        };
-        state.groups.push(group.clone());
-        Ok(group)
+        Ok(state.new_group(name, Vec::new()))
     }
 
     /// All or nothing: `add`/`replace`/`remove` of `members`, `remove` of
@@ -531,7 +623,7 @@ mod tests {
         assert!(!after.active);
         assert_eq!(
             after.groups,
-            vec![ResourceRef { value: group.id.to_string(), display: Some("Engineering".into()) }]
+            Some(vec![ResourceRef { value: group.id.to_string(), display: Some("Engineering".into()) }])
         );
         directory.delete_user(&"no-such-user".into()).await.unwrap();
     }

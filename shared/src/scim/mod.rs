@@ -10,7 +10,7 @@ mod types;
 
 pub use client::{BridgeCredentials, CredentialProvider, ScimClient, ScimClientConfig, StaticCredentials};
 pub use credentials::{SecretCredentials, WorkerSecret};
-pub use memory::{DirectoryCall, DirectoryOp, InMemoryDirectory};
+pub use memory::{DirectoryCall, DirectoryOp, DuplicateGroups, InMemoryDirectory, TwinBehaviour};
 pub use types::*;
 
 use async_trait::async_trait;
@@ -67,7 +67,16 @@ pub trait Directory: Send + Sync {
     async fn create_user(&self, user: &NewUser) -> Result<CreateOutcome, ScimError>;
     async fn patch_user(&self, id: &ScimUserId, operations: Vec<PatchOperation>) -> Result<(), ScimError>;
     async fn delete_user(&self, id: &ScimUserId) -> Result<(), ScimError>;
+    /// One page of users, `start_index` counting from 1.
+    async fn list_users(&self, start_index: usize, count: usize) -> Result<ListResponse<ScimUser>, ScimError>;
+    /// Every group, without members (`excludedAttributes=members`): the catalogue. The
+    /// answer is the same size whether the account has 100 users or 100,000.
     async fn list_groups(&self) -> Result<Vec<ScimGroup>, ScimError>;
+    /// One group as the bridge shows it by id: with `members` when it sends them.
+    async fn get_group(&self, id: &ScimGroupId) -> Result<Option<ScimGroup>, ScimError>;
+    /// The groups `user` is a member of, asked with `members[value eq …]`. `None` when the
+    /// bridge cannot answer that filter: it rejected it, or its answer contradicts it.
+    async fn groups_with_member(&self, user: &ScimUserId) -> Result<Option<Vec<ScimGroup>>, ScimError>;
     async fn create_group(&self, display_name: &str) -> Result<ScimGroup, ScimError>;
     async fn patch_group(&self, id: &ScimGroupId, operations: Vec<PatchOperation>) -> Result<(), ScimError>;
 }

@@ -92,11 +92,19 @@ pub struct ScimEmail {
     pub primary: bool,
 }
 
+/// A member of a group, or a group of a user. Bridges differ in the link beside `value`
+/// (`$ref` as RFC 7643 has it, `ref` in a vendor example): neither is read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResourceRef {
     pub value: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display: Option<String>,
+}
+
+impl ResourceRef {
+    pub fn to(value: impl Into<String>) -> Self {
+        ResourceRef { value: value.into(), display: None }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,8 +123,10 @@ pub struct ScimUser {
     pub display_name: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub emails: Vec<ScimEmail>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub groups: Vec<ResourceRef>,
+    /// `None` when the answer had no `groups`: either the user is in none or the bridge
+    /// does not return them (docs/external-facts.md) — one user cannot tell which.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Vec<ResourceRef>>,
 }
 
 /// What we send to create (invite) a user.
@@ -155,11 +165,35 @@ impl NewUser {
 pub struct ScimGroup {
     pub id: ScimGroupId,
     pub display_name: String,
-    #[serde(default)]
-    pub members: Vec<ResourceRef>,
+    /// `None` when the answer had no `members`: not asked for, not returned by this bridge,
+    /// or (for servers that omit empty attributes) an empty group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub members: Option<Vec<ResourceRef>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta: Option<ScimMeta>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+impl ScimGroup {
+    /// Whether the answer lists `user` among the members; `None` when it had no members.
+    pub fn has_member(&self, user: &ScimUserId) -> Option<bool> {
+        self.members.as_ref().map(|members| members.iter().any(|m| m.value == *user))
+    }
+
+    /// `meta.created`, when the bridge sent a readable one.
+    pub fn created_at(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        let created = self.meta.as_ref()?.created.as_deref()?;
+        chrono::DateTime::parse_from_rfc3339(created).ok().map(|at| at.to_utc())
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScimMeta {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ListResponse<T> {
     #[serde(default)]
@@ -251,10 +285,32 @@ mod tests {
     }
 
     #[test]
-    fn group_without_members_parses_as_empty() {
-        let json = r#"{"id":"sitza7mfvjmrgdr6krnetp7g2q","displayName":"Test Group","meta":{}}"#;
+    fn a_group_without_members_says_so_and_keeps_its_creation_time() {
+        let json = r#"{"displayName":"Test Group","id":"sitza7mfvjmrgdr6krnetp7g2q",
+            "meta":{"created":"2026-05-21T14:15:21Z","lastModified":"2026-05-21T14:15:20Z"}}"#;
         let group: ScimGroup = serde_json::from_str(json).unwrap();
-        assert!(group.members.is_empty());
+        assert_eq!(group.members, None);
+        assert_eq!(group.has_member(&"U1".into()), None);
+        assert_eq!(group.created_at().map(|at| at.to_rfc3339()).as_deref(), Some("2026-05-21T14:15:21+00:00"));
+        let listed: ScimGroup =
+            serde_json::from_str(r#"{"id":"G","displayName":"G","members":[{"value":"U1"}]}"#).unwrap();
+        assert_eq!(listed.has_member(&"U1".into()), Some(true));
+        assert_eq!(listed.has_member(&"U2".into()), Some(false));
+    }
+
+    /// The vendor's self-hosted example links with `ref`, RFC 7643 with `$ref`: both read.
+    #[test]
+    fn user_groups_parse_with_ref_or_dollar_ref_and_absent_is_not_empty() {
+        for link in ["ref", "$ref"] {
+            let json = format!(
+                r#"{{"id":"U1","userName":"a@example.com","active":true,
+                "groups":[{{"value":"f7eqriu7ht27mq5zmm63gf2dhq","{link}":"https://scim.example.com/Groups/f7eqriu7ht27mq5zmm63gf2dhq"}}]}}"#
+            );
+            let user: ScimUser = serde_json::from_str(&json).unwrap();
+            assert_eq!(user.groups, Some(vec![ResourceRef::to("f7eqriu7ht27mq5zmm63gf2dhq")]), "{link}");
+        }
+        let none: ScimUser = serde_json::from_str(r#"{"id":"U1","userName":"a@example.com","active":true}"#).unwrap();
+        assert_eq!(none.groups, None);
     }
 
     #[test]

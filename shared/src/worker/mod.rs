@@ -85,6 +85,9 @@ pub struct WorkerApp {
     group_concurrency: usize,
 }
 
+/// How long a cold start may spend reading the group catalogue.
+const STARTUP_PROBE_BUDGET: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl WorkerApp {
     pub fn new(config: WorkerConfig, ports: Ports) -> Self {
         let applier = Applier::new(ports.ledger, ports.enricher, ports.notifier, config.rules);
@@ -102,7 +105,19 @@ impl WorkerApp {
     pub async fn from_env() -> Result<Self, StartupError> {
         let config = WorkerConfig::from_env(&Env::from_process())?;
         let ports = Ports::from_aws(&config, &crate::lambda::sdk_config().await).await?;
-        Ok(Self::new(config, ports))
+        let app = Self::new(config, ports);
+        app.prepare().await;
+        Ok(app)
+    }
+
+    /// Reads the group catalogue and probes how the bridge shows memberships once at cold
+    /// start, so the choice (and a bridge that shows none) is in the logs before the first
+    /// message. A bridge that cannot be reached now is read again with the first message.
+    pub async fn prepare(&self) {
+        let directory = self.directory.clone().until(Instant::now() + STARTUP_PROBE_BUDGET);
+        if let Err(error) = self.applier.prepare(directory.as_ref()).await {
+            tracing::warn!(%error, "the group catalogue could not be read at start-up; retried with the first message");
+        }
     }
 
     /// Processes a batch; `deadline` is the invocation's deadline.

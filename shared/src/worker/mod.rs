@@ -120,6 +120,11 @@ impl WorkerApp {
         }
     }
 
+    /// How the bridge shows group memberships, once probed.
+    pub fn membership_strategy(&self) -> Option<crate::groups::MembershipStrategy> {
+        self.applier.membership_strategy()
+    }
+
     /// Processes a batch; `deadline` is the invocation's deadline.
     pub async fn handle(&self, event: SqsEvent, deadline: Instant) -> SqsBatchResponse {
         let remaining_ms = deadline.saturating_duration_since(Instant::now()).as_millis() as u64;

@@ -10,7 +10,7 @@ use provisioning::enrich::InMemoryEnricher;
 use provisioning::ledger::{InMemoryLedger, Ledger};
 use provisioning::mapping::MappingRules;
 use provisioning::scim::{
-    CreateOutcome, Directory, NewUser, PatchOperation, ScimClient, ScimClientConfig, ScimError, ScimGroup, ScimGroupId,
+    CreateOutcome, Directory, ListResponse, NewUser, PatchOperation, ScimClient, ScimClientConfig, ScimError, ScimGroup, ScimGroupId,
     ScimUser, ScimUserId, StaticCredentials,
 };
 use std::sync::Arc;
@@ -183,8 +183,17 @@ impl Directory for RacingDirectory {
     async fn delete_user(&self, id: &ScimUserId) -> Result<(), ScimError> {
         self.inner.delete_user(id).await
     }
+    async fn list_users(&self, start_index: usize, count: usize) -> Result<ListResponse<ScimUser>, ScimError> {
+        self.inner.list_users(start_index, count).await
+    }
     async fn list_groups(&self) -> Result<Vec<ScimGroup>, ScimError> {
         self.inner.list_groups().await
+    }
+    async fn get_group(&self, id: &ScimGroupId) -> Result<Option<ScimGroup>, ScimError> {
+        self.inner.get_group(id).await
+    }
+    async fn groups_with_member(&self, user: &ScimUserId) -> Result<Option<Vec<ScimGroup>>, ScimError> {
+        self.inner.groups_with_member(user).await
     }
     async fn create_group(&self, name: &str) -> Result<ScimGroup, ScimError> {
         self.inner.create_group(name).await

@@ -8,7 +8,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use thiserror::Error;
 
-use crate::config::{ConflictMode, CreateStatus, ProtectedGroupError, SimConfig, SuspendedEmailChange};
+use crate::config::{
+    ConflictMode, CreateStatus, DuplicateGroupName, FilterMode, GroupMembers, ProtectedGroupError, SimConfig,
+    SuspendedEmailChange, UserGroups,
+};
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum CliError {
@@ -40,9 +43,27 @@ pub const OPTIONS: &[(&str, &str, &str)] = &[
     ("protected-groups", "A,B", "more protected group names (comma-separated)"),
     ("invite-ttl", "DURATION", "invitation lifetime, e.g. 5d, 36h, 90m, 30s [5d]"),
     ("reactivate-resends-invite", "BOOL", "active=false then true re-sends a pending invitation [true]"),
-    ("filter-support", "BOOL", "false answers every filter with 400 invalidFilter [true]"),
+    (
+        "filters",
+        "supported|ignored|rejected",
+        "filter on GET /Users and /Groups: evaluated, ignored (unfiltered page), 400 invalidFilter [supported]",
+    ),
     ("store-external-id", "BOOL", "keep and return externalId [true]"),
-    ("group-members", "BOOL", "include members in group responses [true]"),
+    (
+        "duplicate-group-name",
+        "409|allow|return-existing",
+        "POST /Groups with a name in use: 409 uniqueness, a second group, or the existing group [return-existing]",
+    ),
+    (
+        "group-members",
+        "always|never|only-by-id",
+        "members in group responses: always, never, only GET /Groups/{id}; true/false = always/never [always]",
+    ),
+    (
+        "user-groups",
+        "off|ref|dollar-ref",
+        "users' groups: absent, {value, ref}, or {value, display} (+$ref with --meta-location) [dollar-ref]",
+    ),
     ("display-name-rewrites-name", "BOOL", "displayName changes re-split given/family name [true]"),
     ("observed-discovery-quirks", "BOOL", "ResourceTypes as recorded (/scim/v2/User, startIndex 0) [true]"),
     ("meta-location", "BOOL", "add meta.location and $ref (absent in recorded traffic) [false]"),
@@ -160,9 +181,35 @@ pub fn parse(args: &[String], env: &HashMap<String, String>) -> Result<Command, 
             .unwrap_or_default(),
         invite_ttl: duration("invite-ttl", defaults.invite_ttl)?,
         reactivate_resends_invite: boolean("reactivate-resends-invite", defaults.reactivate_resends_invite)?,
-        filter_support: boolean("filter-support", defaults.filter_support)?,
+        filters: match value("filters").map(|v| v.to_ascii_lowercase()).as_deref() {
+            None => defaults.filters,
+            Some("supported") => FilterMode::Supported,
+            Some("ignored") => FilterMode::Ignored,
+            Some("rejected") => FilterMode::Rejected,
+            Some(v) => return Err(invalid("filters", v, "expected supported, ignored or rejected")),
+        },
         store_external_id: boolean("store-external-id", defaults.store_external_id)?,
-        group_members_in_responses: boolean("group-members", defaults.group_members_in_responses)?,
+        duplicate_group_name: match value("duplicate-group-name").map(|v| v.to_ascii_lowercase()).as_deref() {
+            None => defaults.duplicate_group_name,
+            Some("409" | "reject" | "reject409" | "reject_409") => DuplicateGroupName::Reject409,
+            Some("allow") => DuplicateGroupName::Allow,
+            Some("return-existing" | "return_existing") => DuplicateGroupName::ReturnExisting,
+            Some(v) => return Err(invalid("duplicate-group-name", v, "expected 409, allow or return-existing")),
+        },
+        group_members: match value("group-members").map(|v| v.to_ascii_lowercase()).as_deref() {
+            None => defaults.group_members,
+            Some("always" | "true") => GroupMembers::Always,
+            Some("never" | "false") => GroupMembers::Never,
+            Some("only-by-id" | "only_by_id") => GroupMembers::OnlyById,
+            Some(v) => return Err(invalid("group-members", v, "expected always, never or only-by-id")),
+        },
+        user_groups: match value("user-groups").map(|v| v.to_ascii_lowercase()).as_deref() {
+            None => defaults.user_groups,
+            Some("off") => UserGroups::Off,
+            Some("ref") => UserGroups::Ref,
+            Some("dollar-ref" | "dollar_ref") => UserGroups::DollarRef,
+            Some(v) => return Err(invalid("user-groups", v, "expected off, ref or dollar-ref")),
+        },
         display_name_rewrites_name: boolean("display-name-rewrites-name", defaults.display_name_rewrites_name)?,
         observed_discovery_quirks: boolean("observed-discovery-quirks", defaults.observed_discovery_quirks)?,
         meta_location: boolean("meta-location", defaults.meta_location)?,
@@ -216,7 +263,8 @@ mod tests {
     fn flags_override_environment() {
         let env = HashMap::from([
             ("OP_SIM_CREATE_STATUS".to_owned(), "201".to_owned()),
-            ("OP_SIM_FILTER_SUPPORT".to_owned(), "false".to_owned()),
+            ("OP_SIM_FILTERS".to_owned(), "rejected".to_owned()),
+            ("OP_SIM_GROUP_MEMBERS".to_owned(), "false".to_owned()),
         ]);
         let Command::Run { addr, config } =
             parse(&args(&["--addr", "127.0.0.1:0", "--create-status=200", "--invite-ttl", "36h"]), &env).unwrap()
@@ -225,7 +273,8 @@ mod tests {
         };
         assert_eq!(addr.port(), 0);
         assert_eq!(config.create_status, CreateStatus::Ok200);
-        assert!(!config.filter_support);
+        assert_eq!(config.filters, FilterMode::Rejected);
+        assert_eq!(config.group_members, GroupMembers::Never, "true/false stay accepted");
         assert_eq!(config.invite_ttl, Duration::from_secs(36 * 3600));
     }
 
@@ -237,6 +286,44 @@ mod tests {
         assert_eq!(parse(&args(&["--addr"]), &env).unwrap_err(), CliError::MissingValue("addr".into()));
         assert!(parse_duration("5x").is_none());
         assert_eq!(parse_duration("5d"), Some(Duration::from_secs(432_000)));
+    }
+
+    #[test]
+    fn group_and_filter_switches_parse_every_value() {
+        let env = HashMap::new();
+        let parsed = |list: &[&str]| match parse(&args(list), &env).unwrap() {
+            Command::Run { config, .. } => config,
+            Command::Help => panic!("expected run"),
+        };
+        let defaults = parsed(&[]);
+        assert_eq!(
+            (defaults.filters, defaults.duplicate_group_name, defaults.group_members, defaults.user_groups),
+            (FilterMode::Supported, DuplicateGroupName::ReturnExisting, GroupMembers::Always, UserGroups::DollarRef)
+        );
+        for (text, mode) in
+            [("supported", FilterMode::Supported), ("ignored", FilterMode::Ignored), ("rejected", FilterMode::Rejected)]
+        {
+            assert_eq!(parsed(&["--filters", text]).filters, mode);
+        }
+        for (text, mode) in [
+            ("409", DuplicateGroupName::Reject409),
+            ("allow", DuplicateGroupName::Allow),
+            ("return-existing", DuplicateGroupName::ReturnExisting),
+        ] {
+            assert_eq!(parsed(&["--duplicate-group-name", text]).duplicate_group_name, mode);
+        }
+        for (text, mode) in
+            [("always", GroupMembers::Always), ("never", GroupMembers::Never), ("only-by-id", GroupMembers::OnlyById)]
+        {
+            assert_eq!(parsed(&["--group-members", text]).group_members, mode);
+        }
+        for (text, mode) in [("off", UserGroups::Off), ("ref", UserGroups::Ref), ("dollar-ref", UserGroups::DollarRef)]
+        {
+            assert_eq!(parsed(&["--user-groups", text]).user_groups, mode);
+        }
+        for flag in ["--filters", "--duplicate-group-name", "--group-members", "--user-groups"] {
+            assert!(matches!(parse(&args(&[flag, "sometimes"]), &env), Err(CliError::InvalidValue { .. })), "{flag}");
+        }
     }
 
     #[test]

@@ -72,6 +72,75 @@ impl ProtectedGroupError {
     }
 }
 
+/// What `POST /Groups` does when a group with the same displayName (case-insensitive) is
+/// already managed. Unmanaged built-in groups are adopted by name in every mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DuplicateGroupName {
+    /// 409 with `scimType: uniqueness` (what RFC 7644 suggests for a uniqueness clash).
+    Reject409,
+    /// Create a second group with the same name and a new id, as scim2-server and many RFC
+    /// servers do. Renaming a group onto a taken name is allowed too.
+    Allow,
+    /// Answer with the existing group (the oldest by `meta.created` when there are several):
+    /// the create status, its original `id` and `meta.created`, and nothing changed (the
+    /// request's `members` and `externalId` are ignored). Observed once on hosted provisioning.
+    ReturnExisting,
+}
+
+/// Where group responses carry `members` (never for an empty group: RFC 7643 treats an empty
+/// multi-valued attribute as unassigned, and the recorded empty groups had no `members` key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupMembers {
+    /// In listings, `GET /Groups/{id}` and the answers to POST/PATCH/PUT, unless the request
+    /// drops them with `excludedAttributes=members` or leaves them out of `attributes=`.
+    Always,
+    /// Never: membership is visible only in the users' `groups` (if `user_groups` allows).
+    Never,
+    /// Only in `GET /Groups/{id}`; never in `GET /Groups` listings or POST/PATCH/PUT answers.
+    OnlyById,
+}
+
+/// The shape of a user's `groups` attribute. A user in no managed group never carries the key
+/// (RFC 7643: an empty multi-valued attribute is unassigned), so one user alone cannot tell a
+/// client "in no group" from "groups not supported".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserGroups {
+    /// Users never carry `groups`.
+    Off,
+    /// `[{"value": id, "ref": ".../Groups/id"}]`: key `ref` (not `$ref`), no `display`, as in
+    /// 1Password's self-hosted example answer.
+    Ref,
+    /// RFC 7643 style `[{"value": id, "display": name, "$ref": ".../Groups/id"}]`, as the hosted
+    /// `/Schemas` declares it. `$ref` follows `meta_location` like every other reference (off
+    /// by default: no recorded answer carries a `$ref`), so the default shape is
+    /// `{"value", "display"}`.
+    DollarRef,
+}
+
+/// What a `filter` query parameter does on `GET /Users` and `GET /Groups`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FilterMode {
+    /// Filters are evaluated (ServiceProviderConfig: `filter.supported: true`).
+    Supported,
+    /// The filter is not even parsed: the answer is the unfiltered listing page, `totalResults`
+    /// counting everything (ServiceProviderConfig still says `supported: true`).
+    Ignored,
+    /// Every filter is answered with 400 `invalidFilter` (ServiceProviderConfig:
+    /// `supported: false`).
+    Rejected,
+}
+
+impl FilterMode {
+    /// What `/ServiceProviderConfig` advertises as `filter.supported`.
+    pub fn advertised(self) -> bool {
+        self != FilterMode::Rejected
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct SimConfig {
     /// Bearer token of the SCIM bridge.
@@ -94,12 +163,27 @@ pub struct SimConfig {
     pub invite_ttl: Duration,
     /// [UNK] `active=false` then `active=true` on a not-yet-accepted user sends a new invitation.
     pub reactivate_resends_invite: bool,
-    /// [3RD] `false` answers every `filter` with 400 `invalidFilter`, to exercise client fallbacks.
-    pub filter_support: bool,
+    /// [UNK] what `filter` does. Hosted provisioning advertises `filter.supported: true`
+    /// (maxResults 10000) [OBS], but no recorded request used a filter; one third party claims
+    /// the bridge answers filters with 400 [3RD]; a bridge could also ignore them. Default:
+    /// `Supported` (what is advertised).
+    pub filters: FilterMode,
     /// [UNK] whether `externalId` is stored, returned and filterable.
     pub store_external_id: bool,
-    /// [UNK] whether group responses include `members`.
-    pub group_members_in_responses: bool,
+    /// [OBS, low–medium confidence] `POST /Groups` with a displayName already in use. One
+    /// recorded hosted create answered 200 with a group created minutes before the request
+    /// (older `id` and `meta.created`): the existing group. Self-hosted: unknown; no 409 was
+    /// ever recorded. Default: `ReturnExisting`.
+    pub duplicate_group_name: DuplicateGroupName,
+    /// [UNK] where group responses include `members`. Recorded hosted group answers never have
+    /// `members`, but those groups were most likely empty; hosted `/Schemas` declares
+    /// `members` as `returned: default`. Default: `Always`.
+    pub group_members: GroupMembers,
+    /// [UNK] whether and how users carry `groups`. Hosted `/Schemas` declares `groups` with
+    /// `value`, `$ref` and `display`, but no recorded user was in a group; 1Password's
+    /// self-hosted example shows `{"value", "ref"}` (older bridge) [DOC]. Default: `DollarRef`
+    /// (the hosted schema; the simulator models hosted provisioning elsewhere too).
+    pub user_groups: UserGroups,
     /// [OBS] a displayName change rewrites name.givenName/familyName (split at the first space).
     pub display_name_rewrites_name: bool,
     /// [OBS] ResourceTypes lists the User endpoint as `/scim/v2/User` and the list has
@@ -115,7 +199,9 @@ pub struct SimConfig {
     pub confirmation_delay: Duration,
     /// [UNK] page size when the client sends no `count`; `None` returns everything.
     pub default_page_size: Option<usize>,
-    /// [OBS] `filter.maxResults` advertised and enforced as the largest page.
+    /// [OBS] `filter.maxResults` advertised and enforced as the largest page of `/Users` and
+    /// `/Groups`: a larger `count` gets a short page, and only `totalResults` says whether more
+    /// pages follow.
     pub max_results: usize,
     /// `None`: the clock follows real time (plus any advance). `Some(t)`: frozen at `t`,
     /// moving only when advanced.
@@ -137,9 +223,11 @@ impl Default for SimConfig {
             extra_protected_groups: Vec::new(),
             invite_ttl: Duration::from_secs(5 * 24 * 3600),
             reactivate_resends_invite: true,
-            filter_support: true,
+            filters: FilterMode::Supported,
             store_external_id: true,
-            group_members_in_responses: true,
+            duplicate_group_name: DuplicateGroupName::ReturnExisting,
+            group_members: GroupMembers::Always,
+            user_groups: UserGroups::DollarRef,
             display_name_rewrites_name: true,
             observed_discovery_quirks: true,
             meta_location: false,

@@ -124,6 +124,15 @@ async fn clear_operations(State(state): State<SimState>) -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
+async fn traffic(State(state): State<SimState>) -> Response {
+    ok(state.traffic())
+}
+
+async fn reset_traffic(State(state): State<SimState>) -> StatusCode {
+    state.reset_traffic();
+    StatusCode::NO_CONTENT
+}
+
 async fn faults(State(state): State<SimState>) -> Response {
     ok(state.faults())
 }
@@ -167,6 +176,7 @@ pub fn router() -> Router<SimState> {
         .route("/_sim/violations", get(violations))
         .route("/_sim/account-changes", get(account_changes))
         .route("/_sim/operations", get(operations).delete(clear_operations))
+        .route("/_sim/traffic", get(traffic).delete(reset_traffic))
         .route("/_sim/faults", get(faults).post(add_fault).delete(clear_faults))
         .route("/_sim/faults/{id}", delete(remove_fault))
 }

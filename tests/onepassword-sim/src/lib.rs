@@ -9,6 +9,8 @@
 //! println!("SCIM at {}/scim/v2", sim.base_url());
 //! let state = sim.state();
 //! state.advance_clock(std::time::Duration::from_secs(6 * 86_400));
+//! let traffic = state.traffic(); // SCIM requests and response body bytes so far
+//! # let _ = traffic;
 //! sim.shutdown().await;
 //! # Ok(()) }
 //! ```
@@ -32,7 +34,10 @@ use std::net::SocketAddr;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-pub use config::{ConflictMode, CreateStatus, ProtectedGroupError, SimConfig, SuspendedEmailChange};
+pub use config::{
+    ConflictMode, CreateStatus, DuplicateGroupName, FilterMode, GroupMembers, ProtectedGroupError, SimConfig,
+    SuspendedEmailChange, UserGroups,
+};
 pub use error::SimError;
 pub use faults::{ActiveFault, FaultAction, FaultRule};
 pub use model::*;

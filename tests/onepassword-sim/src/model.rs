@@ -313,6 +313,11 @@ pub struct SeedGroup {
     pub managed: Option<bool>,
     /// User ids or userNames.
     pub members: Vec<String>,
+    /// Add a new group even when one with this name exists (by default the existing one is
+    /// updated): how tests get two groups with the same name.
+    pub duplicate: bool,
+    /// `meta.created` of a new group; default now.
+    pub created_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -320,6 +325,14 @@ pub struct SeedGroup {
 pub struct Seed {
     pub users: Vec<SeedUser>,
     pub groups: Vec<SeedGroup>,
+}
+
+/// SCIM traffic the simulator served (every SCIM bridge request, whatever its prefix; not the
+/// Events API, not the `/_sim/` control API). Bytes are response bodies only, no headers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Traffic {
+    pub requests: u64,
+    pub response_bytes: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

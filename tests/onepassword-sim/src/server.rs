@@ -10,6 +10,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::{Body, HttpBody};
 use axum::extract::connect_info::Connected;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -120,7 +121,7 @@ impl Listener for SimListener {
     }
 }
 
-/// Logs every SCIM / Events request and applies injected faults to it.
+/// Logs every SCIM / Events request, applies injected faults to it, and counts SCIM traffic.
 async fn observe(
     State(state): State<SimState>,
     ConnectInfo(conn): ConnectInfo<ConnHandle>,
@@ -131,6 +132,10 @@ async fn observe(
     if path.starts_with("/_sim") {
         return next.run(request).await;
     }
+    let scim = !path.starts_with("/api/");
+    if scim {
+        state.count_request();
+    }
     let method = request.method().as_str().to_owned();
     let seq = state.log_begin(&method, &path, request.uri().query());
     let decision = state.decide_fault(&method, &path);
@@ -140,7 +145,7 @@ async fn observe(
     if !decision.delay.is_zero() {
         tokio::time::sleep(decision.delay).await;
     }
-    match decision.terminal {
+    let response = match decision.terminal {
         None | Some(FaultAction::Latency { .. }) => {
             let response = next.run(request).await;
             state.log_finish(seq, Some(response.status().as_u16()));
@@ -152,14 +157,28 @@ async fn observe(
         }
         Some(FaultAction::Drop) => {
             conn.kill();
-            dropped()
+            return dropped();
         }
         Some(FaultAction::Hang) => {
             state.until_shutdown().await;
             conn.kill();
-            dropped()
+            return dropped();
         }
+    };
+    if scim { count_body(&state, response).await } else { response }
+}
+
+/// Adds the body size to the traffic counters. Every body the simulator builds has a known
+/// size; anything else is buffered to be measured.
+async fn count_body(state: &SimState, response: Response) -> Response {
+    if let Some(size) = response.body().size_hint().exact() {
+        state.count_response_bytes(size);
+        return response;
     }
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
+    state.count_response_bytes(bytes.len() as u64);
+    Response::from_parts(parts, Body::from(bytes))
 }
 
 /// Never reaches the client: the connection is killed before hyper writes it.

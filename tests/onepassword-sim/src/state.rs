@@ -2,6 +2,7 @@
 //! control) are thin translations onto [`SimState`]; tests can use it in-process too.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
@@ -9,7 +10,8 @@ use chrono::{DateTime, Utc};
 
 use crate::clock::{SimClock, to_delta};
 use crate::config::{
-    BUILT_IN_PROTECTED_GROUPS, BUILT_IN_UNMANAGED_GROUPS, ConflictMode, SimConfig, SuspendedEmailChange,
+    BUILT_IN_PROTECTED_GROUPS, BUILT_IN_UNMANAGED_GROUPS, ConflictMode, DuplicateGroupName, SimConfig,
+    SuspendedEmailChange,
 };
 use crate::error::SimError;
 use crate::faults::{ActiveFault, FaultBook, FaultDecision, FaultRule};
@@ -131,6 +133,9 @@ struct Inner {
     account_uuid: String,
     /// Flips to `true` when the server shuts down (releases hanging requests).
     shutdown: tokio::sync::watch::Sender<bool>,
+    /// SCIM requests received and response body bytes sent (see [`Traffic`]).
+    requests: AtomicU64,
+    response_bytes: AtomicU64,
 }
 
 /// Handle to the simulated account. Cheap to clone; shared by the server and tests.
@@ -165,6 +170,8 @@ impl SimState {
                 bridge_user_id: ids::new_user_id(),
                 account_uuid: ids::new_uuid(),
                 shutdown: tokio::sync::watch::Sender::new(false),
+                requests: AtomicU64::new(0),
+                response_bytes: AtomicU64::new(0),
             }),
         };
         state.reset();
@@ -220,8 +227,8 @@ impl SimState {
 
     // ----- reset and seeding ---------------------------------------------------------------
 
-    /// Empties the account (keeping the built-in groups), the records, the log and the faults,
-    /// and undoes clock advances.
+    /// Empties the account (keeping the built-in groups), the records, the log, the traffic
+    /// counters and the faults, and undoes clock advances.
     pub fn reset(&self) {
         self.inner.clock.rewind();
         let now = self.now();
@@ -238,6 +245,7 @@ impl SimState {
         drop(store);
         lock(&self.inner.log).clear();
         lock(&self.inner.faults).clear();
+        self.reset_traffic();
     }
 
     /// Puts users and groups into the account directly: no invitation mails, no log entries.
@@ -307,7 +315,8 @@ impl SimState {
                 .map(|m| resolve_user(&store, m).ok_or_else(|| SimError::NotFound(format!("user {m}"))))
                 .collect::<Result<Vec<_>, _>>()?;
             let managed = g.managed.unwrap_or(true);
-            let id = match find_group_by_name(&store, &g.display_name) {
+            let same_name = if g.duplicate { None } else { find_group_by_name(&store, &g.display_name) };
+            let id = match same_name {
                 Some(existing) => {
                     let group = store.groups.get_mut(&existing).expect("indexed group exists");
                     group.managed |= managed && !self.inner.config.is_protected_group(&g.display_name);
@@ -321,7 +330,8 @@ impl SimState {
                     if store.groups.contains_key(&id) {
                         return Err(SimError::Uniqueness(format!("group id {id} already exists")));
                     }
-                    insert_group(&mut store, id.clone(), &g.display_name, g.external_id.clone(), managed, now);
+                    let created = g.created_at.unwrap_or(now);
+                    insert_group(&mut store, id.clone(), &g.display_name, g.external_id.clone(), managed, created);
                     id
                 }
             };
@@ -778,6 +788,9 @@ impl SimState {
 
     // ----- groups -------------------------------------------------------------------------
 
+    /// `POST /Groups`. A name already managed is handled as `duplicate_group_name` says
+    /// (`ReturnExisting` answers with the oldest such group, unchanged); an unmanaged group of
+    /// that name (a built-in one) is adopted.
     pub fn create_group(&self, new: NewGroup) -> Result<Group, SimError> {
         let config = &self.inner.config;
         let now = self.now();
@@ -789,11 +802,19 @@ impl SimState {
             return Err(SimError::ProtectedGroup(name));
         }
         let mut store = self.write();
-        let members = check_members(&store, &new.members)?;
-        let id = match find_group_by_name(&store, &name) {
-            Some(existing) if store.groups[&existing].managed => {
-                return Err(SimError::Uniqueness(format!("a group named {name} already exists")));
+        let oldest_managed = groups_named(&store, &name).filter(|g| g.managed).min_by_key(|g| g.created_at);
+        if let Some(existing) = oldest_managed {
+            match config.duplicate_group_name {
+                DuplicateGroupName::Reject409 => {
+                    return Err(SimError::Uniqueness(format!("a group named {name} already exists")));
+                }
+                DuplicateGroupName::ReturnExisting => return Ok(existing.clone()),
+                DuplicateGroupName::Allow => {}
             }
+        }
+        let members = check_members(&store, &new.members)?;
+        let unmanaged = groups_named(&store, &name).find(|g| !g.managed).map(|g| g.id.clone());
+        let id = match unmanaged {
             // An existing 1Password group is matched by name and becomes managed.
             Some(existing) => {
                 let group = store.groups.get_mut(&existing).expect("found group exists");
@@ -855,7 +876,9 @@ impl SimState {
                     if config.is_protected_group(&name) {
                         return Err(SimError::ProtectedGroup(name));
                     }
-                    if find_group_by_name(&store, &name).is_some_and(|other| other != id) {
+                    if config.duplicate_group_name != DuplicateGroupName::Allow
+                        && groups_named(&store, &name).any(|other| other.id != id)
+                    {
                         return Err(SimError::Uniqueness(format!("a group named {name} already exists")));
                     }
                     group.display_name = name;
@@ -981,6 +1004,29 @@ impl SimState {
         lock(&self.inner.log).mark_fault(seq, fault);
     }
 
+    // ----- traffic ------------------------------------------------------------------------
+
+    /// SCIM requests and response body bytes since the start or the last reset (for benchmarks).
+    pub fn traffic(&self) -> Traffic {
+        Traffic {
+            requests: self.inner.requests.load(Ordering::Relaxed),
+            response_bytes: self.inner.response_bytes.load(Ordering::Relaxed),
+        }
+    }
+
+    pub fn reset_traffic(&self) {
+        self.inner.requests.store(0, Ordering::Relaxed);
+        self.inner.response_bytes.store(0, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_request(&self) {
+        self.inner.requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_response_bytes(&self, bytes: u64) {
+        self.inner.response_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
     // ----- faults -------------------------------------------------------------------------
 
     pub fn add_fault(&self, rule: FaultRule) -> Result<u64, SimError> {
@@ -1046,6 +1092,16 @@ fn resolve_user(store: &Store, id_or_user_name: &str) -> Option<String> {
         return Some(id_or_user_name.to_owned());
     }
     store.by_user_name.get(&id_or_user_name.to_lowercase()).cloned()
+}
+
+/// Every group called `name` (case-insensitive), in creation order.
+fn groups_named<'s>(store: &'s Store, name: &str) -> impl Iterator<Item = &'s Group> {
+    let name = name.trim().to_owned();
+    store
+        .group_order
+        .iter()
+        .filter_map(|id| store.groups.get(id))
+        .filter(move |g| g.display_name.eq_ignore_ascii_case(&name))
 }
 
 fn find_group_by_name(store: &Store, name: &str) -> Option<String> {

@@ -16,7 +16,7 @@ pub async fn service_provider_config(State(state): State<SimState>) -> Response 
         "meta": {"resourceType": "ServiceProviderConfig", "location": "/scim/v2/ServiceProviderConfig"},
         "patch": {"supported": true},
         "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
-        "filter": {"supported": state.config().filter_support, "maxResults": state.config().max_results},
+        "filter": {"supported": state.config().filters.advertised(), "maxResults": state.config().max_results},
         "changePassword": {"supported": false},
         "sort": {"supported": false},
         "etag": {"supported": false},

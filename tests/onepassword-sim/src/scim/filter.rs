@@ -1,5 +1,7 @@
 //! RFC 7644 §3.4.2.2 filters: comparisons (`eq ne co sw ew gt ge lt le pr`), `and`, `or`,
-//! `not (...)` and parentheses. Attribute paths are matched case-insensitively.
+//! `not (...)`, parentheses, and value paths on multi-valued attributes
+//! (`members[value eq "ID"]`, `emails[type eq "work" and primary eq true]`). Attribute paths
+//! are matched case-insensitively.
 
 use std::cmp::Ordering;
 
@@ -38,6 +40,12 @@ pub enum Filter {
     And(Box<Filter>, Box<Filter>),
     Or(Box<Filter>, Box<Filter>),
     Not(Box<Filter>),
+    /// `path[filter]`: some element of the multi-valued attribute `path` matches `filter`,
+    /// whose paths name sub-attributes (`value`, `type`, …).
+    ValuePath {
+        path: String,
+        filter: Box<Filter>,
+    },
 }
 
 /// An attribute value as filters see it.
@@ -45,6 +53,35 @@ pub enum Filter {
 pub enum AttrValue<'a> {
     Str { value: &'a str, case_exact: bool },
     Bool(bool),
+}
+
+/// A resource as filters see it.
+pub trait Attributes<'a> {
+    /// The values of a lower-case path (`username`, `name.givenname`, `members.value`).
+    fn values(&self, path: &str) -> Vec<AttrValue<'a>>;
+
+    /// The elements of a multi-valued complex attribute (`members`, `emails`), each with its
+    /// sub-attributes. None by default: a value path on it then matches nothing.
+    fn elements(&self, _path: &str) -> Vec<Element<'a>> {
+        Vec::new()
+    }
+}
+
+/// Any `Fn(path) -> values` is a resource without multi-valued complex attributes.
+impl<'a, F: Fn(&str) -> Vec<AttrValue<'a>>> Attributes<'a> for F {
+    fn values(&self, path: &str) -> Vec<AttrValue<'a>> {
+        self(path)
+    }
+}
+
+/// One element of a multi-valued attribute: (lower-case sub-attribute, value) pairs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Element<'a>(pub Vec<(&'static str, AttrValue<'a>)>);
+
+impl<'a> Attributes<'a> for Element<'a> {
+    fn values(&self, path: &str) -> Vec<AttrValue<'a>> {
+        self.0.iter().filter(|(name, _)| *name == path).map(|(_, value)| value.clone()).collect()
+    }
 }
 
 impl Filter {
@@ -58,27 +95,33 @@ impl Filter {
         Ok(filter)
     }
 
-    /// Every attribute path the filter reads.
-    pub fn paths(&self) -> Vec<&str> {
+    /// Every attribute path the filter reads; inside a value path as `attribute.sub`.
+    pub fn paths(&self) -> Vec<String> {
         match self {
-            Filter::Compare { path, .. } | Filter::Present { path } => vec![path.as_str()],
+            Filter::Compare { path, .. } | Filter::Present { path } => vec![path.clone()],
             Filter::And(a, b) | Filter::Or(a, b) => {
                 let mut paths = a.paths();
                 paths.extend(b.paths());
                 paths
             }
             Filter::Not(inner) => inner.paths(),
+            Filter::ValuePath { path, filter } => {
+                filter.paths().into_iter().map(|sub| format!("{path}.{sub}")).collect()
+            }
         }
     }
 
-    /// Evaluates against a resource; `attr` returns the values of a (lower-case) path.
-    pub fn matches<'a>(&self, attr: &dyn Fn(&str) -> Vec<AttrValue<'a>>) -> bool {
+    /// Evaluates against a resource.
+    pub fn matches<'a>(&self, resource: &dyn Attributes<'a>) -> bool {
         match self {
-            Filter::Present { path } => !attr(path).is_empty(),
-            Filter::Compare { path, op, value } => attr(path).iter().any(|candidate| compare(candidate, *op, value)),
-            Filter::And(a, b) => a.matches(attr) && b.matches(attr),
-            Filter::Or(a, b) => a.matches(attr) || b.matches(attr),
-            Filter::Not(inner) => !inner.matches(attr),
+            Filter::Present { path } => !resource.values(path).is_empty(),
+            Filter::Compare { path, op, value } => {
+                resource.values(path).iter().any(|candidate| compare(candidate, *op, value))
+            }
+            Filter::And(a, b) => a.matches(resource) && b.matches(resource),
+            Filter::Or(a, b) => a.matches(resource) || b.matches(resource),
+            Filter::Not(inner) => !inner.matches(resource),
+            Filter::ValuePath { path, filter } => resource.elements(path).iter().any(|element| filter.matches(element)),
         }
     }
 }
@@ -155,13 +198,25 @@ fn tokenize(input: &str) -> Result<Vec<Token>, String> {
                     if c.is_whitespace() || c == '(' || c == ')' || c == '"' {
                         break;
                     }
-                    // A value filter `emails[type eq "work"]` stays one word up to its `]`.
+                    // A value path `emails[type eq "work"]` stays one word up to its `]` (a `]`
+                    // inside a quoted string does not end it).
                     if c == '[' {
+                        let (mut in_string, mut escaped, mut closed) = (false, false, false);
                         for inner in chars.by_ref() {
                             word.push(inner);
-                            if inner == ']' {
-                                break;
+                            match inner {
+                                _ if escaped => escaped = false,
+                                '\\' if in_string => escaped = true,
+                                '"' => in_string = !in_string,
+                                ']' if !in_string => {
+                                    closed = true;
+                                    break;
+                                }
+                                _ => {}
                             }
+                        }
+                        if !closed {
+                            return Err("missing ']' in filter".into());
                         }
                         continue;
                     }
@@ -220,6 +275,10 @@ impl Parser {
                 self.pos += 1;
                 Ok(inner)
             }
+            Some(Token::Word(word)) if word.contains('[') => {
+                self.pos += 1;
+                self.parse_value_path(&word)
+            }
             Some(Token::Word(path)) => {
                 self.pos += 1;
                 let path = normalise_path(&path);
@@ -233,34 +292,75 @@ impl Parser {
                 if op == "pr" {
                     return Ok(Filter::Present { path });
                 }
-                let op = match op.as_str() {
-                    "eq" => CompareOp::Eq,
-                    "ne" => CompareOp::Ne,
-                    "co" => CompareOp::Co,
-                    "sw" => CompareOp::Sw,
-                    "ew" => CompareOp::Ew,
-                    "gt" => CompareOp::Gt,
-                    "ge" => CompareOp::Ge,
-                    "lt" => CompareOp::Lt,
-                    "le" => CompareOp::Le,
-                    other => return Err(format!("unknown operator {other:?}")),
-                };
-                let value = match self.tokens.get(self.pos) {
-                    Some(Token::Str(s)) => Literal::Str(s.clone()),
-                    Some(Token::Word(w)) if w.eq_ignore_ascii_case("true") => Literal::Bool(true),
-                    Some(Token::Word(w)) if w.eq_ignore_ascii_case("false") => Literal::Bool(false),
-                    Some(Token::Word(w)) if w.eq_ignore_ascii_case("null") => Literal::Null,
-                    Some(Token::Word(w)) => {
-                        Literal::Num(w.parse().map_err(|_| format!("invalid value {w:?} in filter"))?)
-                    }
-                    other => return Err(format!("expected a value, found {other:?}")),
-                };
-                self.pos += 1;
+                let op = compare_op(&op).ok_or_else(|| format!("unknown operator {op:?}"))?;
+                let value = self.parse_value()?;
                 Ok(Filter::Compare { path, op, value })
             }
             other => Err(format!("expected an attribute, found {other:?}")),
         }
     }
+
+    /// `attr[filter]` (RFC 7644), plus two forms some clients send: `attr[filter] pr` (the
+    /// same) and `attr[filter].sub op value` (an element matching both).
+    fn parse_value_path(&mut self, word: &str) -> Result<Filter, String> {
+        let (path, rest) = word.split_once('[').expect("the caller checked for '['");
+        let close = rest.rfind(']').ok_or("missing ']' in filter")?;
+        let (inner, after) = (&rest[..close], &rest[close + 1..]);
+        let path = normalise_path(path);
+        if path.is_empty() || path.contains('.') {
+            return Err(format!("invalid value path {word:?}"));
+        }
+        let mut filter = Filter::parse(inner)?;
+        let next_op = match self.tokens.get(self.pos) {
+            Some(Token::Word(w)) if w.eq_ignore_ascii_case("pr") || compare_op(&w.to_ascii_lowercase()).is_some() => {
+                Some(w.to_ascii_lowercase())
+            }
+            _ => None,
+        };
+        match (after.strip_prefix('.'), next_op) {
+            (None, None) if after.is_empty() => {}
+            (None, Some(op)) if after.is_empty() && op == "pr" => self.pos += 1,
+            (Some(sub), Some(op)) if !sub.is_empty() && !sub.contains(['.', '[', ']']) => {
+                self.pos += 1;
+                let sub = sub.to_ascii_lowercase();
+                let condition = match compare_op(&op) {
+                    None => Filter::Present { path: sub },
+                    Some(op) => Filter::Compare { path: sub, op, value: self.parse_value()? },
+                };
+                filter = Filter::And(Box::new(filter), Box::new(condition));
+            }
+            _ => return Err(format!("invalid value path {word:?}")),
+        }
+        Ok(Filter::ValuePath { path, filter: Box::new(filter) })
+    }
+
+    fn parse_value(&mut self) -> Result<Literal, String> {
+        let value = match self.tokens.get(self.pos) {
+            Some(Token::Str(s)) => Literal::Str(s.clone()),
+            Some(Token::Word(w)) if w.eq_ignore_ascii_case("true") => Literal::Bool(true),
+            Some(Token::Word(w)) if w.eq_ignore_ascii_case("false") => Literal::Bool(false),
+            Some(Token::Word(w)) if w.eq_ignore_ascii_case("null") => Literal::Null,
+            Some(Token::Word(w)) => Literal::Num(w.parse().map_err(|_| format!("invalid value {w:?} in filter"))?),
+            other => return Err(format!("expected a value, found {other:?}")),
+        };
+        self.pos += 1;
+        Ok(value)
+    }
+}
+
+fn compare_op(op: &str) -> Option<CompareOp> {
+    Some(match op {
+        "eq" => CompareOp::Eq,
+        "ne" => CompareOp::Ne,
+        "co" => CompareOp::Co,
+        "sw" => CompareOp::Sw,
+        "ew" => CompareOp::Ew,
+        "gt" => CompareOp::Gt,
+        "ge" => CompareOp::Ge,
+        "lt" => CompareOp::Lt,
+        "le" => CompareOp::Le,
+        _ => return None,
+    })
 }
 
 /// Lower-cases a path and strips a core schema URN prefix.
@@ -294,6 +394,66 @@ mod tests {
         assert!(matches!(f, Filter::And(..)));
         let f = Filter::parse(r#"not (displayName co "x") or emails[type eq "work"] pr"#).unwrap();
         assert!(matches!(f, Filter::Or(..)));
+    }
+
+    fn member(id: &str) -> Element<'_> {
+        Element(vec![("value", AttrValue::Str { value: id, case_exact: true })])
+    }
+
+    struct Group(Vec<&'static str>);
+
+    impl<'a> Attributes<'a> for &'a Group {
+        fn values(&self, _: &str) -> Vec<AttrValue<'a>> {
+            Vec::new()
+        }
+        fn elements(&self, path: &str) -> Vec<Element<'a>> {
+            if path == "members" { self.0.iter().map(|id| member(id)).collect() } else { Vec::new() }
+        }
+    }
+
+    #[test]
+    fn value_paths_match_one_element() {
+        let f = Filter::parse(r#"members[value eq "ABC"]"#).unwrap();
+        assert_eq!(
+            f,
+            Filter::ValuePath {
+                path: "members".into(),
+                filter: Box::new(Filter::Compare {
+                    path: "value".into(),
+                    op: CompareOp::Eq,
+                    value: Literal::Str("ABC".into())
+                }),
+            }
+        );
+        assert_eq!(f.paths(), ["members.value"]);
+        assert!(f.matches(&&Group(vec!["XYZ", "ABC"])));
+        assert!(!f.matches(&&Group(vec!["abc"])), "ids are case-exact");
+        assert!(!f.matches(&&Group(vec![])));
+        // A plain `Fn` resource has no elements: the value path matches nothing.
+        assert!(!f.matches(&|_: &str| vec![AttrValue::Str { value: "ABC", case_exact: true }]));
+
+        let urn =
+            Filter::parse(r#"urn:ietf:params:scim:schemas:core:2.0:Group:members[value eq "A]B"] and displayName pr"#);
+        let Ok(Filter::And(left, _)) = urn else { panic!("{urn:?}") };
+        assert!(matches!(*left, Filter::ValuePath { ref path, ref filter }
+            if path == "members" && filter.paths() == ["value"] && matches!(**filter, Filter::Compare { ref value, .. } if *value == Literal::Str("A]B".into()))));
+
+        let sub = Filter::parse(r#"emails[type eq "work"].value eq "a@b""#).unwrap();
+        assert_eq!(sub.paths(), ["emails.type", "emails.value"]);
+    }
+
+    #[test]
+    fn malformed_value_paths_are_errors() {
+        for bad in [
+            r#"members[value eq "x""#,
+            r#"members[value eq "x"] eq "y""#,
+            r#"members[value eq "x"].value"#,
+            r#"[value eq "x"]"#,
+            r#"name.x[value eq "x"]"#,
+            "members[]",
+        ] {
+            assert!(Filter::parse(bad).is_err(), "{bad:?} should not parse");
+        }
     }
 
     #[test]

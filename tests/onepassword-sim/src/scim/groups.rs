@@ -6,32 +6,76 @@ use axum::http::StatusCode;
 use axum::response::Response;
 
 use super::error::{ScimError, scim_response};
-use super::filter::AttrValue;
+use super::filter::{AttrValue, Attributes, Element};
 use super::render::{GROUP_ALWAYS, Projection, group_json, list_response};
 use super::{ListParams, parse_json, patch};
+use crate::config::GroupMembers;
 use crate::model::Group;
 use crate::state::{GroupChange, SimState};
 
-const FILTERABLE: &[&str] = &["id", "displayname", "externalid", "members", "members.value"];
+const FILTERABLE: &[&str] = &["id", "displayname", "externalid", "members", "members.value", "members.type"];
 
-fn group_attr<'a>(group: &'a Group, path: &str) -> Vec<AttrValue<'a>> {
-    match path {
-        "id" => vec![AttrValue::Str { value: &group.id, case_exact: true }],
-        "displayname" => vec![AttrValue::Str { value: &group.display_name, case_exact: false }],
-        "externalid" => {
-            group.external_id.as_deref().map(|value| AttrValue::Str { value, case_exact: true }).into_iter().collect()
+/// A group as filters see it (`members[value eq "ID"]` goes through [`Attributes::elements`]).
+struct Filterable<'a>(&'a Group);
+
+impl<'a> Attributes<'a> for Filterable<'a> {
+    fn values(&self, path: &str) -> Vec<AttrValue<'a>> {
+        let group = self.0;
+        match path {
+            "id" => vec![AttrValue::Str { value: &group.id, case_exact: true }],
+            "displayname" => vec![AttrValue::Str { value: &group.display_name, case_exact: false }],
+            "externalid" => group
+                .external_id
+                .as_deref()
+                .map(|value| AttrValue::Str { value, case_exact: true })
+                .into_iter()
+                .collect(),
+            "members" | "members.value" => {
+                group.members.iter().map(|value| AttrValue::Str { value, case_exact: true }).collect()
+            }
+            "members.type" => {
+                group.members.iter().map(|_| AttrValue::Str { value: "User", case_exact: false }).collect()
+            }
+            _ => Vec::new(),
         }
-        "members" | "members.value" => {
-            group.members.iter().map(|value| AttrValue::Str { value, case_exact: true }).collect()
+    }
+
+    fn elements(&self, path: &str) -> Vec<Element<'a>> {
+        match path {
+            "members" => self
+                .0
+                .members
+                .iter()
+                .map(|id| {
+                    Element(vec![
+                        ("value", AttrValue::Str { value: id, case_exact: true }),
+                        ("type", AttrValue::Str { value: "User", case_exact: false }),
+                    ])
+                })
+                .collect(),
+            _ => Vec::new(),
         }
-        _ => Vec::new(),
     }
 }
 
-fn render(state: &SimState, group: &Group, projection: &Projection) -> serde_json::Value {
-    let wants_members =
-        state.config().group_members_in_responses && !projection.excluded.iter().any(|e| e == "members");
-    let members = wants_members.then(|| group.members.iter().cloned().collect());
+/// Which answer a group is rendered for (the `group_members` switch depends on it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    /// `GET /Groups`.
+    Listing,
+    /// `GET /Groups/{id}`.
+    ById,
+    /// POST, PATCH and PUT.
+    Write,
+}
+
+fn render(state: &SimState, group: &Group, projection: &Projection, answer: Answer) -> serde_json::Value {
+    let mode_allows = match state.config().group_members {
+        GroupMembers::Always => true,
+        GroupMembers::Never => false,
+        GroupMembers::OnlyById => answer == Answer::ById,
+    };
+    let members = (mode_allows && projection.includes("members")).then_some(&group.members);
     let mut json = group_json(group, members, state.config().meta_location);
     if !projection.is_identity() {
         projection.apply(&mut json, GROUP_ALWAYS);
@@ -50,11 +94,15 @@ pub async fn list(State(state): State<SimState>, RawQuery(query): RawQuery) -> R
     let groups: Vec<Group> = state
         .managed_groups()
         .into_iter()
-        .filter(|g| filter.as_ref().is_none_or(|f| f.matches(&|p: &str| group_attr(g, p))))
+        .filter(|g| filter.as_ref().is_none_or(|f| f.matches(&Filterable(g))))
         .collect();
     let total = groups.len();
-    let resources =
-        groups.iter().skip(params.offset()).take(params.limit).map(|g| render(&state, g, &projection)).collect();
+    let resources = groups
+        .iter()
+        .skip(params.offset())
+        .take(params.limit)
+        .map(|g| render(&state, g, &projection, Answer::Listing))
+        .collect();
     Ok(scim_response(StatusCode::OK, &list_response(total, params.start_index, resources)))
 }
 
@@ -62,7 +110,7 @@ pub async fn create(State(state): State<SimState>, body: Bytes) -> Result<Respon
     let new = patch::new_group(&parse_json(&body)?)?;
     let group = state.create_group(new).map_err(sim_error(&state))?;
     let status = StatusCode::from_u16(state.config().create_status.code()).unwrap_or(StatusCode::OK);
-    Ok(scim_response(status, &render(&state, &group, &Projection::default())))
+    Ok(scim_response(status, &render(&state, &group, &Projection::default(), Answer::Write)))
 }
 
 pub async fn get(
@@ -72,7 +120,7 @@ pub async fn get(
 ) -> Result<Response, ScimError> {
     let params = ListParams::parse(query.as_deref(), state.config())?;
     let group = state.group(&id).ok_or_else(|| ScimError::not_found(format!("group {id} not found")))?;
-    Ok(scim_response(StatusCode::OK, &render(&state, &group, &params.projection())))
+    Ok(scim_response(StatusCode::OK, &render(&state, &group, &params.projection(), Answer::ById)))
 }
 
 pub async fn patch(State(state): State<SimState>, Path(id): Path<String>, body: Bytes) -> Result<Response, ScimError> {
@@ -91,7 +139,7 @@ pub async fn put(State(state): State<SimState>, Path(id): Path<String>, body: By
 /// PATCH and PUT alike: apply the changes all-or-nothing, answer with the group.
 fn change_and_render(state: &SimState, id: &str, changes: Vec<GroupChange>) -> Result<Response, ScimError> {
     let group = state.change_group(id, changes).map_err(sim_error(state))?;
-    Ok(scim_response(StatusCode::OK, &render(state, &group, &Projection::default())))
+    Ok(scim_response(StatusCode::OK, &render(state, &group, &Projection::default(), Answer::Write)))
 }
 
 pub async fn delete(State(state): State<SimState>, Path(id): Path<String>) -> Result<StatusCode, ScimError> {

@@ -18,7 +18,7 @@ use axum::routing::{get, post};
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
-use crate::config::SimConfig;
+use crate::config::{FilterMode, SimConfig};
 use error::ScimError;
 use filter::Filter;
 use render::Projection;
@@ -71,15 +71,21 @@ impl ListParams {
         Projection::parse(self.attributes.as_deref(), self.excluded.as_deref())
     }
 
+    /// The request's filter as the `filters` switch has it: parsed (`Supported`), dropped
+    /// unread (`Ignored`: the caller lists everything) or refused (`Rejected`).
     pub fn filter(&self, config: &SimConfig, filterable: &[&str]) -> Result<Option<Filter>, ScimError> {
         let Some(text) = &self.filter else {
             return Ok(None);
         };
-        if !config.filter_support {
-            return Err(ScimError::bad_request("invalidFilter", "filtering is not supported"));
+        match config.filters {
+            FilterMode::Supported => {}
+            FilterMode::Ignored => return Ok(None),
+            FilterMode::Rejected => {
+                return Err(ScimError::bad_request("invalidFilter", "filtering is not supported"));
+            }
         }
         let filter = Filter::parse(text).map_err(|e| ScimError::bad_request("invalidFilter", e))?;
-        if let Some(unknown) = filter.paths().into_iter().find(|p| !filterable.contains(p)) {
+        if let Some(unknown) = filter.paths().into_iter().find(|p| !filterable.contains(&p.as_str())) {
             return Err(ScimError::bad_request("invalidFilter", format!("cannot filter on {unknown}")));
         }
         Ok(Some(filter))

@@ -1,9 +1,12 @@
 //! JSON shapes as the bridge returns them (copied from recorded traffic), list responses, and
 //! the `attributes` / `excludedAttributes` projection.
 
+use std::collections::BTreeSet;
+
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 
+use crate::config::UserGroups;
 use crate::model::{Group, User};
 
 pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
@@ -19,12 +22,19 @@ pub fn timestamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-/// A user as recorded: no `meta.location`, `created` or `version`; `emails` without `type`
-/// unless one was given; `groups` only when the user is in a managed group.
-/// Where resources live when `meta.location` is switched on.
+/// Where resources live when `meta.location` is switched on (and what `$ref` / `ref` point at).
 pub const LOCATION_PREFIX: &str = "/scim/v2";
 
-pub fn user_json(user: &User, active: bool, groups: &[(String, String)], location: bool) -> Value {
+/// A user as recorded: no `meta.location`, `created` or `version`; `emails` without `type`
+/// unless one was given; `groups` (shaped by `user_groups`) only when the user is in a managed
+/// group.
+pub fn user_json(
+    user: &User,
+    active: bool,
+    groups: &[(String, String)],
+    user_groups: UserGroups,
+    location: bool,
+) -> Value {
     let mut obj = Map::new();
     obj.insert("schemas".into(), json!([USER_SCHEMA]));
     obj.insert("id".into(), json!(user.id));
@@ -51,15 +61,16 @@ pub fn user_json(user: &User, active: bool, groups: &[(String, String)], locatio
     if let Some(lang) = &user.preferred_language {
         obj.insert("preferredLanguage".into(), json!(lang));
     }
-    if !groups.is_empty() {
+    if !groups.is_empty() && user_groups != UserGroups::Off {
         let groups: Vec<Value> = groups
             .iter()
             .map(|(id, name)| {
-                let mut g = json!({"value": id, "display": name});
-                if location {
-                    g["$ref"] = json!(format!("{LOCATION_PREFIX}/Groups/{id}"));
+                let reference = format!("{LOCATION_PREFIX}/Groups/{id}");
+                match user_groups {
+                    UserGroups::Ref => json!({"value": id, "ref": reference}),
+                    _ if location => json!({"value": id, "display": name, "$ref": reference}),
+                    _ => json!({"value": id, "display": name}),
                 }
-                g
             })
             .collect();
         obj.insert("groups".into(), Value::Array(groups));
@@ -73,8 +84,9 @@ pub fn user_json(user: &User, active: bool, groups: &[(String, String)], locatio
 }
 
 /// A group as recorded (`meta.created`/`lastModified`, no location), plus `members`
-/// (`value` and `type`, as the recorded Group schema describes them) when the switch says so.
-pub fn group_json(group: &Group, members: Option<Vec<String>>, location: bool) -> Value {
+/// (`value` and `type`, as the recorded Group schema describes them) when the caller passes
+/// them and there are any.
+pub fn group_json(group: &Group, members: Option<&BTreeSet<String>>, location: bool) -> Value {
     let mut obj = Map::new();
     obj.insert("schemas".into(), json!([GROUP_SCHEMA]));
     obj.insert("id".into(), json!(group.id));
@@ -82,9 +94,9 @@ pub fn group_json(group: &Group, members: Option<Vec<String>>, location: bool) -
     if let Some(ext) = &group.external_id {
         obj.insert("externalId".into(), json!(ext));
     }
-    if let Some(members) = members {
+    if let Some(members) = members.filter(|m| !m.is_empty()) {
         let members: Vec<Value> = members
-            .into_iter()
+            .iter()
             .map(|id| {
                 let mut m = json!({"value": id, "type": "User"});
                 if location {
@@ -136,6 +148,14 @@ impl Projection {
 
     pub fn is_identity(&self) -> bool {
         self.attributes.is_empty() && self.excluded.is_empty()
+    }
+
+    /// Whether the top-level attribute `name` (lower-case) survives the projection, whole or
+    /// in part.
+    pub fn includes(&self, name: &str) -> bool {
+        let selected = self.attributes.is_empty()
+            || self.attributes.iter().any(|a| a == name || a.strip_prefix(name).is_some_and(|s| s.starts_with('.')));
+        selected && !self.excluded.iter().any(|e| e == name)
     }
 
     pub fn apply(&self, value: &mut Value, always: &[&str]) {
@@ -191,6 +211,15 @@ fn retain_sub_attributes(value: &mut Value, keep: impl Fn(&str) -> bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn projection_includes_whole_or_partly_selected_attributes() {
+        assert!(Projection::parse(None, None).includes("members"));
+        assert!(Projection::parse(Some("members.value"), None).includes("members"));
+        assert!(!Projection::parse(Some("membersx,displayName"), None).includes("members"));
+        assert!(!Projection::parse(None, Some("Members")).includes("members"));
+        assert!(Projection::parse(None, Some("members.type")).includes("members"));
+    }
 
     #[test]
     fn projection_keeps_always_returned_attributes() {

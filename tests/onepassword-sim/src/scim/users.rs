@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 
 use super::error::{ScimError, scim_response};
-use super::filter::{AttrValue, as_simple_eq};
+use super::filter::{AttrValue, Attributes, Element, as_simple_eq};
 use super::render::{Projection, USER_ALWAYS, list_response, user_json};
 use super::{ListParams, parse_json, patch};
 use crate::model::{User, Via};
@@ -28,23 +28,52 @@ const FILTERABLE: &[&str] = &[
     "preferredlanguage",
 ];
 
-fn user_attr<'a>(user: &'a User, active: bool, path: &str) -> Vec<AttrValue<'a>> {
-    let ci = |value: &'a str| AttrValue::Str { value, case_exact: false };
-    let exact = |value: &'a str| AttrValue::Str { value, case_exact: true };
-    match path {
-        "id" => vec![exact(&user.id)],
-        "username" => vec![ci(&user.user_name)],
-        "externalid" => user.external_id.as_deref().map(exact).into_iter().collect(),
-        "displayname" => user.display_name.as_deref().map(ci).into_iter().collect(),
-        "name.givenname" => user.given_name.as_deref().map(ci).into_iter().collect(),
-        "name.familyname" => user.family_name.as_deref().map(ci).into_iter().collect(),
-        "name.formatted" => user.formatted.as_deref().map(ci).into_iter().collect(),
-        "emails" | "emails.value" => user.emails.iter().map(|e| ci(&e.value)).collect(),
-        "emails.type" => user.emails.iter().filter_map(|e| e.kind.as_deref()).map(ci).collect(),
-        "emails.primary" => user.emails.iter().filter_map(|e| e.primary).map(AttrValue::Bool).collect(),
-        "active" => vec![AttrValue::Bool(active)],
-        "preferredlanguage" => user.preferred_language.as_deref().map(ci).into_iter().collect(),
-        _ => Vec::new(),
+/// A user as filters see it (`emails[type eq "work"]` goes through [`Attributes::elements`]).
+struct Filterable<'a> {
+    user: &'a User,
+    active: bool,
+}
+
+impl<'a> Attributes<'a> for Filterable<'a> {
+    fn values(&self, path: &str) -> Vec<AttrValue<'a>> {
+        let user = self.user;
+        let ci = |value: &'a str| AttrValue::Str { value, case_exact: false };
+        let exact = |value: &'a str| AttrValue::Str { value, case_exact: true };
+        match path {
+            "id" => vec![exact(&user.id)],
+            "username" => vec![ci(&user.user_name)],
+            "externalid" => user.external_id.as_deref().map(exact).into_iter().collect(),
+            "displayname" => user.display_name.as_deref().map(ci).into_iter().collect(),
+            "name.givenname" => user.given_name.as_deref().map(ci).into_iter().collect(),
+            "name.familyname" => user.family_name.as_deref().map(ci).into_iter().collect(),
+            "name.formatted" => user.formatted.as_deref().map(ci).into_iter().collect(),
+            "emails" | "emails.value" => user.emails.iter().map(|e| ci(&e.value)).collect(),
+            "emails.type" => user.emails.iter().filter_map(|e| e.kind.as_deref()).map(ci).collect(),
+            "emails.primary" => user.emails.iter().filter_map(|e| e.primary).map(AttrValue::Bool).collect(),
+            "active" => vec![AttrValue::Bool(self.active)],
+            "preferredlanguage" => user.preferred_language.as_deref().map(ci).into_iter().collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    fn elements(&self, path: &str) -> Vec<Element<'a>> {
+        if path != "emails" {
+            return Vec::new();
+        }
+        self.user
+            .emails
+            .iter()
+            .map(|e| {
+                let mut element = vec![("value", AttrValue::Str { value: &e.value, case_exact: false })];
+                if let Some(kind) = e.kind.as_deref() {
+                    element.push(("type", AttrValue::Str { value: kind, case_exact: false }));
+                }
+                if let Some(primary) = e.primary {
+                    element.push(("primary", AttrValue::Bool(primary)));
+                }
+                Element(element)
+            })
+            .collect()
     }
 }
 
@@ -55,7 +84,8 @@ pub(super) fn render_user(
     projection: &Projection,
 ) -> serde_json::Value {
     let active = user.effective_state(state.now()).scim_active();
-    let mut json = user_json(user, active, groups, state.config().meta_location);
+    let config = state.config();
+    let mut json = user_json(user, active, groups, config.user_groups, config.meta_location);
     if !projection.is_identity() {
         projection.apply(&mut json, USER_ALWAYS);
     }
@@ -85,7 +115,7 @@ pub async fn list(State(state): State<SimState>, RawQuery(query): RawQuery) -> R
             |u| {
                 filter.as_ref().is_none_or(|f| {
                     let active = u.effective_state(now).scim_active();
-                    f.matches(&|path: &str| user_attr(u, active, path))
+                    f.matches(&Filterable { user: u, active })
                 })
             },
             params.offset(),

@@ -17,7 +17,7 @@ async fn prints_its_address_and_serves_with_flags_and_env() {
     let mut child = Child(
         Command::new(env!("CARGO_BIN_EXE_op-sim"))
             .args(["--addr", "127.0.0.1:0", "--scim-token", "flag-token", "--create-status=201"])
-            .env("OP_SIM_FILTER_SUPPORT", "false")
+            .env("OP_SIM_FILTERS", "rejected")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

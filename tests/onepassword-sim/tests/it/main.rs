@@ -10,3 +10,4 @@ mod lifecycle;
 mod scim2_tester;
 mod scim_groups;
 mod scim_users;
+mod traffic;

@@ -1,7 +1,11 @@
 //! SCIM `/Groups`: managed groups only, protected groups refuse changes, both membership forms.
 
 use crate::support::*;
-use onepassword_sim::{ProtectedGroupError, Seed, SeedGroup, SimConfig};
+use std::time::Duration;
+
+use onepassword_sim::{
+    DuplicateGroupName, FilterMode, GroupMembers, ProtectedGroupError, Seed, SeedGroup, SeedState, SeedUser, SimConfig,
+};
 use reqwest::Method;
 use serde_json::json;
 
@@ -86,7 +90,8 @@ async fn members_add_and_remove_in_both_forms() {
     assert_eq!(r.body["members"], json!([{"value": b, "type": "User"}]));
     // Entra form, capitalised.
     let r = h.patch_group(&g, json!([{"op": "Remove", "path": "members", "value": [{"value": b}]}])).await;
-    assert_eq!(r.body["members"], json!([]));
+    assert_eq!(r.status, 200);
+    assert!(r.body.get("members").is_none(), "an empty group has no members key: {}", r.body);
     assert!(h.scim(Method::GET, &format!("/Users/{a}"), None).await.body.get("groups").is_none());
 
     // Entra's path-less replace, and an unknown member.
@@ -111,12 +116,10 @@ async fn rename_get_put_delete() {
     let excluded = h.scim(Method::GET, &format!("/Groups/{g}?excludedAttributes=members"), None).await.body;
     assert!(excluded.get("members").is_none());
 
-    h.scim(Method::POST, "/Groups", Some(json!({"displayName": "ENGINEERING"})))
-        .await
-        .assert_scim_error(409, Some("uniqueness"));
-
     let put = h.scim(Method::PUT, &format!("/Groups/{g}"), Some(json!({"displayName": "Eng2", "members": []}))).await;
-    assert_eq!((put.body["displayName"].clone(), put.body["members"].clone()), (json!("Eng2"), json!([])));
+    assert_eq!(put.body["displayName"], "Eng2");
+    assert!(put.body.get("members").is_none());
+    assert!(h.sim.state().groups().iter().find(|x| x.id == g).unwrap().members.is_empty());
 
     assert_eq!(h.scim(Method::DELETE, &format!("/Groups/{g}"), None).await.status, 204);
     h.scim(Method::GET, &format!("/Groups/{g}"), None).await.assert_scim_error(404, None);
@@ -140,11 +143,270 @@ async fn existing_unmanaged_group_is_adopted_by_name() {
     assert_eq!(h.scim(Method::GET, "/Groups", None).await.body["totalResults"], 1);
 }
 
+fn with(config: impl FnOnce(&mut SimConfig)) -> SimConfig {
+    let mut c = SimConfig::default();
+    config(&mut c);
+    c
+}
+
+async fn post_group(h: &Harness, body: serde_json::Value) -> Reply {
+    h.scim(Method::POST, "/Groups", Some(body)).await
+}
+
+fn group_count(h: &Harness, name: &str) -> usize {
+    h.sim.state().groups().iter().filter(|g| g.display_name.eq_ignore_ascii_case(name)).count()
+}
+
+// ----- duplicate_group_name ----------------------------------------------------------------------
+
 #[tokio::test]
-async fn members_can_be_hidden_from_group_responses_by_switch() {
-    let h = start(SimConfig { group_members_in_responses: false, ..SimConfig::default() }).await;
+async fn duplicate_group_name_returns_the_existing_group_by_default() {
+    let h = start_default().await;
     let a = id_of(&h.create_user("a@example.com", "A", "A").await);
-    let g = h.scim(Method::POST, "/Groups", Some(json!({"displayName": "Eng", "members": [{"value": a}]}))).await.body;
-    assert!(g.get("members").is_none());
-    assert_eq!(h.sim.state().groups().iter().find(|x| x.display_name == "Eng").unwrap().members.len(), 1);
+    let b = id_of(&h.create_user("b@example.com", "B", "B").await);
+    let first = post_group(&h, json!({"displayName": "Engineering", "members": [{"value": a}]})).await.body;
+    h.sim.state().advance_clock(Duration::from_secs(300));
+
+    let again = post_group(&h, json!({"displayName": "ENGINEERING", "members": [{"value": b}]})).await;
+    assert_eq!(again.status, 200, "the create status");
+    assert_eq!(again.body["id"], first["id"]);
+    assert_eq!(again.body["displayName"], "Engineering");
+    assert_eq!(again.body["meta"]["created"], first["meta"]["created"], "the original creation time");
+    assert_eq!(again.body["members"], json!([{"value": a, "type": "User"}]), "nothing changed");
+    assert_eq!(group_count(&h, "Engineering"), 1);
+
+    // With duplicates already there, the oldest by meta.created is the one returned.
+    let older = "2020-01-01T00:00:00Z".parse().unwrap();
+    let seeded = h
+        .sim
+        .state()
+        .seed(Seed {
+            users: vec![],
+            groups: vec![
+                SeedGroup { display_name: "Ops".into(), ..SeedGroup::default() },
+                SeedGroup {
+                    display_name: "Ops".into(),
+                    duplicate: true,
+                    created_at: Some(older),
+                    ..SeedGroup::default()
+                },
+            ],
+        })
+        .unwrap();
+    assert_eq!(group_count(&h, "Ops"), 2);
+    let ops = post_group(&h, json!({"displayName": "ops"})).await.body;
+    assert_eq!(ops["id"], seeded.group_ids[1]);
+    assert_eq!(ops["meta"]["created"], "2020-01-01T00:00:00Z");
+}
+
+#[tokio::test]
+async fn duplicate_group_name_is_409_uniqueness_by_switch() {
+    let h = start(with(|c| c.duplicate_group_name = DuplicateGroupName::Reject409)).await;
+    let eng = id_of(&post_group(&h, json!({"displayName": "Eng"})).await.body);
+    post_group(&h, json!({"displayName": "eng"})).await.assert_scim_error(409, Some("uniqueness"));
+    let ops = id_of(&post_group(&h, json!({"displayName": "Ops"})).await.body);
+    h.patch_group(&ops, json!([{"op": "replace", "path": "displayName", "value": "ENG"}]))
+        .await
+        .assert_scim_error(409, Some("uniqueness"));
+    assert_eq!((group_count(&h, "Eng"), group_count(&h, "Ops")), (1, 1));
+    assert_ne!(eng, ops);
+}
+
+#[tokio::test]
+async fn duplicate_group_name_allow_creates_a_second_group_by_switch() {
+    let h = start(with(|c| c.duplicate_group_name = DuplicateGroupName::Allow)).await;
+    let first = post_group(&h, json!({"displayName": "Eng"})).await.body;
+    h.sim.state().advance_clock(Duration::from_secs(60));
+    let second = post_group(&h, json!({"displayName": "Eng"})).await;
+    assert_eq!(second.status, 200);
+    assert_ne!(second.body["id"], first["id"], "a new group");
+    assert!(second.body["meta"]["created"].as_str() > first["meta"]["created"].as_str());
+    let named = h.scim(Method::GET, "/Groups?filter=displayName%20eq%20%22eng%22", None).await.body;
+    assert_eq!(named["totalResults"], 2);
+
+    // Names are not unique at all: renaming onto a taken name works too.
+    let ops = id_of(&post_group(&h, json!({"displayName": "Ops"})).await.body);
+    let renamed = h.patch_group(&ops, json!([{"op": "replace", "path": "displayName", "value": "Eng"}])).await;
+    assert_eq!(renamed.status, 200);
+    assert_eq!(group_count(&h, "Eng"), 3);
+}
+
+// ----- group_members -----------------------------------------------------------------------------
+
+/// (list, get by id, POST, PATCH, PUT) answers for a group with one member.
+async fn member_answers(h: &Harness) -> [serde_json::Value; 5] {
+    let a = id_of(&h.create_user("a@example.com", "A", "A").await);
+    let b = id_of(&h.create_user("b@example.com", "B", "B").await);
+    let post = post_group(h, json!({"displayName": "Eng", "members": [{"value": a}]})).await.body;
+    let g = id_of(&post);
+    let patch = h.patch_group(&g, json!([{"op": "add", "path": "members", "value": [{"value": b}]}])).await.body;
+    let put = h
+        .scim(Method::PUT, &format!("/Groups/{g}"), Some(json!({"displayName": "Eng", "members": [{"value": a}]})))
+        .await
+        .body;
+    let list = h.scim(Method::GET, "/Groups", None).await.body["Resources"][0].clone();
+    let get = h.scim(Method::GET, &format!("/Groups/{g}"), None).await.body;
+    [list, get, post, patch, put]
+}
+
+fn has_members(answers: &[serde_json::Value; 5]) -> [bool; 5] {
+    answers.clone().map(|a| a.get("members").is_some())
+}
+
+#[tokio::test]
+async fn group_members_always_by_default_unless_excluded_or_not_selected() {
+    let h = start_default().await;
+    let answers = member_answers(&h).await;
+    assert_eq!(has_members(&answers), [true; 5], "{answers:?}");
+    assert_eq!(answers[3]["members"].as_array().unwrap().len(), 2, "PATCH answers with both members");
+
+    let g = id_of(&answers[1]);
+    for query in ["excludedAttributes=members", "attributes=displayName"] {
+        let list = h.scim(Method::GET, &format!("/Groups?{query}"), None).await.body;
+        assert!(list["Resources"][0].get("members").is_none(), "{query}: {list}");
+        let get = h.scim(Method::GET, &format!("/Groups/{g}?{query}"), None).await.body;
+        assert!(get.get("members").is_none(), "{query}: {get}");
+    }
+    let selected = h.scim(Method::GET, "/Groups?attributes=members", None).await.body;
+    assert_eq!(selected["Resources"][0]["members"].as_array().map(Vec::len), Some(1));
+    assert!(selected["Resources"][0].get("displayName").is_none());
+
+    let empty = post_group(&h, json!({"displayName": "Empty"})).await.body;
+    assert!(empty.get("members").is_none(), "no members key for an empty group: {empty}");
+}
+
+#[tokio::test]
+async fn group_members_never_by_switch() {
+    let h = start(with(|c| c.group_members = GroupMembers::Never)).await;
+    let answers = member_answers(&h).await;
+    assert_eq!(has_members(&answers), [false; 5], "{answers:?}");
+    let g = id_of(&answers[1]);
+    let asked = h.scim(Method::GET, &format!("/Groups/{g}?attributes=members"), None).await.body;
+    assert!(asked.get("members").is_none());
+    assert_eq!(h.sim.state().groups().iter().find(|x| x.id == g).unwrap().members.len(), 1, "kept, just not shown");
+}
+
+#[tokio::test]
+async fn group_members_only_by_id_by_switch() {
+    let h = start(with(|c| c.group_members = GroupMembers::OnlyById)).await;
+    let answers = member_answers(&h).await;
+    assert_eq!(has_members(&answers), [false, true, false, false, false], "{answers:?}");
+    let g = id_of(&answers[1]);
+    let excluded = h.scim(Method::GET, &format!("/Groups/{g}?excludedAttributes=members"), None).await.body;
+    assert!(excluded.get("members").is_none());
+}
+
+// ----- filters and projections on /Groups --------------------------------------------------------
+
+/// Users a, b and groups Eng {a}, Ops {a, b}, Empty {}. Returns (a, b, eng, ops, empty).
+async fn three_groups(h: &Harness) -> (String, String, String, String, String) {
+    let a = id_of(&h.create_user("a@example.com", "A", "A").await);
+    let b = id_of(&h.create_user("b@example.com", "B", "B").await);
+    let eng = id_of(&post_group(h, json!({"displayName": "Eng", "members": [{"value": a}]})).await.body);
+    let ops = id_of(&post_group(h, json!({"displayName": "Ops", "members": [{"value": a}, {"value": b}]})).await.body);
+    let empty = id_of(&post_group(h, json!({"displayName": "Empty"})).await.body);
+    (a, b, eng, ops, empty)
+}
+
+async fn group_ids(h: &Harness, query: &str) -> (serde_json::Value, Vec<String>) {
+    let reply = h.scim(Method::GET, &format!("/Groups?{query}"), None).await;
+    assert_eq!(reply.status, 200, "{query}: {}", reply.body);
+    let ids = reply.body["Resources"].as_array().unwrap().iter().map(id_of).collect();
+    (reply.body["totalResults"].clone(), ids)
+}
+
+#[tokio::test]
+async fn group_filters_display_name_and_member_value_path() {
+    let h = start_default().await;
+    let (a, b, eng, ops, _) = three_groups(&h).await;
+
+    assert_eq!(group_ids(&h, "filter=displayName%20eq%20%22ops%22").await, (json!(1), vec![ops.clone()]));
+    let with_a = format!("filter=members%5Bvalue%20eq%20%22{a}%22%5D");
+    assert_eq!(group_ids(&h, &with_a).await, (json!(2), vec![eng.clone(), ops.clone()]));
+    let with_b = format!("filter=members%5Bvalue%20eq%20%22{b}%22%5D");
+    assert_eq!(group_ids(&h, &with_b).await, (json!(1), vec![ops.clone()]));
+    let nobody = "filter=members%5Bvalue%20eq%20%22NOBODY%22%5D";
+    assert_eq!(group_ids(&h, nobody).await, (json!(0), vec![]));
+    // Combined with and/not, and the dotted form.
+    let combined = format!("filter=members%5Bvalue%20eq%20%22{a}%22%5D%20and%20not%20(displayName%20eq%20%22ops%22)");
+    assert_eq!(group_ids(&h, &combined).await, (json!(1), vec![eng.clone()]));
+    let dotted = format!("filter=members.value%20eq%20%22{b}%22");
+    assert_eq!(group_ids(&h, &dotted).await, (json!(1), vec![ops.clone()]));
+
+    // What an IdP sends to find a user's groups cheaply.
+    let projected = h.scim(Method::GET, &format!("/Groups?{with_b}&attributes=displayName"), None).await.body;
+    let group = &projected["Resources"][0];
+    let mut keys: Vec<&str> = group.as_object().unwrap().keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["displayName", "id", "meta", "schemas"], "{group}");
+
+    for bad in ["members%5Bdisplay%20eq%20%22x%22%5D", "members%5Bvalue%20eq%20%22x%22", "members%5Bvalue%20eq%5D"] {
+        h.scim(Method::GET, &format!("/Groups?filter={bad}"), None).await.assert_scim_error(400, Some("invalidFilter"));
+    }
+}
+
+#[tokio::test]
+async fn group_filters_ignored_by_switch_return_the_unfiltered_page() {
+    let h = start(with(|c| c.filters = FilterMode::Ignored)).await;
+    let (a, _, eng, ops, empty) = three_groups(&h).await;
+    let all = (json!(3), vec![eng.clone(), ops.clone(), empty.clone()]);
+    assert_eq!(group_ids(&h, "filter=displayName%20eq%20%22ops%22").await, all);
+    assert_eq!(group_ids(&h, &format!("filter=members%5Bvalue%20eq%20%22{a}%22%5D")).await, all);
+    assert_eq!(group_ids(&h, "filter=not%20even%20a%20filter").await, all, "not parsed at all");
+    assert_eq!(group_ids(&h, "filter=displayName%20eq%20%22ops%22&count=1").await, (json!(3), vec![eng]));
+    let spc = h.scim(Method::GET, "/ServiceProviderConfig", None).await.body;
+    assert_eq!(spc["filter"]["supported"], true, "still advertised");
+}
+
+#[tokio::test]
+async fn group_filters_rejected_by_switch_are_400_invalid_filter() {
+    let h = start(with(|c| c.filters = FilterMode::Rejected)).await;
+    let (a, ..) = three_groups(&h).await;
+    for filter in ["displayName%20eq%20%22ops%22".to_owned(), format!("members%5Bvalue%20eq%20%22{a}%22%5D")] {
+        h.scim(Method::GET, &format!("/Groups?filter={filter}"), None)
+            .await
+            .assert_scim_error(400, Some("invalidFilter"));
+    }
+    assert_eq!(group_ids(&h, "").await.0, 3, "listing without a filter works");
+    let spc = h.scim(Method::GET, "/ServiceProviderConfig", None).await.body;
+    assert_eq!(spc["filter"]["supported"], false);
+}
+
+// ----- max_results -------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn group_listing_pages_are_capped_at_max_results() {
+    let h = start(with(|c| c.max_results = 2)).await;
+    let state = h.sim.state();
+    state.seed(Seed { users: vec![SeedUser::new("m@example.com", SeedState::Active)], groups: vec![] }).unwrap();
+    let groups = (0..5)
+        .map(|i| SeedGroup {
+            display_name: format!("G{i}"),
+            members: vec!["m@example.com".into()],
+            ..SeedGroup::default()
+        })
+        .collect();
+    state.seed(Seed { users: vec![], groups }).unwrap();
+
+    let spc = h.scim(Method::GET, "/ServiceProviderConfig", None).await.body;
+    assert_eq!(spc["filter"]["maxResults"], 2);
+    for query in ["", "?count=100"] {
+        let page = h.scim(Method::GET, &format!("/Groups{query}"), None).await.body;
+        assert_eq!((page["totalResults"].clone(), page["itemsPerPage"].clone()), (json!(5), json!(2)), "{query}");
+    }
+    // A client that pages until totalResults (not until a short page) sees every group.
+    let mut names = Vec::new();
+    let mut start_index = 1;
+    loop {
+        let page = h.scim(Method::GET, &format!("/Groups?startIndex={start_index}&count=10"), None).await.body;
+        let resources = page["Resources"].as_array().unwrap();
+        assert_eq!(page["startIndex"], start_index);
+        assert_eq!(page["itemsPerPage"], resources.len());
+        names.extend(resources.iter().map(|g| g["displayName"].as_str().unwrap().to_owned()));
+        start_index += resources.len();
+        if resources.is_empty() || start_index > page["totalResults"].as_u64().unwrap() as usize {
+            break;
+        }
+    }
+    assert_eq!(names, ["G0", "G1", "G2", "G3", "G4"]);
 }

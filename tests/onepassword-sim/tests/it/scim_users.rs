@@ -1,7 +1,9 @@
 //! SCIM `/Users` over real HTTP: auth, shapes, filters, paging, PATCH forms, DELETE, conflicts.
 
 use crate::support::*;
-use onepassword_sim::{ConflictMode, CreateStatus, Lifecycle, SeedState, SeedUser, SimConfig, SuspendedEmailChange};
+use onepassword_sim::{
+    ConflictMode, CreateStatus, FilterMode, Lifecycle, SeedState, SeedUser, SimConfig, SuspendedEmailChange, UserGroups,
+};
 use reqwest::Method;
 use serde_json::json;
 
@@ -145,16 +147,139 @@ async fn malformed_or_unsupported_filters_are_400_invalid_filter() {
 }
 
 #[tokio::test]
-async fn filters_can_be_switched_off_to_exercise_client_fallbacks() {
-    let h = start(SimConfig { filter_support: false, ..SimConfig::default() }).await;
+async fn filters_rejected_by_switch_are_400_invalid_filter() {
+    let h = start(SimConfig { filters: FilterMode::Rejected, ..SimConfig::default() }).await;
     h.create_user("a@example.com", "A", "B").await;
-    h.scim(Method::GET, "/Users?filter=userName%20eq%20%22a%40example.com%22", None)
-        .await
-        .assert_scim_error(400, Some("invalidFilter"));
+    for filter in ["userName%20eq%20%22a%40example.com%22", "externalId%20eq%20%22X%22", "not%20a%20filter"] {
+        h.scim(Method::GET, &format!("/Users?filter={filter}"), None)
+            .await
+            .assert_scim_error(400, Some("invalidFilter"));
+    }
     let all = h.scim(Method::GET, "/Users", None).await;
     assert_eq!(all.body["totalResults"], 1);
     let spc = h.scim(Method::GET, "/ServiceProviderConfig", None).await;
     assert_eq!(spc.body["filter"]["supported"], false);
+}
+
+#[tokio::test]
+async fn filters_ignored_by_switch_return_the_unfiltered_page() {
+    let h = start(SimConfig { filters: FilterMode::Ignored, ..SimConfig::default() }).await;
+    for name in ["a", "b", "c"] {
+        h.create_user(&format!("{name}@example.com"), "X", "Y").await;
+    }
+    let one = h.scim(Method::GET, "/Users?filter=userName%20eq%20%22b%40example.com%22", None).await.body;
+    assert_eq!((one["totalResults"].clone(), one["itemsPerPage"].clone()), (json!(3), json!(3)));
+    assert_eq!(one["Resources"][0]["userName"], "a@example.com", "not the user asked for");
+    let paged = h.scim(Method::GET, "/Users?filter=userName%20eq%20%22b%40example.com%22&count=1", None).await.body;
+    assert_eq!((paged["totalResults"].clone(), paged["itemsPerPage"].clone()), (json!(3), json!(1)));
+    let nonsense = h.scim(Method::GET, "/Users?filter=%28%28%28", None).await;
+    assert_eq!((nonsense.status.as_u16(), nonsense.body["totalResults"].clone()), (200, json!(3)));
+    let spc = h.scim(Method::GET, "/ServiceProviderConfig", None).await;
+    assert_eq!(spc.body["filter"]["supported"], true, "advertised all the same");
+}
+
+#[tokio::test]
+async fn supported_user_filters_cover_or_and_email_value_paths() {
+    let h = start_default().await;
+    let ext = h.scim(Method::POST, "/Users", Some(json!({"userName": "ext@example.com", "externalId": "E-1"}))).await;
+    let named = h.create_user("named@example.com", "N", "M").await;
+    let work = h
+        .scim(
+            Method::POST,
+            "/Users",
+            Some(json!({"userName": "w@example.com",
+                "emails": [{"value": "w@example.com", "type": "work", "primary": true}]})),
+        )
+        .await
+        .body;
+    let ids =
+        |body: &serde_json::Value| -> Vec<String> { body["Resources"].as_array().unwrap().iter().map(id_of).collect() };
+
+    let either = h
+        .scim(
+            Method::GET,
+            "/Users?filter=userName%20eq%20%22NAMED%40example.com%22%20or%20externalId%20eq%20%22E-1%22",
+            None,
+        )
+        .await
+        .body;
+    assert_eq!(either["totalResults"], 2);
+    assert_eq!(ids(&either), [id_of(&ext.body), id_of(&named)]);
+
+    let typed = h.scim(Method::GET, "/Users?filter=emails%5Btype%20eq%20%22work%22%5D", None).await.body;
+    assert_eq!(ids(&typed), [id_of(&work)]);
+    let both = "/Users?filter=emails%5Btype%20eq%20%22work%22%20and%20value%20eq%20%22W%40example.com%22%5D";
+    assert_eq!(ids(&h.scim(Method::GET, both, None).await.body), [id_of(&work)]);
+    let mismatch = "/Users?filter=emails%5Btype%20eq%20%22work%22%20and%20value%20eq%20%22ext%40example.com%22%5D";
+    assert_eq!(h.scim(Method::GET, mismatch, None).await.body["totalResults"], 0, "one element must match both");
+}
+
+#[tokio::test]
+async fn user_listing_pages_are_capped_at_max_results() {
+    let h = start(SimConfig { max_results: 3, ..SimConfig::default() }).await;
+    let users = (0..7).map(|i| SeedUser::new(format!("u{i}@example.com"), SeedState::Active)).collect();
+    h.sim.state().seed(onepassword_sim::Seed { users, groups: vec![] }).unwrap();
+    for query in ["", "?count=50", "?filter=userName%20sw%20%22u%22&count=50"] {
+        let page = h.scim(Method::GET, &format!("/Users{query}"), None).await.body;
+        assert_eq!((page["totalResults"].clone(), page["itemsPerPage"].clone()), (json!(7), json!(3)), "{query}");
+    }
+    let last = h.scim(Method::GET, "/Users?startIndex=7&count=50", None).await.body;
+    assert_eq!(
+        (last["itemsPerPage"].clone(), last["Resources"][0]["userName"].clone()),
+        (json!(1), json!("u6@example.com"))
+    );
+    let small = h.scim(Method::GET, "/Users?count=2", None).await.body;
+    assert_eq!(small["itemsPerPage"], 2, "a smaller count still wins");
+}
+
+// ----- user_groups -------------------------------------------------------------------------------
+
+/// A user in group Eng and one in no group: (member's id, loner's id, group id).
+async fn user_in_a_group(h: &Harness) -> (String, String, String) {
+    let member = id_of(&h.create_user("m@example.com", "M", "M").await);
+    let loner = id_of(&h.create_user("l@example.com", "L", "L").await);
+    let body = json!({"displayName": "Eng", "members": [{"value": member}]});
+    let g = id_of(&h.scim(Method::POST, "/Groups", Some(body)).await.body);
+    (member, loner, g)
+}
+
+async fn groups_key(h: &Harness, id: &str) -> Option<serde_json::Value> {
+    let got = h.scim(Method::GET, &format!("/Users/{id}"), None).await.body;
+    let listed = h.scim(Method::GET, &format!("/Users?filter=id%20eq%20%22{id}%22"), None).await.body;
+    assert_eq!(got.get("groups"), listed["Resources"][0].get("groups"), "same shape in GET and listings");
+    got.get("groups").cloned()
+}
+
+#[tokio::test]
+async fn user_groups_value_and_display_by_default() {
+    let h = start_default().await;
+    let (member, loner, g) = user_in_a_group(&h).await;
+    assert_eq!(groups_key(&h, &member).await, Some(json!([{"value": g, "display": "Eng"}])));
+    assert_eq!(groups_key(&h, &loner).await, None, "no groups key for a user in no group");
+
+    let h = start(SimConfig { meta_location: true, ..SimConfig::default() }).await;
+    let (member, _, g) = user_in_a_group(&h).await;
+    let with_ref = json!([{"value": g, "display": "Eng", "$ref": format!("/scim/v2/Groups/{g}")}]);
+    assert_eq!(groups_key(&h, &member).await, Some(with_ref), "$ref follows meta_location");
+}
+
+#[tokio::test]
+async fn user_groups_value_and_ref_by_switch() {
+    let h = start(SimConfig { user_groups: UserGroups::Ref, ..SimConfig::default() }).await;
+    let (member, loner, g) = user_in_a_group(&h).await;
+    assert_eq!(groups_key(&h, &member).await, Some(json!([{"value": g, "ref": format!("/scim/v2/Groups/{g}")}])));
+    assert_eq!(groups_key(&h, &loner).await, None);
+}
+
+#[tokio::test]
+async fn user_groups_off_by_switch() {
+    let h = start(SimConfig { user_groups: UserGroups::Off, ..SimConfig::default() }).await;
+    let (member, _, g) = user_in_a_group(&h).await;
+    assert_eq!(groups_key(&h, &member).await, None);
+    let patched = h.patch_user(&member, json!([{"op": "replace", "path": "displayName", "value": "M N"}])).await;
+    assert!(patched.body.get("groups").is_none());
+    assert_eq!(h.sim.state().user_view(&member).unwrap().groups, ["Eng"], "membership kept");
+    assert!(!g.is_empty());
 }
 
 #[tokio::test]

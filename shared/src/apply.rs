@@ -153,7 +153,7 @@ impl Applier {
         rules: Rules,
     ) -> Self {
         Applier {
-            groups: ManagedGroups::new(rules.mapping.managed_groups(), CATALOGUE_TTL),
+            groups: ManagedGroups::new(rules.mapping.managed_groups(), CATALOGUE_TTL).coordinated_by(ledger.clone()),
             ledger,
             enricher,
             notifier,

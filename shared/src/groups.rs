@@ -21,7 +21,17 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Mutex;
 
+use crate::event::PersonKey;
+use crate::ledger::Ledger;
 use crate::scim::{Directory, ScimError, ScimGroup, ScimGroupId, ScimUser, ScimUserId};
+
+/// The ledger item whose lease makes group creation single-flight across processes.
+const LEASE_SOURCE: &str = "_managed-groups";
+const LEASE_ID: &str = "creation";
+/// Far beyond a few creates; a crashed holder's lease lapses.
+const CREATION_LEASE: chrono::Duration = chrono::Duration::seconds(30);
+/// How long a process waits for another's creation before creating anyway.
+const CREATION_WAIT: Duration = Duration::from_secs(5);
 
 /// How this bridge tells which groups a user is in, cheapest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr)]
@@ -112,6 +122,19 @@ impl Catalogue {
         self.managed.get(&name.trim().to_lowercase())
     }
 
+    /// Whether this id was listed (chosen, duplicate or unmanaged).
+    fn knows(&self, id: &ScimGroupId) -> bool {
+        self.names.contains_key(id) || self.duplicates.iter().any(|d| d.others.contains(id))
+    }
+
+    /// Forgets duplicates that were deleted.
+    fn drop_duplicates(&mut self, deleted: &[ScimGroupId]) {
+        for duplicate in &mut self.duplicates {
+            duplicate.others.retain(|id| !deleted.contains(id));
+        }
+        self.duplicates.retain(|d| !d.others.is_empty());
+    }
+
     /// Whether a group with this name (any case) exists.
     pub fn has(&self, name: &str) -> bool {
         self.group(name).is_some() || self.names.values().any(|n| n.trim().eq_ignore_ascii_case(name.trim()))
@@ -143,6 +166,9 @@ impl Catalogue {
 pub struct ManagedGroups {
     names: BTreeSet<String>,
     ttl: Duration,
+    /// Makes group creation single-flight across processes too (a lease in the ledger every
+    /// Lambda instance shares); without one, only within the process.
+    coordination: Option<(Arc<dyn Ledger>, String)>,
     /// Held across a whole refresh: concurrent invocations wait for one refresh instead of
     /// each creating the missing groups.
     cached: Mutex<Option<(Instant, Arc<Catalogue>)>>,
@@ -151,7 +177,15 @@ pub struct ManagedGroups {
 
 impl ManagedGroups {
     pub fn new(names: BTreeSet<String>, ttl: Duration) -> Self {
-        ManagedGroups { names, ttl, cached: Mutex::new(None), strategy: SyncMutex::new(None) }
+        ManagedGroups { names, ttl, coordination: None, cached: Mutex::new(None), strategy: SyncMutex::new(None) }
+    }
+
+    /// Creations wait for a lease in `ledger`, so two Lambda instances never create the same
+    /// group at the same moment (on a bridge that allows two groups with one name, both would).
+    pub fn coordinated_by(mut self, ledger: Arc<dyn Ledger>) -> Self {
+        let holder = format!("groups-{:016x}", rand::random::<u64>());
+        self.coordination = Some((ledger, holder));
+        self
     }
 
     /// The catalogue: cached for the TTL, else read afresh (without creating anything).
@@ -176,9 +210,46 @@ impl ManagedGroups {
             Some((_, catalogue)) => catalogue.clone(),
             None => Arc::new(Catalogue::resolve(directory.list_groups().await?, &self.names)),
         };
-        let catalogue = Arc::new(self.create_missing(directory, &current, name).await?);
+        let catalogue = Arc::new(self.create_missing_under_lease(directory, current, name).await?);
         *cached = Some((Instant::now(), catalogue.clone()));
         Ok(catalogue)
+    }
+
+    /// [`Self::create_missing`] holding the cross-process lease when there is one, from a
+    /// listing read under the lease: another process may have created the groups meanwhile.
+    async fn create_missing_under_lease(
+        &self,
+        directory: &dyn Directory,
+        current: Arc<Catalogue>,
+        name: &str,
+    ) -> Result<Catalogue, ScimError> {
+        let Some((ledger, holder)) = &self.coordination else {
+            return self.create_missing(directory, &current, name).await;
+        };
+        let key = PersonKey::new(LEASE_SOURCE, LEASE_ID);
+        let started = Instant::now();
+        loop {
+            let now = chrono::Utc::now();
+            match ledger.try_lease(&key, holder, now + CREATION_LEASE, now).await {
+                Ok(true) => break,
+                Ok(false) if started.elapsed() < CREATION_WAIT => tokio::time::sleep(Duration::from_millis(100)).await,
+                // Busy for long, or the ledger failing: the deterministic choice and the
+                // clean-up in `create_missing` still keep one group per name.
+                Ok(false) => break,
+                Err(error) => {
+                    tracing::warn!(%error, "group creation lease unavailable; creating without it");
+                    break;
+                }
+            }
+        }
+        // Another process may have created the groups since `current` was read.
+        drop(current);
+        let current = Catalogue::resolve(directory.list_groups().await?, &self.names);
+        let created = self.create_missing(directory, &current, name).await;
+        if let Err(error) = ledger.release_lease(&key, holder).await {
+            tracing::warn!(%error, "group creation lease not released; it lapses by itself");
+        }
+        created
     }
 
     /// Forgets the cached catalogue (a group deleted by hand): the next use reads afresh.
@@ -226,20 +297,36 @@ impl ManagedGroups {
     ) -> Result<Catalogue, ScimError> {
         let mut wanted = self.names.clone();
         wanted.insert(name.to_owned());
+        let mut created = Vec::new();
         for missing in wanted.iter().filter(|name| !current.has(name)) {
             match directory.create_group(missing).await {
+                Ok(group) => created.push(group.id),
                 // 409: someone else created it a moment ago; the listing shows it.
-                Ok(_) | Err(ScimError::Status { status: 409, .. }) => {
-                    tracing::info!(audit = true, operation = "create_group", group = %missing, "managed group ensured")
-                }
+                Err(ScimError::Status { status: 409, .. }) => {}
                 Err(other) => return Err(other),
             }
+            tracing::info!(audit = true, operation = "create_group", group = %missing, "managed group ensured");
         }
-        let catalogue = Catalogue::resolve(directory.list_groups().await?, &wanted);
+        let mut catalogue = Catalogue::resolve(directory.list_groups().await?, &wanted);
         if let Some(name) = wanted.iter().find(|name| catalogue.group(name).is_none()) {
             let detail = format!("group {name:?} was created but is not listed");
             return Err(ScimError::Status { status: 404, scim_type: None, detail: Some(detail) });
         }
+        // Another process created the same group a moment before ours, on a bridge that
+        // allows two groups with one name: everyone uses the older one, so the one this
+        // process just made (empty, new, used by nobody) is deleted again.
+        let ours: Vec<ScimGroupId> = catalogue
+            .duplicates
+            .iter()
+            .flat_map(|d| d.others.iter())
+            .filter(|id| created.contains(id) && !current.knows(id))
+            .cloned()
+            .collect();
+        for id in &ours {
+            directory.delete_group(id).await?;
+            tracing::info!(audit = true, operation = "delete_group", group_id = %id, "our duplicate of a group another process created at the same moment was deleted");
+        }
+        catalogue.drop_duplicates(&ours);
         self.settle(directory, &catalogue).await?;
         Ok(catalogue)
     }

@@ -136,8 +136,9 @@ async fn reading_creates_nothing_and_concurrent_ensures_create_each_group_once()
 }
 
 /// Two processes (two Lambda instances) ensure at the same moment on each kind of bridge.
-/// Whatever the bridge does with the second create, both end up using the same group, and a
-/// second group appears only where the bridge allows it — reported as a duplicate.
+/// Whatever the bridge does with the second create, both use the same group, and where the
+/// bridge allowed a second one, the process that made it deletes it again. A duplicate that
+/// was there before (made by hand) is never deleted: it is reported.
 #[tokio::test]
 async fn two_processes_racing_to_create_use_the_same_group_on_every_bridge() {
     for mode in [DuplicateGroups::Conflict, DuplicateGroups::Allow, DuplicateGroups::ReturnExisting] {
@@ -153,10 +154,35 @@ async fn two_processes_racing_to_create_use_the_same_group_on_every_bridge() {
             assert_eq!(a.group(name).map(|g| &g.id), b.group(name).map(|g| &g.id), "{mode:?}: {name}");
         }
         let engineering = directory.groups().into_iter().filter(|g| g.display_name == "Engineering").count();
-        let expected = if mode == DuplicateGroups::Allow { 2 } else { 1 };
-        assert_eq!(engineering, expected, "{mode:?}");
-        assert_eq!(b.duplicates.len(), if mode == DuplicateGroups::Allow { 3 } else { 0 }, "{mode:?}");
+        assert_eq!(engineering, 1, "{mode:?}");
+        assert!(b.duplicates.is_empty(), "{mode:?}: {:?}", b.duplicates);
+        let deleted = count(&directory, DirectoryOp::DeleteGroup);
+        assert_eq!(deleted, if mode == DuplicateGroups::Allow { 3 } else { 0 }, "{mode:?}");
     }
+
+    // Sharing a ledger (as Lambda instances do), the second waits for the first's lease and
+    // then finds the groups made: nothing is created twice, nothing deleted.
+    let directory = InMemoryDirectory::with_behaviour(TwinBehaviour {
+        duplicate_groups: DuplicateGroups::Allow,
+        ..TwinBehaviour::default()
+    });
+    let ledger: Arc<dyn Ledger> = Arc::new(crate::ledger::InMemoryLedger::new());
+    let (first, second) = (groups().coordinated_by(ledger.clone()), groups().coordinated_by(ledger));
+    first.catalogue(&directory).await.unwrap();
+    second.catalogue(&directory).await.unwrap();
+    let (a, b) = tokio::join!(first.ensure(&directory, "Engineering"), second.ensure(&directory, "Finance"));
+    assert_eq!(a.unwrap().group("Finance").map(|g| &g.id), b.unwrap().group("Finance").map(|g| &g.id));
+    assert_eq!((count(&directory, DirectoryOp::CreateGroup), count(&directory, DirectoryOp::DeleteGroup)), (3, 0));
+
+    let directory = InMemoryDirectory::new();
+    let by_hand = directory.insert_group("Engineering", &[]);
+    let older = directory.insert_group("engineering", &[]);
+    let groups = groups();
+    let catalogue = groups.ensure(&directory, "Employees").await.unwrap();
+    assert_eq!(catalogue.group("Engineering").map(|g| &g.id), Some(&by_hand.id), "the oldest");
+    let reported: Vec<&ScimGroupId> = catalogue.duplicates.iter().flat_map(|d| d.others.iter()).collect();
+    assert_eq!(reported, vec![&older.id]);
+    assert_eq!(count(&directory, DirectoryOp::DeleteGroup), 0, "never deleted");
 }
 
 /// The strategy each bridge gets, what it costs per person, and that it is right: Ada is in

@@ -103,6 +103,9 @@ impl Directory for FakeDirectory {
     async fn create_group(&self, _: &str) -> Result<ScimGroup, ScimError> {
         unreachable!()
     }
+    async fn delete_group(&self, _: &ScimGroupId) -> Result<(), ScimError> {
+        unreachable!()
+    }
     async fn patch_group(&self, _: &ScimGroupId, _: Vec<PatchOperation>) -> Result<(), ScimError> {
         unreachable!()
     }

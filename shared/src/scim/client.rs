@@ -87,6 +87,9 @@ pub struct ScimClient {
     /// per process, so an ignoring or rejecting bridge costs one wasted request, not one per
     /// event.
     user_filters: Arc<FilterSupport>,
+    /// The same for the member filter on groups, probed before its first use: its answers
+    /// carry no members to check them by.
+    group_filters: Arc<FilterSupport>,
 }
 
 /// How a bridge answered filters so far.
@@ -95,6 +98,8 @@ struct FilterSupport(AtomicU8);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Filtering {
+    /// Not tried yet.
+    Untested,
     /// Not contradicted yet.
     Trusted,
     /// The answer contained users the filter excludes, or more than came back.
@@ -106,30 +111,37 @@ enum Filtering {
 impl FilterSupport {
     fn get(&self) -> Filtering {
         match self.0.load(Ordering::Relaxed) {
-            1 => Filtering::Ignored,
-            2 => Filtering::Rejected,
-            _ => Filtering::Trusted,
+            1 => Filtering::Trusted,
+            2 => Filtering::Ignored,
+            3 => Filtering::Rejected,
+            _ => Filtering::Untested,
         }
     }
 
-    fn learn(&self, seen: Filtering) {
+    /// Records what was seen; returns whether it is news.
+    fn learn(&self, seen: Filtering) -> bool {
         let code = match seen {
-            Filtering::Trusted => 0,
-            Filtering::Ignored => 1,
-            Filtering::Rejected => 2,
+            Filtering::Untested => 0,
+            Filtering::Trusted => 1,
+            Filtering::Ignored => 2,
+            Filtering::Rejected => 3,
         };
-        if self.0.swap(code, Ordering::Relaxed) != code {
-            let how = match seen {
-                Filtering::Ignored => "ignores user filters (its answer had users the filter excludes)",
-                Filtering::Rejected => "rejects user filters (400)",
-                Filtering::Trusted => return,
-            };
+        let news = self.0.swap(code, Ordering::Relaxed) != code;
+        if news && matches!(seen, Filtering::Ignored | Filtering::Rejected) {
             metrics::counter!("scim_filter_fallback").increment(1);
-            tracing::warn!(
-                "the bridge {how}: users are found by listing every user from now on, which costs a request per page"
-            );
         }
+        news
     }
+}
+
+fn warn_user_filter_fallback(seen: Filtering) {
+    let how = match seen {
+        Filtering::Rejected => "rejects user filters (400)",
+        _ => "ignores user filters (its answer had users the filter excludes)",
+    };
+    tracing::warn!(
+        "the bridge {how}: users are found by listing every user from now on, which costs a request per page"
+    );
 }
 
 impl ScimClient {
@@ -144,6 +156,7 @@ impl ScimClient {
             page_size: config.page_size.max(1),
             deadline: None,
             user_filters: Arc::default(),
+            group_filters: Arc::default(),
         })
     }
 
@@ -215,7 +228,7 @@ impl ScimClient {
     /// filter (400) or ignores it (users the filter excludes, or more than came back) gets
     /// the same question answered by listing every user, now and for the rest of the process.
     async fn query_users(&self, filter: String, keep: impl Fn(&ScimUser) -> bool) -> Result<Vec<ScimUser>, ScimError> {
-        if self.user_filters.get() == Filtering::Trusted {
+        if matches!(self.user_filters.get(), Filtering::Untested | Filtering::Trusted) {
             let query = [("filter", filter), ("startIndex", "1".to_owned()), ("count", "10".to_owned())];
             let (status, body) = self.send(Method::GET, &["Users"], &query, None).await?;
             match status {
@@ -225,11 +238,18 @@ impl ScimClient {
                     let contradicted =
                         page.total_results > page.resources.len() || page.resources.iter().any(|user| !keep(user));
                     if !contradicted {
+                        self.user_filters.learn(Filtering::Trusted);
                         return Ok(page.resources);
                     }
-                    self.user_filters.learn(Filtering::Ignored);
+                    if self.user_filters.learn(Filtering::Ignored) {
+                        warn_user_filter_fallback(Filtering::Ignored);
+                    }
                 }
-                StatusCode::BAD_REQUEST => self.user_filters.learn(Filtering::Rejected),
+                StatusCode::BAD_REQUEST => {
+                    if self.user_filters.learn(Filtering::Rejected) {
+                        warn_user_filter_fallback(Filtering::Rejected);
+                    }
+                }
                 other => return Err(status_error(other, &body)),
             }
         }
@@ -267,6 +287,25 @@ impl ScimClient {
         let mut query = vec![("startIndex", start_index.to_string()), ("count", count.to_string())];
         query.extend(extra.iter().cloned());
         self.send_json(Method::GET, segments, &query, None, &[StatusCode::OK]).await
+    }
+}
+
+/// An id no user has, for probing the member filter.
+const PROBE_USER_ID: &str = "member-filter-probe-no-such-user";
+
+impl ScimClient {
+    /// `members[value eq …]` with only `displayName` asked for; `None` on a 400.
+    async fn query_groups_with_member(&self, user: &ScimUserId) -> Result<Option<Vec<ScimGroup>>, ScimError> {
+        let filter = format!("members[value eq {}]", quote_filter_value(user.as_str()));
+        let query = [("filter", filter), ("attributes", "displayName".to_owned())];
+        let groups: Vec<ScimGroup> = match self.list_all(&["Groups"], &query).await {
+            Ok(groups) => groups,
+            Err(ScimError::Status { status: 400, .. }) => return Ok(None),
+            Err(other) => return Err(other),
+        };
+        // A bridge that ignores `attributes` shows members: then they must include the user.
+        let contradicted = groups.iter().any(|group| group.has_member(user) == Some(false));
+        Ok((!contradicted).then_some(groups))
     }
 }
 
@@ -362,21 +401,35 @@ impl Directory for ScimClient {
     }
 
     async fn groups_with_member(&self, user: &ScimUserId) -> Result<Option<Vec<ScimGroup>>, ScimError> {
-        let filter = format!("members[value eq {}]", quote_filter_value(user.as_str()));
-        let query = [("filter", filter), ("attributes", "displayName".to_owned())];
-        let groups: Vec<ScimGroup> = match self.list_all(&["Groups"], &query).await {
-            Ok(groups) => groups,
-            Err(ScimError::Status { status: 400, .. }) => return Ok(None),
-            Err(other) => return Err(other),
-        };
-        // A bridge that ignores `attributes` shows members: then they must include the user.
-        let contradicted = groups.iter().any(|group| group.has_member(user) == Some(false));
-        Ok((!contradicted).then_some(groups))
+        if self.group_filters.get() == Filtering::Untested {
+            // A user id nobody has must match no group: a bridge that answers it with groups
+            // ignores the filter, and its answers for real users would be every group.
+            let verdict = match self.query_groups_with_member(&ScimUserId::new(PROBE_USER_ID)).await? {
+                Some(groups) if groups.is_empty() => Filtering::Trusted,
+                Some(_) => Filtering::Ignored,
+                None => Filtering::Rejected,
+            };
+            if self.group_filters.learn(verdict) && verdict != Filtering::Trusted {
+                tracing::warn!(?verdict, "the bridge does not answer the group member filter");
+            }
+        }
+        match self.group_filters.get() {
+            Filtering::Ignored | Filtering::Rejected => Ok(None),
+            Filtering::Untested | Filtering::Trusted => self.query_groups_with_member(user).await,
+        }
     }
 
     async fn create_group(&self, display_name: &str) -> Result<ScimGroup, ScimError> {
         let body = serde_json::json!({ "schemas": [GROUP_SCHEMA], "displayName": display_name });
         self.send_json(Method::POST, &["Groups"], &[], Some(&body), &[StatusCode::OK, StatusCode::CREATED]).await
+    }
+
+    async fn delete_group(&self, id: &ScimGroupId) -> Result<(), ScimError> {
+        let (status, body) = self.send(Method::DELETE, &["Groups", id.as_str()], &[], None).await?;
+        match status {
+            StatusCode::OK | StatusCode::NO_CONTENT | StatusCode::NOT_FOUND => Ok(()),
+            other => Err(status_error(other, &body)),
+        }
     }
 
     async fn patch_group(&self, id: &ScimGroupId, operations: Vec<PatchOperation>) -> Result<(), ScimError> {

@@ -77,6 +77,7 @@ pub enum DirectoryOp {
     GetGroup,
     GroupsWithMember,
     CreateGroup,
+    DeleteGroup,
     PatchGroup,
 }
 
@@ -89,6 +90,7 @@ impl DirectoryOp {
                 | DirectoryOp::PatchUser
                 | DirectoryOp::DeleteUser
                 | DirectoryOp::CreateGroup
+                | DirectoryOp::DeleteGroup
                 | DirectoryOp::PatchGroup
         )
     }
@@ -520,6 +522,12 @@ impl Directory for InMemoryDirectory {
             }
         }
         Ok(state.new_group(name, Vec::new()))
+    }
+
+    async fn delete_group(&self, id: &ScimGroupId) -> Result<(), ScimError> {
+        self.begin(DirectoryOp::DeleteGroup, id.to_string(), &[])?;
+        self.state().groups.retain(|g| &g.id != id);
+        Ok(())
     }
 
     /// All or nothing: `add`/`replace`/`remove` of `members`, `remove` of

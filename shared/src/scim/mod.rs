@@ -78,5 +78,7 @@ pub trait Directory: Send + Sync {
     /// bridge cannot answer that filter: it rejected it, or its answer contradicts it.
     async fn groups_with_member(&self, user: &ScimUserId) -> Result<Option<Vec<ScimGroup>>, ScimError>;
     async fn create_group(&self, display_name: &str) -> Result<ScimGroup, ScimError>;
+    /// Deletes a group (only ever one this process just created as a duplicate).
+    async fn delete_group(&self, id: &ScimGroupId) -> Result<(), ScimError>;
     async fn patch_group(&self, id: &ScimGroupId, operations: Vec<PatchOperation>) -> Result<(), ScimError>;
 }

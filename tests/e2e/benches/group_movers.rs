@@ -29,12 +29,17 @@ async fn account_of(users: usize, movers: usize) -> Row {
         .map(|i| SeedUser { external_id: Some(format!("hr:{i}")), ..SeedUser::new(email(i), SeedState::Active) })
         .collect();
     let everyone: Vec<String> = (0..users).map(email).collect();
-    let group = |name: &str, members: Vec<String>| SeedGroup { display_name: name.into(), members, ..Default::default() };
+    let group =
+        |name: &str, members: Vec<String>| SeedGroup { display_name: name.into(), members, ..Default::default() };
     h.sim
         .state()
         .seed(Seed {
             users: seeded,
-            groups: vec![group("Employees", everyone.clone()), group("Engineering", everyone), group("Finance", vec![])],
+            groups: vec![
+                group("Employees", everyone.clone()),
+                group("Engineering", everyone),
+                group("Finance", vec![]),
+            ],
         })
         .expect("seeded");
     // A running worker: catalogue read and strategy probed by an earlier message.

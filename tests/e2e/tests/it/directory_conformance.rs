@@ -5,7 +5,7 @@
 //! makes every list go through several pages.
 
 use e2e::{ChildGuard, free_port, venv_tool, wait_for_port};
-use onepassword_sim::{CreateStatus, SimConfig};
+use onepassword_sim::{CreateStatus, DuplicateGroupName, FilterMode, GroupMembers, SimConfig, UserGroups};
 use provisioning::scim::conformance::{self, CASES};
 use provisioning::scim::{Directory, ScimClient, ScimClientConfig, StaticCredentials};
 use std::process::{Command, Stdio};
@@ -49,22 +49,46 @@ async fn scim_client_on_the_simulator_passes_the_directory_suite() {
     assert!(failures.is_empty(), "conformance failures on the simulator:\n{}", failures.join("\n"));
 }
 
-/// The [UNK] switches set the way RFC 7644 has it, or the way a stricter bridge could: 201
-/// on create, no filter support (the client falls back to listing every user), no members
-/// in group responses (membership then shows only in the user's `groups`).
+/// The [UNK] switches set other ways a bridge could behave: the RFC's 201 on create and
+/// 409 on a duplicate group; filters rejected (the client falls back to listing every user)
+/// or ignored (the client notices and does the same); members only on a group read by id, or
+/// nowhere but the user's `groups`.
 #[tokio::test]
 async fn scim_client_on_the_simulator_with_other_switches_passes_the_directory_suite() {
-    let config = SimConfig {
+    let rfc = SimConfig {
         create_status: CreateStatus::Created201,
-        filter_support: false,
-        group_members_in_responses: false,
         observed_discovery_quirks: false,
         meta_location: true,
         ..SimConfig::default()
     };
-    let skip = SIMULATOR_EXCLUDES.to_vec();
-    let failures = run_against_simulator(config, &skip).await;
-    assert!(failures.is_empty(), "conformance failures on the simulator (other switches):\n{}", failures.join("\n"));
+    let configs = [
+        (
+            "409 on a duplicate group, filters rejected, members only in users",
+            SimConfig {
+                duplicate_group_name: DuplicateGroupName::Reject409,
+                filters: FilterMode::Rejected,
+                group_members: GroupMembers::Never,
+                ..rfc.clone()
+            },
+        ),
+        (
+            "filters ignored, members only by id, users carry `ref`",
+            SimConfig {
+                filters: FilterMode::Ignored,
+                group_members: GroupMembers::OnlyById,
+                user_groups: UserGroups::Ref,
+                ..rfc.clone()
+            },
+        ),
+        (
+            "no user groups, member filter, pages of 1",
+            SimConfig { user_groups: UserGroups::Off, group_members: GroupMembers::Never, max_results: 1, ..rfc },
+        ),
+    ];
+    for (name, config) in configs {
+        let failures = run_against_simulator(config, SIMULATOR_EXCLUDES).await;
+        assert!(failures.is_empty(), "conformance failures on the simulator ({name}):\n{}", failures.join("\n"));
+    }
 }
 
 #[tokio::test]

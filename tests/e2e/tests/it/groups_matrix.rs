@@ -115,8 +115,10 @@ async fn phase(workers: &[WorkerApp; 2], kind: EventKind, minutes: i64, moved: b
         batch
     };
     let deadline = Instant::now() + Duration::from_secs(60);
-    let (a, b) =
-        tokio::join!(workers[0].handle(batch(0..PEOPLE / 2), deadline), workers[1].handle(batch(PEOPLE / 2..PEOPLE), deadline));
+    let (a, b) = tokio::join!(
+        workers[0].handle(batch(0..PEOPLE / 2), deadline),
+        workers[1].handle(batch(PEOPLE / 2..PEOPLE), deadline)
+    );
     let failed: Vec<_> = a.batch_item_failures.into_iter().chain(b.batch_item_failures).collect();
     assert!(failed.is_empty(), "{kind}: failed messages {failed:?}");
 }
@@ -126,20 +128,24 @@ async fn phase(workers: &[WorkerApp; 2], kind: EventKind, minutes: i64, moved: b
 async fn jml(name: &str, base: &str, token: &str, truth: &Truth) -> Option<MembershipStrategy> {
     let ledger = Arc::new(InMemoryLedger::new());
     let workers = [worker(base, token, &ledger).await, worker(base, token, &ledger).await];
-    let mut unknown = false;
-    let steps: [(EventKind, i64, bool, &str); 4] =
-        [(Joiner, 0, false, "joined"), (Mover, 5, true, "moved"), (Leaver, 10, true, "left"), (Rehire, 15, false, "rehired")];
+    let steps: [(EventKind, i64, bool, &str); 4] = [
+        (Joiner, 0, false, "joined"),
+        (Mover, 5, true, "moved"),
+        (Leaver, 10, true, "left"),
+        (Rehire, 15, false, "rehired"),
+    ];
     let mut previous = Account::default();
     for (kind, minutes, moved, step) in steps {
         phase(&workers, kind, minutes, moved).await;
-        unknown = workers.iter().any(|w| w.membership_strategy() == Some(MembershipStrategy::Unknown));
+        let unknown = workers.iter().any(|w| w.membership_strategy() == Some(MembershipStrategy::Unknown));
         let account = truth.account().await;
         for group in MANAGED {
             let count = account.groups_named.get(&group.to_lowercase()).copied().unwrap_or(0);
             assert_eq!(count, 1, "{name}, {step}: groups named {group}");
         }
         for n in 0..PEOPLE {
-            let (active, groups) = account.users.get(&email(n)).unwrap_or_else(|| panic!("{name}: {} missing", email(n)));
+            let (active, groups) =
+                account.users.get(&email(n)).unwrap_or_else(|| panic!("{name}: {} missing", email(n)));
             let mut expected: BTreeSet<String> = match kind {
                 Leaver => BTreeSet::new(),
                 _ => ["Employees", department(n, moved)].map(String::from).into(),
@@ -173,7 +179,11 @@ async fn every_bridge_behaviour_ends_with_one_group_per_name_and_everyone_in_the
     let no_user_groups = || SimConfig { user_groups: UserGroups::Off, ..default() };
     let matrix: Vec<(&str, SimConfig, MembershipStrategy)> = vec![
         ("defaults", default(), FromUsers),
-        ("duplicate group answers 409", SimConfig { duplicate_group_name: DuplicateGroupName::Reject409, ..default() }, FromUsers),
+        (
+            "duplicate group answers 409",
+            SimConfig { duplicate_group_name: DuplicateGroupName::Reject409, ..default() },
+            FromUsers,
+        ),
         (
             "duplicate groups allowed, user groups with `ref`, no members in groups",
             SimConfig {

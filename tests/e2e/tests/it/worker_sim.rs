@@ -10,8 +10,8 @@ use provisioning::enrich::InMemoryEnricher;
 use provisioning::ledger::{InMemoryLedger, Ledger};
 use provisioning::mapping::MappingRules;
 use provisioning::scim::{
-    CreateOutcome, Directory, ListResponse, NewUser, PatchOperation, ScimClient, ScimClientConfig, ScimError, ScimGroup, ScimGroupId,
-    ScimUser, ScimUserId, StaticCredentials,
+    CreateOutcome, Directory, ListResponse, NewUser, PatchOperation, ScimClient, ScimClientConfig, ScimError,
+    ScimGroup, ScimGroupId, ScimUser, ScimUserId, StaticCredentials,
 };
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -197,6 +197,9 @@ impl Directory for RacingDirectory {
     }
     async fn create_group(&self, name: &str) -> Result<ScimGroup, ScimError> {
         self.inner.create_group(name).await
+    }
+    async fn delete_group(&self, id: &ScimGroupId) -> Result<(), ScimError> {
+        self.inner.delete_group(id).await
     }
     async fn patch_group(&self, id: &ScimGroupId, ops: Vec<PatchOperation>) -> Result<(), ScimError> {
         self.inner.patch_group(id, ops).await

@@ -294,6 +294,12 @@ impl ScimClient {
 const PROBE_USER_ID: &str = "member-filter-probe-no-such-user";
 
 impl ScimClient {
+    async fn any_group(&self) -> Result<bool, ScimError> {
+        let page: ListResponse<CatalogueEntry> =
+            self.page(&["Groups"], &[("excludedAttributes", "members".to_owned())], 1, 1).await?;
+        Ok(page.total_results > 0 || !page.resources.is_empty())
+    }
+
     /// `members[value eq …]` with only `displayName` asked for; `None` on a 400.
     async fn query_groups_with_member(&self, user: &ScimUserId) -> Result<Option<Vec<ScimGroup>>, ScimError> {
         let filter = format!("members[value eq {}]", quote_filter_value(user.as_str()));
@@ -404,8 +410,13 @@ impl Directory for ScimClient {
         if self.group_filters.get() == Filtering::Untested {
             // A user id nobody has must match no group: a bridge that answers it with groups
             // ignores the filter, and its answers for real users would be every group.
+            // With no group at all, an ignoring bridge answers nothing too: inconclusive, so
+            // the filter is not used until a probe can tell.
             let verdict = match self.query_groups_with_member(&ScimUserId::new(PROBE_USER_ID)).await? {
-                Some(groups) if groups.is_empty() => Filtering::Trusted,
+                Some(groups) if groups.is_empty() => match self.any_group().await? {
+                    true => Filtering::Trusted,
+                    false => return Ok(None),
+                },
                 Some(_) => Filtering::Ignored,
                 None => Filtering::Rejected,
             };

@@ -52,7 +52,7 @@ async fn account_of(users: usize, movers: usize) -> Row {
     // person moves several times, each move one add and one remove, as on the large one.
     let move_of = |k: usize| {
         let (person, round) = (1 + k % (users - 1), k / (users - 1));
-        (person, if round % 2 == 0 { "Finance" } else { "Engineering" }, 1 + round as i64)
+        (person, if round.is_multiple_of(2) { "Finance" } else { "Engineering" }, 1 + round as i64)
     };
     let events: Vec<_> = (0..movers)
         .map(|k| {

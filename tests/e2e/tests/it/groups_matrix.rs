@@ -82,7 +82,7 @@ fn email(n: usize) -> String {
 }
 
 fn department(n: usize, moved: bool) -> &'static str {
-    if (n % 2 == 0) != moved { "Engineering" } else { "Finance" }
+    if n.is_multiple_of(2) != moved { "Engineering" } else { "Finance" }
 }
 
 /// One worker process: its own SCIM client and caches, the shared ledger.

@@ -373,7 +373,7 @@ impl Directory for ScimClient {
     }
 
     async fn patch_user(&self, id: &ScimUserId, operations: Vec<PatchOperation>) -> Result<(), ScimError> {
-        self.patch(&["Users", id.as_str()], operations).await
+        self.patch(&["Users", id.as_str()], &[], operations).await
     }
 
     async fn delete_user(&self, id: &ScimUserId) -> Result<(), ScimError> {
@@ -443,15 +443,22 @@ impl Directory for ScimClient {
         }
     }
 
+    /// The answer is not read, and with members it would grow with the group (RFC 7644
+    /// §3.5.2 lets the client ask for less).
     async fn patch_group(&self, id: &ScimGroupId, operations: Vec<PatchOperation>) -> Result<(), ScimError> {
-        self.patch(&["Groups", id.as_str()], operations).await
+        self.patch(&["Groups", id.as_str()], &[("excludedAttributes", "members".to_owned())], operations).await
     }
 }
 
 impl ScimClient {
-    async fn patch(&self, segments: &[&str], operations: Vec<PatchOperation>) -> Result<(), ScimError> {
+    async fn patch(
+        &self,
+        segments: &[&str],
+        query: &[(&str, String)],
+        operations: Vec<PatchOperation>,
+    ) -> Result<(), ScimError> {
         let body = serde_json::to_value(PatchRequest::new(operations)).map_err(|e| ScimError::Decode(e.to_string()))?;
-        let (status, response) = self.send(Method::PATCH, segments, &[], Some(&body)).await?;
+        let (status, response) = self.send(Method::PATCH, segments, query, Some(&body)).await?;
         match status {
             StatusCode::OK | StatusCode::NO_CONTENT => Ok(()),
             other => Err(status_error(other, &response)),

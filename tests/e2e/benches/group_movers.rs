@@ -26,7 +26,14 @@ fn email(i: usize) -> String {
 async fn account_of(users: usize, movers: usize) -> Row {
     let h = WorkerHarness::start(&[("MASS_LEAVER_LIMIT", "100000")]).await;
     let seeded: Vec<SeedUser> = (0..users)
-        .map(|i| SeedUser { external_id: Some(format!("hr:{i}")), ..SeedUser::new(email(i), SeedState::Active) })
+        .map(|i| SeedUser {
+            external_id: Some(format!("hr:{i}")),
+            // The names the events carry, so a move changes groups only.
+            given_name: Some("Person".into()),
+            family_name: Some(format!("N{i}")),
+            display_name: Some(format!("Person N{i}")),
+            ..SeedUser::new(email(i), SeedState::Active)
+        })
         .collect();
     let everyone: Vec<String> = (0..users).map(email).collect();
     let group =
@@ -66,7 +73,26 @@ async fn account_of(users: usize, movers: usize) -> Row {
         failed += h.deliver(batch).await.len();
     }
     let wall = started.elapsed();
-    let requests = h.take_scim_calls().len();
+    let calls = h.take_scim_calls();
+    let requests = calls.len();
+    if std::env::var("SHOW_CALLS").is_ok() {
+        let mut kinds = std::collections::BTreeMap::<String, usize>::new();
+        for call in &calls {
+            let path = if call.path.matches('/').count() > 3 {
+                call.path.rsplit_once('/').map_or("", |p| p.0)
+            } else {
+                &call.path
+            };
+            *kinds
+                .entry(format!(
+                    "{} {path} {}",
+                    call.method,
+                    call.query.as_deref().unwrap_or("").split('=').next().unwrap_or("")
+                ))
+                .or_default() += 1;
+        }
+        eprintln!("{users} users: {kinds:#?}");
+    }
     let bytes = h.sim.state().traffic().response_bytes - traffic_before.response_bytes;
 
     let (person, department, _) = move_of(movers - 1);

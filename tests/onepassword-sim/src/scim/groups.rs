@@ -123,9 +123,17 @@ pub async fn get(
     Ok(scim_response(StatusCode::OK, &render(&state, &group, &params.projection(), Answer::ById)))
 }
 
-pub async fn patch(State(state): State<SimState>, Path(id): Path<String>, body: Bytes) -> Result<Response, ScimError> {
+/// RFC 7644 §3.5.2: `attributes` / `excludedAttributes` shape the answer to a PATCH too.
+pub async fn patch(
+    State(state): State<SimState>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Result<Response, ScimError> {
+    let projection = ListParams::parse(query.as_deref(), state.config())?.projection();
     let changes = patch::group_patch(&parse_json(&body)?)?;
-    change_and_render(&state, &id, changes)
+    let group = state.change_group(&id, changes).map_err(sim_error(&state))?;
+    Ok(scim_response(StatusCode::OK, &render(&state, &group, &projection, Answer::Write)))
 }
 
 pub async fn put(State(state): State<SimState>, Path(id): Path<String>, body: Bytes) -> Result<Response, ScimError> {

@@ -1,7 +1,7 @@
 //! The simulated 1Password account and every operation on it. The HTTP layers (SCIM, Events,
 //! control) are thin translations onto [`SimState`]; tests can use it in-process too.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
@@ -87,6 +87,16 @@ pub enum GroupChange {
     ReplaceMembers(Vec<String>),
 }
 
+/// What a user index answers: the `eq` terms of a filter the indexes can serve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserKey {
+    /// Case-insensitive.
+    UserName(String),
+    /// Case-exact.
+    ExternalId(String),
+    Id(String),
+}
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct NewGroup {
     pub display_name: String,
@@ -102,10 +112,12 @@ enum Effect {
     Audit(&'static str),
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 struct Store {
     users: HashMap<String, User>,
     user_order: Vec<String>,
+    /// id → position in `user_order` (creation order of index hits).
+    user_pos: HashMap<String, usize>,
     /// Lower-cased userName → id.
     by_user_name: HashMap<String, String>,
     /// externalId (case-exact) → ids.
@@ -304,7 +316,7 @@ impl SimState {
                 group_ids: BTreeSet::new(),
             };
             index_user(&mut store, &user);
-            store.user_order.push(id.clone());
+            push_user_order(&mut store, &id);
             store.users.insert(id.clone(), user);
             result.user_ids.push(id);
         }
@@ -399,7 +411,7 @@ impl SimState {
             group_ids: BTreeSet::new(),
         };
         index_user(&mut store, &user);
-        store.user_order.push(user.id.clone());
+        push_user_order(&mut store, &user.id);
         store.users.insert(user.id.clone(), user.clone());
         if invite {
             self.send_invitation(&mut store, &user, InvitationKind::First, now);
@@ -443,18 +455,36 @@ impl SimState {
         limit: usize,
     ) -> (usize, Vec<UserWithGroups>) {
         let store = self.read();
-        let mut total = 0;
-        let mut page = Vec::new();
-        for user in store.user_order.iter().filter_map(|id| store.users.get(id)) {
-            if !keep(user) {
-                continue;
+        let users = store.user_order.iter().filter_map(|id| store.users.get(id));
+        page_of_users(&store, users, keep, offset, limit)
+    }
+
+    /// [`Self::query_users`] over the users the indexes find for `keys` (any of them) instead
+    /// of every user: `keep` still decides, in creation order, with the same paging and
+    /// total. Only for a `keep` that no user outside the keys' hits can satisfy (a filter
+    /// that is an `eq` on userName / externalId / id, or an `or` of such terms).
+    pub fn query_users_by_keys(
+        &self,
+        keys: &[UserKey],
+        keep: impl Fn(&User) -> bool,
+        offset: usize,
+        limit: usize,
+    ) -> (usize, Vec<UserWithGroups>) {
+        let store = self.read();
+        let mut hits: Vec<usize> = Vec::new();
+        for key in keys {
+            let ids: &[String] = match key {
+                UserKey::UserName(name) => store.by_user_name.get(&name.to_lowercase()).map(std::slice::from_ref),
+                UserKey::ExternalId(ext) => store.by_external_id.get(ext).map(Vec::as_slice),
+                UserKey::Id(id) => store.user_pos.get_key_value(id).map(|(id, _)| std::slice::from_ref(id)),
             }
-            if total >= offset && page.len() < limit {
-                page.push((user.clone(), groups_of(&store, user)));
-            }
-            total += 1;
+            .unwrap_or_default();
+            hits.extend(ids.iter().filter_map(|id| store.user_pos.get(id)));
         }
-        (total, page)
+        hits.sort_unstable();
+        hits.dedup();
+        let users = hits.iter().filter_map(|&pos| store.users.get(&store.user_order[pos]));
+        page_of_users(&store, users, keep, offset, limit)
     }
 
     /// The users behind a list of ids (index hits), with their managed groups.
@@ -792,6 +822,11 @@ impl SimState {
     /// (`ReturnExisting` answers with the oldest such group, unchanged); an unmanaged group of
     /// that name (a built-in one) is adopted.
     pub fn create_group(&self, new: NewGroup) -> Result<Group, SimError> {
+        self.create_group_then(new, Group::clone)
+    }
+
+    /// [`Self::create_group`], answering with `f` of the group (no copy of its members).
+    pub fn create_group_then<R>(&self, new: NewGroup, f: impl FnOnce(&Group) -> R) -> Result<R, SimError> {
         let config = &self.inner.config;
         let now = self.now();
         let name = new.display_name.trim().to_owned();
@@ -808,7 +843,7 @@ impl SimState {
                 DuplicateGroupName::Reject409 => {
                     return Err(SimError::Uniqueness(format!("a group named {name} already exists")));
                 }
-                DuplicateGroupName::ReturnExisting => return Ok(existing.clone()),
+                DuplicateGroupName::ReturnExisting => return Ok(f(existing)),
                 DuplicateGroupName::Allow => {}
             }
         }
@@ -831,21 +866,51 @@ impl SimState {
                 id
             }
         };
-        let current = store.groups[&id].members.clone();
-        let wanted: BTreeSet<String> = current.into_iter().chain(members).collect();
-        set_members(&mut store, &id, wanted, now, true);
-        Ok(store.groups[&id].clone())
+        let current = &store.groups[&id].members;
+        let added: BTreeSet<String> = members.into_iter().filter(|m| !current.contains(m)).collect();
+        change_members(&mut store, &id, added.into_iter().collect(), Vec::new(), now, true);
+        Ok(f(&store.groups[&id]))
     }
 
     /// A group as SCIM may show it (managed only).
     pub fn group(&self, id: &str) -> Option<Group> {
-        self.read().groups.get(id).filter(|g| g.managed).cloned()
+        self.with_group(id, Group::clone)
+    }
+
+    /// `f` of a group SCIM may show (managed only), without copying it.
+    pub fn with_group<R>(&self, id: &str, f: impl FnOnce(&Group) -> R) -> Option<R> {
+        self.read().groups.get(id).filter(|g| g.managed).map(f)
     }
 
     /// Managed groups in creation order.
     pub fn managed_groups(&self) -> Vec<Group> {
         let store = self.read();
         store.group_order.iter().filter_map(|id| store.groups.get(id)).filter(|g| g.managed).cloned().collect()
+    }
+
+    /// A page of the managed groups `keep` selects (creation order), each as `render` makes
+    /// it (no copy of the groups or their members); also the total number selected. `offset`
+    /// is 0-based.
+    pub fn query_groups<R>(
+        &self,
+        keep: impl Fn(&Group) -> bool,
+        offset: usize,
+        limit: usize,
+        mut render: impl FnMut(&Group) -> R,
+    ) -> (usize, Vec<R>) {
+        let store = self.read();
+        let mut total = 0;
+        let mut page = Vec::new();
+        for group in store.group_order.iter().filter_map(|id| store.groups.get(id)).filter(|g| g.managed) {
+            if !keep(group) {
+                continue;
+            }
+            if total >= offset && page.len() < limit {
+                page.push(render(group));
+            }
+            total += 1;
+        }
+        (total, page)
     }
 
     /// Finds the group a SCIM request wants to change: protected groups refuse, unmanaged ones
@@ -862,10 +927,29 @@ impl SimState {
     }
 
     pub fn change_group(&self, id: &str, changes: Vec<GroupChange>) -> Result<Group, SimError> {
+        self.change_group_then(id, changes, Group::clone)
+    }
+
+    /// Applies changes atomically (all or nothing) and answers with `f` of the changed group
+    /// (no copy of its members). Adding or removing k members costs O(k log n), whatever the
+    /// group's size n; only a replacement of the member list walks the whole list.
+    pub fn change_group_then<R>(
+        &self,
+        id: &str,
+        changes: Vec<GroupChange>,
+        f: impl FnOnce(&Group) -> R,
+    ) -> Result<R, SimError> {
         let config = &self.inner.config;
         let now = self.now();
         let mut store = self.write();
-        let mut group = self.changeable_group(&store, id)?.clone();
+        self.changeable_group(&store, id)?;
+        // Checked first, applied only when every change is valid.
+        let mut display_name = None;
+        let mut external_id = None;
+        // The member list a `replace` set (if any), then the later adds (true) / removes
+        // (false) per user: the last word on a user wins, as when applied one by one.
+        let mut replaced: Option<BTreeSet<String>> = None;
+        let mut edits: BTreeMap<String, bool> = BTreeMap::new();
         for change in changes {
             match change {
                 GroupChange::DisplayName(name) => {
@@ -881,30 +965,55 @@ impl SimState {
                     {
                         return Err(SimError::Uniqueness(format!("a group named {name} already exists")));
                     }
-                    group.display_name = name;
+                    display_name = Some(name);
                 }
-                GroupChange::ExternalId(external_id) => {
+                GroupChange::ExternalId(ext) => {
                     if config.store_external_id {
-                        group.external_id = external_id;
+                        external_id = Some(ext);
                     }
                 }
-                GroupChange::AddMembers(members) => group.members.extend(check_members(&store, &members)?),
-                GroupChange::RemoveMembers(members) => {
-                    for m in members {
-                        group.members.remove(&m);
-                    }
+                GroupChange::AddMembers(members) => {
+                    edits.extend(check_members(&store, &members)?.into_iter().map(|m| (m, true)));
                 }
+                GroupChange::RemoveMembers(members) => edits.extend(members.into_iter().map(|m| (m, false))),
                 GroupChange::ReplaceMembers(members) => {
-                    group.members = check_members(&store, &members)?.into_iter().collect();
+                    replaced = Some(check_members(&store, &members)?.into_iter().collect());
+                    edits.clear();
                 }
             }
         }
-        let wanted = std::mem::take(&mut group.members);
-        group.members = store.groups[id].members.clone();
+        let group = store.groups.get_mut(id).expect("changeable group exists");
+        if let Some(name) = display_name {
+            group.display_name = name;
+        }
+        if let Some(ext) = external_id {
+            group.external_id = ext;
+        }
         group.last_modified = now;
-        store.groups.insert(id.to_owned(), group);
-        set_members(&mut store, id, wanted, now, true);
-        Ok(store.groups[id].clone())
+        match replaced {
+            Some(mut wanted) => {
+                for (member, keep) in edits {
+                    if keep {
+                        wanted.insert(member);
+                    } else {
+                        wanted.remove(&member);
+                    }
+                }
+                set_members(&mut store, id, wanted, now, true);
+            }
+            None => {
+                let (mut added, mut removed) = (Vec::new(), Vec::new());
+                for (member, keep) in edits {
+                    match (keep, group.members.contains(&member)) {
+                        (true, false) => added.push(member),
+                        (false, true) => removed.push(member),
+                        _ => {}
+                    }
+                }
+                change_members(&mut store, id, added, removed, now, true);
+            }
+        }
+        Ok(f(&store.groups[id]))
     }
 
     /// Deletes a managed group (the users stay).
@@ -1078,6 +1187,34 @@ fn unindex_user(store: &mut Store, user: &User) {
     }
 }
 
+fn push_user_order(store: &mut Store, id: &str) {
+    store.user_pos.insert(id.to_owned(), store.user_order.len());
+    store.user_order.push(id.to_owned());
+}
+
+/// A page (`offset`, `limit`) of the `users` that `keep` selects, with their managed groups,
+/// and how many it selects in all.
+fn page_of_users<'s>(
+    store: &'s Store,
+    users: impl Iterator<Item = &'s User>,
+    keep: impl Fn(&User) -> bool,
+    offset: usize,
+    limit: usize,
+) -> (usize, Vec<UserWithGroups>) {
+    let mut total = 0;
+    let mut page = Vec::new();
+    for user in users {
+        if !keep(user) {
+            continue;
+        }
+        if total >= offset && page.len() < limit {
+            page.push((user.clone(), groups_of(store, user)));
+        }
+        total += 1;
+    }
+    (total, page)
+}
+
 fn groups_of(store: &Store, user: &User) -> Vec<(String, String)> {
     user.group_ids
         .iter()
@@ -1152,16 +1289,38 @@ fn check_members(store: &Store, members: &[String]) -> Result<Vec<String>, SimEr
 
 /// Sets a group's members and keeps every user's `group_ids` in step.
 fn set_members(store: &mut Store, group_id: &str, wanted: BTreeSet<String>, now: DateTime<Utc>, audit: bool) {
+    let Some(group) = store.groups.get(group_id) else {
+        return;
+    };
+    let added: Vec<String> = wanted.difference(&group.members).cloned().collect();
+    let removed: Vec<String> = group.members.difference(&wanted).cloned().collect();
+    change_members(store, group_id, added, removed, now, audit);
+}
+
+/// Adds `added` (not members yet) to a group and removes `removed` (members), keeping the
+/// users' `group_ids` in step; touches `last_modified` when anything changes and records a
+/// `grant` / `revoke` audit event per user (grants first, each list in the given order).
+/// O(changes · log n).
+fn change_members(
+    store: &mut Store,
+    group_id: &str,
+    added: Vec<String>,
+    removed: Vec<String>,
+    now: DateTime<Utc>,
+    audit: bool,
+) {
     let Some(group) = store.groups.get_mut(group_id) else {
         return;
     };
-    let current = std::mem::take(&mut group.members);
-    let added: Vec<String> = wanted.difference(&current).cloned().collect();
-    let removed: Vec<String> = current.difference(&wanted).cloned().collect();
     if !added.is_empty() || !removed.is_empty() {
         group.last_modified = now;
     }
-    group.members = wanted;
+    for uid in &added {
+        group.members.insert(uid.clone());
+    }
+    for uid in &removed {
+        group.members.remove(uid);
+    }
     for uid in &added {
         if let Some(u) = store.users.get_mut(uid) {
             u.group_ids.insert(group_id.to_owned());
@@ -1274,5 +1433,271 @@ fn follow_primary_email(user: &mut User) {
         && !primary.trim().is_empty()
     {
         user.user_name = primary.trim().to_owned();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scim::filter::Filter;
+    use crate::scim::users::{index_keys, user_matches};
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    fn frozen() -> SimState {
+        let start = "2025-01-01T00:00:00Z".parse().unwrap();
+        SimState::new(SimConfig { clock_start: Some(start), ..SimConfig::default() })
+    }
+
+    fn ids(page: &[UserWithGroups]) -> Vec<String> {
+        page.iter().map(|(u, _)| u.id.clone()).collect()
+    }
+
+    #[test]
+    fn indexed_user_queries_match_the_scan() {
+        let state = frozen();
+        let user = |name: &str, ext: Option<&str>| SeedUser {
+            external_id: ext.map(str::to_owned),
+            ..SeedUser::new(name, SeedState::Active)
+        };
+        let seeded = state
+            .seed(Seed {
+                users: vec![
+                    user("Ada@Example.com", Some("hr:1")),
+                    user("bob@example.com", Some("shared")),
+                    user("carol@example.com", Some("hr:3")),
+                    user("dave@example.com", Some("shared")),
+                    user("erin@example.com", None),
+                    user("old.name@example.com", Some("hr:6")),
+                ],
+                groups: vec![],
+            })
+            .unwrap();
+        let [ada, bob, _carol, _dave, erin, renamed] = &seeded.user_ids[..] else { panic!() };
+        // The externalId index now lists bob after dave (re-indexed on change), the scan
+        // before: the indexed answer must still come in creation order.
+        state.change_user(bob, vec![UserChange::ExternalId(Some("shared".into()))], Via::Patch).unwrap();
+        state.change_user(erin, vec![UserChange::ExternalId(Some("shared".into()))], Via::Patch).unwrap();
+        state.change_user(renamed, vec![UserChange::UserName("new.name@example.com".into())], Via::Patch).unwrap();
+        state.delete_user(erin).unwrap();
+
+        let filters = [
+            r#"userName eq "ADA@EXAMPLE.COM""#.to_owned(),
+            r#"externalId eq "hr:1""#.into(),
+            r#"externalId eq "HR:1""#.into(),
+            r#"externalId eq "hr:1" or userName eq "ada@example.com""#.into(),
+            r#"externalId eq "hr:3" or userName eq "ADA@example.com""#.into(),
+            r#"externalId eq "shared""#.into(),
+            r#"userName eq "carol@example.com" or externalId eq "shared""#.into(),
+            r#"userName eq "nobody@example.com""#.into(),
+            r#"externalId eq "none" or userName eq "nobody@example.com""#.into(),
+            r#"userName eq "old.name@example.com""#.into(),
+            r#"userName eq "NEW.name@example.com" or (externalId eq "hr:6" or externalId eq "hr:1")"#.into(),
+            r#"urn:ietf:params:scim:schemas:core:2.0:User:userName eq "bob@example.com""#.into(),
+            format!(r#"id eq "{ada}""#),
+            format!(r#"id eq "{}" or userName eq "dave@example.com""#, ada.to_lowercase()),
+            format!(r#"id eq "{erin}" or externalId eq "shared" or userName eq "ada@example.com""#),
+        ];
+        let now = state.now();
+        for text in &filters {
+            let filter = Filter::parse(text).unwrap();
+            let keys = index_keys(&filter).unwrap_or_else(|| panic!("{text} is indexable"));
+            let keep = |u: &User| user_matches(&filter, u, now);
+            for offset in 0..4 {
+                for limit in [0, 1, 2, usize::MAX] {
+                    let (scan_total, scan) = state.query_users(keep, offset, limit);
+                    let (index_total, indexed) = state.query_users_by_keys(&keys, keep, offset, limit);
+                    assert_eq!(
+                        (index_total, ids(&indexed)),
+                        (scan_total, ids(&scan)),
+                        "{text} offset {offset} limit {limit}"
+                    );
+                    let groups = |page: &[UserWithGroups]| page.iter().map(|(_, g)| g.clone()).collect::<Vec<_>>();
+                    assert_eq!(groups(&indexed), groups(&scan));
+                }
+            }
+        }
+        let two = Filter::parse(r#"userName eq "carol@example.com" or externalId eq "shared""#).unwrap();
+        let (total, page) = state.query_users_by_keys(&index_keys(&two).unwrap(), |_| true, 0, usize::MAX);
+        assert_eq!(total, 4, "bob, carol, dave and erin");
+        assert_eq!(ids(&page), [&seeded.user_ids[1], &seeded.user_ids[2], &seeded.user_ids[3], erin].map(String::from));
+        for scanned in [r#"userName co "a""#, r#"userName eq "a" and externalId eq "b""#, r#"not (id eq "x")"#] {
+            assert_eq!(index_keys(&Filter::parse(scanned).unwrap()), None, "{scanned} scans");
+        }
+    }
+
+    /// The membership part of `change_group` as it was: a full copy of the members, the
+    /// changes applied one by one, then the whole set diffed against the old one.
+    fn reference_change_group(state: &SimState, id: &str, changes: Vec<GroupChange>) -> Result<Group, SimError> {
+        let config = &state.inner.config;
+        let now = state.now();
+        let mut store = state.write();
+        let mut group = state.changeable_group(&store, id)?.clone();
+        for change in changes {
+            match change {
+                GroupChange::DisplayName(name) => {
+                    let name = name.trim().to_owned();
+                    if name.is_empty() {
+                        return Err(SimError::InvalidValue("displayName must not be empty".into()));
+                    }
+                    if config.is_protected_group(&name) {
+                        return Err(SimError::ProtectedGroup(name));
+                    }
+                    if config.duplicate_group_name != DuplicateGroupName::Allow
+                        && groups_named(&store, &name).any(|other| other.id != id)
+                    {
+                        return Err(SimError::Uniqueness(format!("a group named {name} already exists")));
+                    }
+                    group.display_name = name;
+                }
+                GroupChange::ExternalId(external_id) => {
+                    if config.store_external_id {
+                        group.external_id = external_id;
+                    }
+                }
+                GroupChange::AddMembers(members) => group.members.extend(check_members(&store, &members)?),
+                GroupChange::RemoveMembers(members) => {
+                    for m in members {
+                        group.members.remove(&m);
+                    }
+                }
+                GroupChange::ReplaceMembers(members) => {
+                    group.members = check_members(&store, &members)?.into_iter().collect();
+                }
+            }
+        }
+        let wanted = std::mem::take(&mut group.members);
+        group.members = store.groups[id].members.clone();
+        group.last_modified = now;
+        store.groups.insert(id.to_owned(), group);
+        reference_set_members(&mut store, id, wanted, now);
+        Ok(store.groups[id].clone())
+    }
+
+    /// `set_members` as it was (with `audit`).
+    fn reference_set_members(store: &mut Store, group_id: &str, wanted: BTreeSet<String>, now: DateTime<Utc>) {
+        let group = store.groups.get_mut(group_id).unwrap();
+        let current = std::mem::take(&mut group.members);
+        let added: Vec<String> = wanted.difference(&current).cloned().collect();
+        let removed: Vec<String> = current.difference(&wanted).cloned().collect();
+        if !added.is_empty() || !removed.is_empty() {
+            group.last_modified = now;
+        }
+        group.members = wanted;
+        for uid in &added {
+            if let Some(u) = store.users.get_mut(uid) {
+                u.group_ids.insert(group_id.to_owned());
+            }
+        }
+        for uid in &removed {
+            if let Some(u) = store.users.get_mut(uid) {
+                u.group_ids.remove(group_id);
+            }
+        }
+        for (action, uids) in [("grant", added), ("revoke", removed)] {
+            for uid in uids {
+                store.audit.push(AuditEvent {
+                    uuid: ids::new_uuid(),
+                    timestamp: now,
+                    actor_uuid: String::new(),
+                    action: action.into(),
+                    object_type: "gm".into(),
+                    object_uuid: group_id.to_owned(),
+                    object_details: store.users.get(&uid).map(event_user),
+                    aux_uuid: Some(uid),
+                    aux_info: None,
+                });
+            }
+        }
+    }
+
+    /// Everything a group change may touch, comparable (audit events without their uuid).
+    fn snapshot(store: &Store) -> String {
+        let mut users: Vec<String> = store.users.values().map(|u| format!("{u:?}")).collect();
+        users.sort();
+        let mut groups: Vec<String> = store.groups.values().map(|g| format!("{g:?}")).collect();
+        groups.sort();
+        let audit: Vec<String> =
+            store.audit.iter().map(|e| format!("{:?}", AuditEvent { uuid: String::new(), ..e.clone() })).collect();
+        format!("{users:?}\n{groups:?}\n{audit:?}\n{:?}\n{:?}", store.violations, store.account_changes)
+    }
+
+    #[test]
+    fn incremental_member_changes_match_the_full_recompute() {
+        let state = frozen();
+        let users = (0..10).map(|i| SeedUser::new(format!("u{i}@example.com"), SeedState::Active)).collect();
+        let members = |range: std::ops::Range<usize>| range.map(|i| format!("u{i}@example.com")).collect();
+        let group = |name: &str, members| SeedGroup { display_name: name.into(), members, ..Default::default() };
+        let seeded =
+            state.seed(Seed { users, groups: vec![group("One", members(0..6)), group("Two", members(3..9))] }).unwrap();
+        let owners = state.groups().into_iter().find(|g| g.display_name == "Owners").unwrap().id;
+        let mut people = seeded.user_ids.clone();
+        people.push("not-a-user".into());
+        let mut rng = StdRng::seed_from_u64(7);
+        let some = |rng: &mut StdRng| -> Vec<String> {
+            let n = rng.random_range(0..4);
+            (0..n)
+                .map(|_| {
+                    // Rarely a non-user (the request must then fail as a whole).
+                    let i = rng.random_range(0..people.len() * 4) % (people.len() - usize::from(rng.random_bool(0.8)));
+                    people[i].clone()
+                })
+                .collect()
+        };
+        let (mut failures, mut grants, mut revokes) = (0, 0, 0);
+        for step in 0..400 {
+            let target = match rng.random_range(0..20) {
+                0 => owners.clone(),
+                1 => "no-such-group".into(),
+                n => seeded.group_ids[n % 2].clone(),
+            };
+            let changes: Vec<GroupChange> = (0..rng.random_range(1..5))
+                .map(|_| match rng.random_range(0..10) {
+                    0..=2 => GroupChange::AddMembers(some(&mut rng)),
+                    3..=5 => GroupChange::RemoveMembers(some(&mut rng)),
+                    6 => GroupChange::ReplaceMembers(some(&mut rng)),
+                    7 => {
+                        GroupChange::DisplayName(["One", "Two", "Three", " ", "Owners"][rng.random_range(0..5)].into())
+                    }
+                    8 => GroupChange::ExternalId(rng.random_bool(0.5).then(|| format!("ext-{step}"))),
+                    _ => GroupChange::RemoveMembers(Vec::new()),
+                })
+                .collect();
+            let before = state.write().clone();
+            let audit_before = before.audit.len();
+            let new = state.change_group(&target, changes.clone()).map(|g| format!("{g:?}"));
+            let after_new = state.write().clone();
+            *state.write() = before;
+            let old = reference_change_group(&state, &target, changes.clone()).map(|g| format!("{g:?}"));
+            let after_old = state.write().clone();
+            assert_eq!(
+                new.as_ref().map_err(|e| format!("{e:?}")),
+                old.as_ref().map_err(|e| format!("{e:?}")),
+                "step {step}: {changes:?}"
+            );
+            assert_eq!(snapshot(&after_new), snapshot(&after_old), "step {step}: {changes:?}");
+            failures += usize::from(new.is_err());
+            for event in &after_new.audit[audit_before..] {
+                grants += usize::from(event.action == "grant");
+                revokes += usize::from(event.action == "revoke");
+            }
+            // Users' groups and groups' members agree.
+            for (id, g) in &after_new.groups {
+                for m in &g.members {
+                    assert!(after_new.users[m].group_ids.contains(id), "step {step}");
+                }
+            }
+            for (id, u) in &after_new.users {
+                for g in &u.group_ids {
+                    assert!(after_new.groups[g].members.contains(id), "step {step}");
+                }
+            }
+            *state.write() = after_new;
+            state.advance_clock(Duration::from_secs(1));
+        }
+        assert!(
+            failures > 20 && grants > 50 && revokes > 50,
+            "{failures} failures, {grants} grants, {revokes} revokes"
+        );
     }
 }

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 
 use super::error::{ScimError, scim_response};
-use super::filter::{AttrValue, Attributes, Element};
+use super::filter::{AttrValue, Attributes, CompareOp, Element, Filter, Literal};
 use super::render::{GROUP_ALWAYS, Projection, group_json, list_response};
 use super::{ListParams, parse_json, patch};
 use crate::config::GroupMembers;
@@ -58,6 +58,37 @@ impl<'a> Attributes<'a> for Filterable<'a> {
     }
 }
 
+/// Whether `group` matches `filter`. Exactly what [`Filter::matches`] on [`Filterable`] says,
+/// but a member test (`members[value eq "ID"]`, `members.value eq "ID"`, `members eq "ID"`)
+/// is a lookup in the member set instead of a walk over every member.
+pub fn group_matches(filter: &Filter, group: &Group) -> bool {
+    match filter {
+        Filter::And(a, b) => group_matches(a, group) && group_matches(b, group),
+        Filter::Or(a, b) => group_matches(a, group) || group_matches(b, group),
+        Filter::Not(inner) => !group_matches(inner, group),
+        _ => match member_eq(filter) {
+            Some(id) => group.members.contains(id),
+            None => filter.matches(&Filterable(group)),
+        },
+    }
+}
+
+/// The user id of a member test (member ids are case-exact).
+fn member_eq(filter: &Filter) -> Option<&str> {
+    match filter {
+        Filter::Compare { path, op: CompareOp::Eq, value: Literal::Str(id) }
+            if path == "members" || path == "members.value" =>
+        {
+            Some(id)
+        }
+        Filter::ValuePath { path, filter } if path == "members" => match &**filter {
+            Filter::Compare { path, op: CompareOp::Eq, value: Literal::Str(id) } if path == "value" => Some(id),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 /// Which answer a group is rendered for (the `group_members` switch depends on it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Answer {
@@ -91,26 +122,23 @@ pub async fn list(State(state): State<SimState>, RawQuery(query): RawQuery) -> R
     let params = ListParams::parse(query.as_deref(), state.config())?;
     let projection = params.projection();
     let filter = params.filter(state.config(), FILTERABLE)?;
-    let groups: Vec<Group> = state
-        .managed_groups()
-        .into_iter()
-        .filter(|g| filter.as_ref().is_none_or(|f| f.matches(&Filterable(g))))
-        .collect();
-    let total = groups.len();
-    let resources = groups
-        .iter()
-        .skip(params.offset())
-        .take(params.limit)
-        .map(|g| render(&state, g, &projection, Answer::Listing))
-        .collect();
+    // Rendered in place: neither the groups nor their members are copied.
+    let (total, resources) = state.query_groups(
+        |g| filter.as_ref().is_none_or(|f| group_matches(f, g)),
+        params.offset(),
+        params.limit,
+        |g| render(&state, g, &projection, Answer::Listing),
+    );
     Ok(scim_response(StatusCode::OK, &list_response(total, params.start_index, resources)))
 }
 
 pub async fn create(State(state): State<SimState>, body: Bytes) -> Result<Response, ScimError> {
     let new = patch::new_group(&parse_json(&body)?)?;
-    let group = state.create_group(new).map_err(sim_error(&state))?;
+    let json = state
+        .create_group_then(new, |g| render(&state, g, &Projection::default(), Answer::Write))
+        .map_err(sim_error(&state))?;
     let status = StatusCode::from_u16(state.config().create_status.code()).unwrap_or(StatusCode::OK);
-    Ok(scim_response(status, &render(&state, &group, &Projection::default(), Answer::Write)))
+    Ok(scim_response(status, &json))
 }
 
 pub async fn get(
@@ -119,8 +147,11 @@ pub async fn get(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ScimError> {
     let params = ListParams::parse(query.as_deref(), state.config())?;
-    let group = state.group(&id).ok_or_else(|| ScimError::not_found(format!("group {id} not found")))?;
-    Ok(scim_response(StatusCode::OK, &render(&state, &group, &params.projection(), Answer::ById)))
+    let projection = params.projection();
+    let json = state
+        .with_group(&id, |g| render(&state, g, &projection, Answer::ById))
+        .ok_or_else(|| ScimError::not_found(format!("group {id} not found")))?;
+    Ok(scim_response(StatusCode::OK, &json))
 }
 
 /// RFC 7644 §3.5.2: `attributes` / `excludedAttributes` shape the answer to a PATCH too.
@@ -132,8 +163,10 @@ pub async fn patch(
 ) -> Result<Response, ScimError> {
     let projection = ListParams::parse(query.as_deref(), state.config())?.projection();
     let changes = patch::group_patch(&parse_json(&body)?)?;
-    let group = state.change_group(&id, changes).map_err(sim_error(&state))?;
-    Ok(scim_response(StatusCode::OK, &render(&state, &group, &projection, Answer::Write)))
+    let json = state
+        .change_group_then(&id, changes, |g| render(&state, g, &projection, Answer::Write))
+        .map_err(sim_error(&state))?;
+    Ok(scim_response(StatusCode::OK, &json))
 }
 
 pub async fn put(State(state): State<SimState>, Path(id): Path<String>, body: Bytes) -> Result<Response, ScimError> {
@@ -146,8 +179,10 @@ pub async fn put(State(state): State<SimState>, Path(id): Path<String>, body: By
 
 /// PATCH and PUT alike: apply the changes all-or-nothing, answer with the group.
 fn change_and_render(state: &SimState, id: &str, changes: Vec<GroupChange>) -> Result<Response, ScimError> {
-    let group = state.change_group(id, changes).map_err(sim_error(state))?;
-    Ok(scim_response(StatusCode::OK, &render(state, &group, &Projection::default(), Answer::Write)))
+    let json = state
+        .change_group_then(id, changes, |g| render(state, g, &Projection::default(), Answer::Write))
+        .map_err(sim_error(state))?;
+    Ok(scim_response(StatusCode::OK, &json))
 }
 
 pub async fn delete(State(state): State<SimState>, Path(id): Path<String>) -> Result<StatusCode, ScimError> {

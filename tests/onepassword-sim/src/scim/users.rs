@@ -6,11 +6,11 @@ use axum::http::StatusCode;
 use axum::response::Response;
 
 use super::error::{ScimError, scim_response};
-use super::filter::{AttrValue, Attributes, Element, as_simple_eq};
+use super::filter::{AttrValue, Attributes, Element, Filter, as_simple_eq};
 use super::render::{Projection, USER_ALWAYS, list_response, user_json};
 use super::{ListParams, parse_json, patch};
 use crate::model::{User, Via};
-use crate::state::SimState;
+use crate::state::{SimState, UserKey};
 
 const FILTERABLE: &[&str] = &[
     "id",
@@ -77,6 +77,33 @@ impl<'a> Attributes<'a> for Filterable<'a> {
     }
 }
 
+/// The index keys that find every user `filter` can match: an `eq` on `userName`,
+/// `externalId` or `id`, or an `or` of such terms. `None` for any other filter (it scans).
+pub fn index_keys(filter: &Filter) -> Option<Vec<UserKey>> {
+    match filter {
+        Filter::Or(a, b) => {
+            let mut keys = index_keys(a)?;
+            keys.extend(index_keys(b)?);
+            Some(keys)
+        }
+        _ => {
+            let key = if let Some(name) = as_simple_eq(filter, "username") {
+                UserKey::UserName(name.to_owned())
+            } else if let Some(ext) = as_simple_eq(filter, "externalid") {
+                UserKey::ExternalId(ext.to_owned())
+            } else {
+                UserKey::Id(as_simple_eq(filter, "id")?.to_owned())
+            };
+            Some(vec![key])
+        }
+    }
+}
+
+/// Whether `user` matches `filter` (SCIM `active` as of `now`).
+pub fn user_matches(filter: &Filter, user: &User, now: chrono::DateTime<chrono::Utc>) -> bool {
+    filter.matches(&Filterable { user, active: user.effective_state(now).scim_active() })
+}
+
 pub(super) fn render_user(
     state: &SimState,
     user: &User,
@@ -98,29 +125,12 @@ pub async fn list(State(state): State<SimState>, RawQuery(query): RawQuery) -> R
     let now = state.now();
     let filter = params.filter(state.config(), FILTERABLE)?;
 
-    // Index fast paths for the lookups every IdP does before creating a user.
-    let indexed = filter.as_ref().and_then(|f| {
-        as_simple_eq(f, "username")
-            .map(|v| state.user_ids_by_user_name(v))
-            .or_else(|| as_simple_eq(f, "externalid").map(|v| state.user_ids_by_external_id(v)))
-            .or_else(|| as_simple_eq(f, "id").map(|v| vec![v.to_owned()]))
-    });
-    let (total, page) = match indexed {
-        Some(ids) => {
-            let all = state.users_with_groups(&ids);
-            let total = all.len();
-            (total, all.into_iter().skip(params.offset()).take(params.limit).collect())
-        }
-        None => state.query_users(
-            |u| {
-                filter.as_ref().is_none_or(|f| {
-                    let active = u.effective_state(now).scim_active();
-                    f.matches(&Filterable { user: u, active })
-                })
-            },
-            params.offset(),
-            params.limit,
-        ),
+    let keep = |u: &User| filter.as_ref().is_none_or(|f| user_matches(f, u, now));
+    // The lookups every IdP does before creating a user (`externalId eq … or userName eq …`)
+    // go through the indexes; the filter still decides on the users they find.
+    let (total, page) = match filter.as_ref().and_then(index_keys) {
+        Some(keys) => state.query_users_by_keys(&keys, keep, params.offset(), params.limit),
+        None => state.query_users(keep, params.offset(), params.limit),
     };
     let resources = page.iter().map(|(u, groups)| render_user(&state, u, groups, &projection)).collect();
     Ok(scim_response(StatusCode::OK, &list_response(total, params.start_index, resources)))

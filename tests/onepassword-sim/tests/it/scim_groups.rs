@@ -1,6 +1,7 @@
 //! SCIM `/Groups`: managed groups only, protected groups refuse changes, both membership forms.
 
 use crate::support::*;
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use onepassword_sim::{
@@ -409,4 +410,200 @@ async fn group_listing_pages_are_capped_at_max_results() {
         }
     }
     assert_eq!(names, ["G0", "G1", "G2", "G3", "G4"]);
+}
+
+// ----- incremental membership changes ------------------------------------------------------------
+
+/// (member ids of `GET /Groups/{id}`, its `meta.lastModified`).
+async fn members_of(h: &Harness, group: &str) -> (BTreeSet<String>, String) {
+    let body = h.scim(Method::GET, &format!("/Groups/{group}"), None).await.body;
+    let members = body["members"]
+        .as_array()
+        .map(|m| m.iter().map(|m| m["value"].as_str().unwrap().to_owned()).collect())
+        .unwrap_or_default();
+    (members, body["meta"]["lastModified"].as_str().unwrap().to_owned())
+}
+
+/// The group ids `GET /Users/{id}` lists.
+async fn groups_of_user(h: &Harness, user: &str) -> BTreeSet<String> {
+    let body = h.scim(Method::GET, &format!("/Users/{user}"), None).await.body;
+    body["groups"]
+        .as_array()
+        .map(|g| g.iter().map(|g| g["value"].as_str().unwrap().to_owned()).collect())
+        .unwrap_or_default()
+}
+
+/// (operations, status, Eng's members after, users granted, users revoked), users by index.
+type Step = (serde_json::Value, u16, &'static [usize], &'static [usize], &'static [usize]);
+
+#[tokio::test]
+async fn incremental_membership_changes_keep_users_and_groups_consistent() {
+    let h = start_default().await;
+    let state = h.sim.state();
+    let users = (0..6).map(|i| SeedUser::new(format!("u{i}@example.com"), SeedState::Active)).collect();
+    let group = |name: &str, members: &[&str]| SeedGroup {
+        display_name: name.into(),
+        members: members.iter().map(|m| format!("{m}@example.com")).collect(),
+        ..SeedGroup::default()
+    };
+    let seeded =
+        state.seed(Seed { users, groups: vec![group("Eng", &["u0", "u1", "u2"]), group("Ops", &["u1"])] }).unwrap();
+    let u = &seeded.user_ids;
+    let (eng, ops) = (&seeded.group_ids[0], &seeded.group_ids[1]);
+    let value = |ids: &[usize]| json!(ids.iter().map(|&i| json!({"value": u[i]})).collect::<Vec<_>>());
+    let set = |ids: &[usize]| ids.iter().map(|&i| u[i].clone()).collect::<BTreeSet<String>>();
+
+    let steps: Vec<Step> = vec![
+        (json!([{"op": "add", "path": "members", "value": value(&[3])}]), 200, &[0, 1, 2, 3], &[3], &[]),
+        (json!([{"op": "remove", "path": "members", "value": value(&[0])}]), 200, &[1, 2, 3], &[], &[0]),
+        (
+            json!([{"op": "add", "path": "members", "value": value(&[4])},
+                   {"op": "remove", "path": "members", "value": value(&[1])}]),
+            200,
+            &[2, 3, 4],
+            &[4],
+            &[1],
+        ),
+        (
+            json!([{"op": "add", "path": "members", "value": value(&[5])},
+                   {"op": "remove", "path": "members", "value": value(&[5])}]),
+            200,
+            &[2, 3, 4],
+            &[],
+            &[],
+        ),
+        (
+            json!([{"op": "remove", "path": "members", "value": value(&[5])},
+                   {"op": "add", "path": "members", "value": value(&[2, 2])}]),
+            200,
+            &[2, 3, 4],
+            &[],
+            &[],
+        ),
+        (json!([{"op": "remove", "path": format!("members[value eq \"{}\"]", u[2])}]), 200, &[3, 4], &[], &[2]),
+        (
+            json!([{"op": "replace", "path": "members", "value": value(&[0, 1])},
+                   {"op": "add", "path": "members", "value": value(&[3])},
+                   {"op": "remove", "path": "members", "value": value(&[0])}]),
+            200,
+            &[1, 3],
+            &[1],
+            &[4],
+        ),
+        (
+            json!([{"op": "add", "path": "members", "value": value(&[5])},
+                   {"op": "add", "path": "members", "value": [{"value": "not-a-user"}]}]),
+            400,
+            &[1, 3],
+            &[],
+            &[],
+        ),
+        (
+            json!([{"op": "replace", "path": "displayName", "value": "Engineering"},
+                   {"op": "add", "path": "members", "value": value(&[0, 2, 5])}]),
+            200,
+            &[0, 1, 2, 3, 5],
+            &[0, 2, 5],
+            &[],
+        ),
+        (json!([{"op": "remove", "path": "members"}]), 200, &[], &[], &[0, 1, 2, 3, 5]),
+        (
+            json!([{"op": "add", "path": "members", "value": value(&[0, 1, 2, 3, 4, 5])}]),
+            200,
+            &[0, 1, 2, 3, 4, 5],
+            &[0, 1, 2, 3, 4, 5],
+            &[],
+        ),
+    ];
+    for (n, (operations, status, members, granted, revoked)) in steps.into_iter().enumerate() {
+        let (_, modified_before) = members_of(&h, eng).await;
+        let audit_before = state.audit_events().len();
+        state.advance_clock(Duration::from_secs(2));
+        let reply = h.patch_group(eng, operations).await;
+        assert_eq!(reply.status.as_u16(), status, "step {n}: {}", reply.body);
+        let (now_members, modified) = members_of(&h, eng).await;
+        assert_eq!(now_members, set(members), "step {n}: GET /Groups/{{id}} members");
+        if status == 200 {
+            assert_ne!(modified, modified_before, "step {n}: a change touches lastModified");
+            let patched: BTreeSet<String> = reply.body["members"]
+                .as_array()
+                .map(|m| m.iter().map(|m| m["value"].as_str().unwrap().to_owned()).collect())
+                .unwrap_or_default();
+            assert_eq!(patched, set(members), "step {n}: the PATCH answer");
+        } else {
+            assert_eq!(modified, modified_before, "step {n}: a refused request changes nothing");
+        }
+        for (i, id) in u.iter().enumerate() {
+            let expected: BTreeSet<String> = [(eng, members.contains(&i)), (ops, i == 1)]
+                .into_iter()
+                .filter(|(_, member)| *member)
+                .map(|(g, _)| g.clone())
+                .collect();
+            assert_eq!(groups_of_user(&h, id).await, expected, "step {n}: GET /Users/{{u{i}}} groups");
+        }
+        let view = state.groups().into_iter().find(|g| &g.id == eng).unwrap();
+        assert_eq!(view.members.into_iter().collect::<BTreeSet<_>>(), set(members), "step {n}: control view");
+        let events: Vec<(String, String)> = state.audit_events()[audit_before..]
+            .iter()
+            .map(|e| (e.action.clone(), e.aux_uuid.clone().unwrap_or_default()))
+            .collect();
+        let mut expected: Vec<(String, String)> = Vec::new();
+        for (action, ids) in [("grant", granted), ("revoke", revoked)] {
+            let mut ids: Vec<String> = ids.iter().map(|&i| u[i].clone()).collect();
+            ids.sort();
+            expected.extend(ids.into_iter().map(|id| (action.to_owned(), id)));
+        }
+        assert_eq!(events, expected, "step {n}: grant/revoke audit events");
+    }
+    assert_eq!(members_of(&h, ops).await.0, set(&[1]), "the other group is untouched");
+    let bare = h.scim(Method::GET, &format!("/Groups/{eng}?excludedAttributes=members"), None).await.body;
+    assert!(bare.get("members").is_none() && bare["displayName"] == "Engineering", "{bare}");
+}
+
+#[tokio::test]
+async fn member_filters_answer_exactly_like_the_scan() {
+    let h = start_default().await;
+    let users = (0..4).map(|i| SeedUser::new(format!("u{i}@example.com"), SeedState::Active)).collect();
+    let group = |name: &str, members: &[&str]| SeedGroup {
+        display_name: name.into(),
+        members: members.iter().map(|m| format!("{m}@example.com")).collect(),
+        ..SeedGroup::default()
+    };
+    let seeded = h
+        .sim
+        .state()
+        .seed(Seed {
+            users,
+            groups: vec![group("A", &["u0", "u1"]), group("B", &["u1", "u2"]), group("C", &[]), group("D", &["u1"])],
+        })
+        .unwrap();
+    let names = |body: &serde_json::Value| -> Vec<String> {
+        body["Resources"].as_array().unwrap().iter().map(|g| g["displayName"].as_str().unwrap().to_owned()).collect()
+    };
+    let mut found = 0;
+    let ids = seeded.user_ids.iter().cloned().chain([seeded.user_ids[1].to_lowercase(), "nobody".into()]);
+    for id in ids {
+        // `and type eq "User"` inside the brackets: the same members, but no member-set lookup.
+        let scan = format!(r#"members[value eq "{id}" and type eq "User"]"#);
+        for (fast, slow) in [
+            (format!(r#"members[value eq "{id}"]"#), scan.clone()),
+            (format!(r#"members.value eq "{id}""#), scan.clone()),
+            (format!(r#"members eq "{id}""#), scan.clone()),
+            (format!(r#"not (members[value eq "{id}"])"#), format!("not ({scan})")),
+            (format!(r#"members[value eq "{id}"] or displayName eq "C""#), format!(r#"{scan} or displayName eq "C""#)),
+        ] {
+            for paging in ["", "&startIndex=2&count=1"] {
+                let query =
+                    |f: &str| format!("/Groups?{}{paging}", serde_urlencoded::to_string([("filter", f)]).unwrap());
+                let fast_body = h.scim(Method::GET, &query(&fast), None).await.body;
+                let slow_body = h.scim(Method::GET, &query(&slow), None).await.body;
+                assert_eq!(fast_body, slow_body, "{fast}{paging}");
+                found += names(&fast_body).len();
+            }
+        }
+    }
+    assert!(found > 20, "{found}");
+    let u1 = &seeded.user_ids[1];
+    let body = h.scim(Method::GET, &format!("/Groups?filter=members%5Bvalue%20eq%20%22{u1}%22%5D"), None).await.body;
+    assert_eq!(names(&body), ["A", "B", "D"]);
 }

@@ -537,3 +537,95 @@ async fn discovery_endpoints_match_the_recordings() {
     let rt = h.scim(Method::GET, "/ResourceTypes", None).await.body;
     assert_eq!((rt["startIndex"].clone(), rt["Resources"][0]["endpoint"].clone()), (json!(1), json!("/Users")));
 }
+
+// ----- index lookups ------------------------------------------------------------------------------
+
+/// `GET /Users?filter=…` (plus paging) with the filter URL-encoded.
+fn users_query(filter: &str, start_index: Option<usize>, count: Option<usize>) -> String {
+    let mut pairs = vec![("filter", filter.to_owned())];
+    pairs.extend(start_index.map(|s| ("startIndex", s.to_string())));
+    pairs.extend(count.map(|c| ("count", c.to_string())));
+    format!("/Users?{}", serde_urlencoded::to_string(pairs).unwrap())
+}
+
+/// (totalResults, userNames) of a filtered listing.
+async fn user_names(h: &Harness, filter: &str) -> (u64, Vec<String>) {
+    let body = h.scim(Method::GET, &users_query(filter, None, None), None).await.body;
+    let names = body["Resources"].as_array().unwrap().iter().map(|u| u["userName"].as_str().unwrap().to_owned());
+    (body["totalResults"].as_u64().unwrap(), names.collect())
+}
+
+#[tokio::test]
+async fn indexed_user_filters_answer_exactly_like_the_scan() {
+    let h = start_default().await;
+    let state = h.sim.state();
+    let user = |name: &str, ext: Option<&str>| SeedUser {
+        external_id: ext.map(str::to_owned),
+        ..SeedUser::new(name, SeedState::Active)
+    };
+    let seeded = state
+        .seed(onepassword_sim::Seed {
+            users: vec![
+                user("Ada@Example.com", Some("hr:1")),
+                user("bob@example.com", Some("hr:2")),
+                user("carol@example.com", Some("shared")),
+                user("dave@example.com", Some("shared")),
+                user("erin@example.com", None),
+            ],
+            groups: vec![onepassword_sim::SeedGroup {
+                display_name: "Eng".into(),
+                members: vec!["ada@example.com".into(), "dave@example.com".into()],
+                ..Default::default()
+            }],
+        })
+        .unwrap();
+    let (ada, carol, erin) = (&seeded.user_ids[0], &seeded.user_ids[2], &seeded.user_ids[4]);
+    // Re-indexed after dave: the externalId index no longer lists "shared" in creation order.
+    h.patch_user(carol, json!([{"op": "replace", "path": "externalId", "value": "shared"}])).await;
+    h.patch_user(erin, json!([{"op": "replace", "path": "externalId", "value": "shared"}])).await;
+    h.scim(Method::DELETE, &format!("/Users/{erin}"), None).await;
+
+    let filters = [
+        r#"userName eq "ADA@EXAMPLE.COM""#.to_owned(),
+        r#"externalId eq "hr:2""#.into(),
+        r#"externalId eq "HR:2""#.into(),
+        r#"externalId eq "hr:1" or userName eq "ada@example.com""#.into(),
+        r#"externalId eq "hr:2" or userName eq "Ada@example.COM""#.into(),
+        r#"userName eq "bob@example.com" or externalId eq "shared""#.into(),
+        r#"userName eq "nobody@example.com""#.into(),
+        r#"externalId eq "nope" or userName eq "nobody@example.com""#.into(),
+        format!(r#"id eq "{ada}" or userName eq "erin@example.com""#),
+    ];
+    let mut answered = 0;
+    for filter in &filters {
+        for start_index in [None, Some(1), Some(2), Some(3), Some(9)] {
+            for count in [None, Some(0), Some(1), Some(2)] {
+                let indexed = h.scim(Method::GET, &users_query(filter, start_index, count), None).await;
+                // `… and id pr` selects the same users but no index serves it: a scan.
+                let scanned =
+                    h.scim(Method::GET, &users_query(&format!("({filter}) and id pr"), start_index, count), None).await;
+                assert_eq!(indexed.status, 200, "{filter}: {}", indexed.body);
+                assert_eq!(indexed.body, scanned.body, "{filter} startIndex {start_index:?} count {count:?}");
+                answered += indexed.body["itemsPerPage"].as_u64().unwrap();
+            }
+        }
+    }
+    assert!(answered > 50, "the table finds users: {answered}");
+
+    assert_eq!(
+        user_names(&h, r#"externalId eq "hr:2" or userName eq "ADA@example.com""#).await,
+        (2, vec!["Ada@Example.com".to_owned(), "bob@example.com".into()]),
+        "two users, in creation order"
+    );
+    assert_eq!(
+        user_names(&h, r#"externalId eq "shared" or userName eq "bob@example.com""#).await,
+        (4, ["bob", "carol", "dave", "erin"].map(|n| format!("{n}@example.com")).to_vec())
+    );
+    let paged = h.scim(Method::GET, &users_query(r#"externalId eq "shared""#, Some(2), Some(1)), None).await.body;
+    assert_eq!((paged["totalResults"].clone(), paged["itemsPerPage"].clone()), (json!(3), json!(1)));
+    assert_eq!(
+        (paged["startIndex"].clone(), paged["Resources"][0]["userName"].clone()),
+        (json!(2), json!("dave@example.com"))
+    );
+    assert_eq!(user_names(&h, r#"userName eq "nobody@example.com" or externalId eq "none""#).await, (0, vec![]));
+}

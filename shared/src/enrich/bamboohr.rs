@@ -3,14 +3,29 @@
 //! the requested field aliases; fields the key may not see are silently left out. Dates
 //! (`hireDate`, `terminationDate`) are `YYYY-MM-DD`, with `0000-00-00` or an empty value for
 //! "none". Throttling is a 503 (from 16 Sep 2026 a 429) with `Retry-After`.
+//!
+//! The roster (reconcile) is one custom report: `POST {base}/reports/custom?format=JSON&onlyCurrent=false`
+//! with `{"fields": [...]}` and `Content-Type: application/json` exactly (any other value,
+//! even with a charset, makes BambooHR parse the body as XML and answer 400). The report
+//! covers every employee, Active and Inactive, in one unpaged answer
+//! `{"fields": [{"id", "type", "name"}, …], "employees": [{"id", <field id>: …}, …]}`; field ids
+//! that are unknown or that the key may not read are left out of both, still with 200, so the
+//! answer's `fields` list says what came back. `onlyCurrent=false` lets future-dated records
+//! (future hires) in; the reference describes it as not restricting historical fields to
+//! their current values, so a table field may show a future-dated value.
 //! Sources: https://documentation.bamboohr.com/reference/get-employee,
+//! https://documentation.bamboohr.com/reference/request-custom-report,
 //! https://documentation.bamboohr.com/docs/list-of-field-names,
 //! https://documentation.bamboohr.com/docs/api-details (503 when throttled) and
 //! https://documentation.bamboohr.com/docs/planned-changes-to-the-api (429 from Sep 2026).
 
-use chrono::NaiveDate;
-use serde_json::Value;
+use std::collections::BTreeSet;
+use std::sync::atomic::AtomicUsize;
 
+use chrono::NaiveDate;
+use serde_json::{Value, json};
+
+use super::roster::{People, Roster, roster_page, unexpected};
 use super::{EnrichError, Read, first_text, join_url, parse_base_url, parse_date, send_json, text_at};
 use crate::event::Attributes;
 use crate::secrets::SecretString;
@@ -57,6 +72,65 @@ impl BambooHr {
             .header(reqwest::header::ACCEPT, "application/json")
             .basic_auth(self.api_key.expose(), Some("x"));
         Ok(send_json(read, request).await?.map(|body| attributes(&body)))
+    }
+
+    /// Every employee, Active and Inactive, from one custom report.
+    pub(super) async fn roster(&self, read: Read<'_>, sent: &AtomicUsize) -> Result<Roster, EnrichError> {
+        let mut url = join_url(&self.base, &["reports", "custom"]);
+        url.query_pairs_mut().append_pair("format", "JSON").append_pair("onlyCurrent", "false");
+        let fields: Vec<&str> = std::iter::once("id").chain(FIELDS.split(',')).collect();
+        let request = read
+            .http
+            .http()
+            .post(url)
+            .header(reqwest::header::ACCEPT, "application/json")
+            // Exactly this value: with anything else BambooHR parses the body as XML.
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .basic_auth(self.api_key.expose(), Some("x"))
+            .body(json!({ "fields": fields }).to_string());
+        let answer = roster_page(read, request, sent).await?;
+        report(read.connection, &answer.body)
+    }
+}
+
+/// Reads a custom report: `fields_returned` from its `fields` list, the people from its
+/// `employees`.
+pub(super) fn report(connection: &str, body: &Value) -> Result<Roster, EnrichError> {
+    let Some(fields) = body.get("fields").and_then(Value::as_array) else {
+        return Err(unexpected(connection, "the report has no `fields` list"));
+    };
+    let fields_returned: BTreeSet<&'static str> =
+        fields.iter().filter_map(|field| text_at(field, "/id")).flat_map(|id| attribute_names(&id)).copied().collect();
+    let Some(employees) = body.get("employees").and_then(Value::as_array) else {
+        return Err(unexpected(connection, "the report has no `employees` list"));
+    };
+    let mut people = People::default();
+    for employee in employees {
+        let Some(id) = text_at(employee, "/id") else {
+            return Err(unexpected(connection, "the report lists an employee without an id"));
+        };
+        people.push(id, attributes(employee));
+    }
+    Ok(Roster { people: people.into_vec(), fields_returned, requests: 0 })
+}
+
+/// The [`Attributes`] fields (serde names) a BambooHR field feeds in [`attributes`].
+pub(super) fn attribute_names(field_id: &str) -> &'static [&'static str] {
+    match field_id {
+        "workEmail" => &["work_email"],
+        "firstName" => &["given_name"],
+        "lastName" => &["family_name"],
+        "displayName" => &["display_name"],
+        "department" => &["department"],
+        "jobTitle" => &["title"],
+        "location" => &["location"],
+        "supervisorEmail" | "supervisorEid" => &["manager"],
+        "status" => &["employment_status"],
+        // The status falls back to it when `status` is not readable.
+        "employmentHistoryStatus" => &["employment_status", "employment_type"],
+        "hireDate" => &["start_date"],
+        "terminationDate" => &["termination_date"],
+        _ => &[],
     }
 }
 

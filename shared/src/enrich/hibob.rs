@@ -8,15 +8,26 @@
 //! (`work.startDate`, `internal.terminationDate`) are `YYYY-MM-DD`; rendered for humans they
 //! follow the calling user's date settings (the documented example is `dd/MM/yyyy`). People
 //! reads are rate limited (50 a minute is the documented figure), answering 429 beyond it.
+//!
+//! The roster (reconcile) is `POST {base}/people/search` with the same `fields` and
+//! `humanReadable`, `"showInactive": true` (the default lists Active employees only) and no
+//! `filters` key (an empty one can be refused). The answer `{"employees": [...]}` holds every
+//! employee the service user may see, in the single-person shape; there is no paging. Fields
+//! without permission are left out of each employee, so what came back is what at least one
+//! employee carries. The search is one of the people reads the per-minute limit counts.
 //! Sources: https://apidocs.hibob.com/reference/post_people-identifier,
+//! https://apidocs.hibob.com/reference/post_people-search,
 //! https://apidocs.hibob.com/docs/people-read-api-contract,
 //! https://apidocs.hibob.com/docs/how-to-work-with-lists-public-api,
 //! https://apidocs.hibob.com/docs/fields-metadata (field types, date values),
 //! https://apidocs.hibob.com/reference/rate-limiting.
 
+use std::sync::atomic::AtomicUsize;
+
 use chrono::NaiveDate;
 use serde_json::{Value, json};
 
+use super::roster::{People, Roster, roster_page, unexpected};
 use super::{EnrichError, Read, join_url, parse_base_url, parse_date, send_json};
 use crate::event::Attributes;
 use crate::secrets::SecretString;
@@ -79,6 +90,35 @@ impl HiBob {
             .json(&json!({ "fields": FIELDS, "humanReadable": "REPLACE" }));
         Ok(send_json(read, request).await?.map(|body| attributes(&body)))
     }
+
+    /// Every employee, leavers and future hires included, from one search.
+    pub(super) async fn roster(&self, read: Read<'_>, sent: &AtomicUsize) -> Result<Roster, EnrichError> {
+        let url = join_url(&self.base, &["people", "search"]);
+        let request = read
+            .http
+            .http()
+            .post(url)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .basic_auth(&self.service_user_id, Some(self.service_user_token.expose()))
+            .json(&json!({ "fields": FIELDS, "showInactive": true, "humanReadable": "REPLACE" }));
+        let answer = roster_page(read, request, sent).await?;
+        search_answer(read.connection, &answer.body)
+    }
+}
+
+/// Reads a search answer; `fields_returned` is what at least one employee carries.
+pub(super) fn search_answer(connection: &str, body: &Value) -> Result<Roster, EnrichError> {
+    let Some(employees) = body.get("employees").and_then(Value::as_array) else {
+        return Err(unexpected(connection, "the search answer has no `employees` list"));
+    };
+    let mut people = People::default();
+    for employee in employees {
+        let Some(id) = root_field(employee, "id") else {
+            return Err(unexpected(connection, "the search answer lists an employee without an id"));
+        };
+        people.push(id, attributes(employee));
+    }
+    Ok(Roster::from_present_fields(people))
 }
 
 /// A field's values by its category path: the nested form first, then the slash-notation

@@ -4,7 +4,8 @@
 //!
 //! [`SourceApis`] dispatches on the connection name (`PersonKey::source`) to the API client
 //! configured for it in the worker's secret (`sources`, see docs/worker-secret.md);
-//! [`InMemoryEnricher`] is the twin for unit tests and the local stack.
+//! [`InMemoryEnricher`] is the twin for unit tests and the local stack. Both also list a
+//! connection's whole roster for the nightly reconcile ([`RosterSource`], in `roster.rs`).
 //!
 //! Reads are paced per connection ([`pacer`]) and a throttled read is retried after the
 //! source's advice while the caller's deadline allows; docs/external-facts.md ("Source APIs")
@@ -14,8 +15,13 @@ mod bamboohr;
 mod hibob;
 mod okta;
 mod pacer;
+mod roster;
+#[cfg(test)]
+mod roster_tests;
 #[cfg(test)]
 mod tests;
+
+pub use roster::{ATTRIBUTE_FIELDS, Roster, RosterSource};
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -258,6 +264,11 @@ pub struct InMemoryEnricher {
     people: std::sync::RwLock<HashMap<PersonKey, Attributes>>,
     connections: std::sync::RwLock<std::collections::HashSet<String>>,
     reads: std::sync::atomic::AtomicUsize,
+    /// Connections whose roster read fails ([`InMemoryEnricher::fail_roster`]).
+    failing_rosters: std::sync::RwLock<std::collections::HashSet<String>>,
+    /// The fields a connection's roster returns, when not all
+    /// ([`InMemoryEnricher::roster_fields`]).
+    roster_fields: std::sync::RwLock<HashMap<String, std::collections::BTreeSet<&'static str>>>,
 }
 
 impl InMemoryEnricher {
@@ -342,6 +353,22 @@ impl Read<'_> {
 /// otherwise. Each attempt waits for the connection's pacer; only throttled answers are
 /// retried ([`throttled`]).
 async fn send_json(read: Read<'_>, request: RequestBuilder) -> Result<Option<Value>, EnrichError> {
+    Ok(send(read, request, None).await?.map(|answer| answer.body))
+}
+
+/// A 2xx answer: its JSON body and its headers (a page's `Link`).
+struct Answer {
+    body: Value,
+    headers: HeaderMap,
+}
+
+/// [`send_json`], keeping the answer's headers and counting in `sent` every request that
+/// went out (throttled retries included).
+async fn send(
+    read: Read<'_>,
+    request: RequestBuilder,
+    sent: Option<&std::sync::atomic::AtomicUsize>,
+) -> Result<Option<Answer>, EnrichError> {
     let request = &request;
     let outcome = http_retry::retry(read.http.policy(), LABEL, read.deadline, move |attempt| async move {
         let timeout = match pace(read, attempt).await {
@@ -351,15 +378,18 @@ async fn send_json(read: Read<'_>, request: RequestBuilder) -> Result<Option<Val
         let Some(request) = request.try_clone() else {
             return Verdict::Fail(Failure::Enrich(misconfigured(read.connection, "unclonable request")));
         };
+        if let Some(sent) = sent {
+            sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         let started = std::time::Instant::now();
         let answer = exchange(request.timeout(timeout)).await;
         metrics::histogram!(format!("{LABEL}_call_ms"), "operation" => read.connection.to_owned())
             .record(started.elapsed().as_secs_f64() * 1000.0);
         let status =
-            answer.as_ref().map_or_else(|_| "transport".to_owned(), |(reply, _)| reply.status.as_str().to_owned());
+            answer.as_ref().map_or_else(|_| "transport".to_owned(), |(reply, ..)| reply.status.as_str().to_owned());
         metrics::counter!(format!("{LABEL}_calls"), "status" => status).increment(1);
         match answer {
-            Ok((reply, quota_reset)) => classify(read, reply, quota_reset, attempt),
+            Ok((reply, quota_reset, headers)) => classify(read, reply, quota_reset, headers, attempt),
             // Not retried here: the queue redelivers the message (see `SourceApis::with_timeout`).
             Err(error) => Verdict::Fail(read.unavailable(describe_transport(&error).to_owned())),
         }
@@ -389,24 +419,26 @@ async fn pace(read: Read<'_>, attempt: Attempt) -> Result<Duration, Failure> {
     }
 }
 
-/// The answer read whole, and how long until the source's quota resets when it says the
-/// quota is nearly spent.
-async fn exchange(request: RequestBuilder) -> Result<(Reply, Option<Duration>), reqwest::Error> {
+/// The answer read whole, how long until the source's quota resets when it says the quota is
+/// nearly spent, and the answer's headers.
+async fn exchange(request: RequestBuilder) -> Result<(Reply, Option<Duration>, HeaderMap), reqwest::Error> {
     let response = request.send().await?;
     let now = Utc::now();
     let status = response.status();
     let retry_after = http_retry::retry_after(response.headers(), now);
     let quota_reset = quota_reset(response.headers(), now);
+    let headers = response.headers().clone();
     let body = response.bytes().await?.to_vec();
-    Ok((Reply { status, retry_after, body }, quota_reset))
+    Ok((Reply { status, retry_after, body }, quota_reset, headers))
 }
 
 fn classify(
     read: Read<'_>,
     reply: Reply,
     quota_reset: Option<Duration>,
+    headers: HeaderMap,
     attempt: Attempt,
-) -> Verdict<Option<Value>, Failure> {
+) -> Verdict<Option<Answer>, Failure> {
     let policy = read.http.policy();
     if let Some(wait) = quota_reset {
         read.pacer.hold_until(tokio::time::Instant::now() + wait.min(policy.max_retry_after));
@@ -428,7 +460,7 @@ fn classify(
             reason: format!("HTTP {}", status.as_u16()),
         })),
         _ => match serde_json::from_slice(&reply.body) {
-            Ok(body) => Verdict::Done(Some(body)),
+            Ok(body) => Verdict::Done(Some(Answer { body, headers })),
             Err(e) => Verdict::Fail(Failure::Enrich(EnrichError::UnexpectedResponse {
                 connection,
                 reason: format!("body is not JSON: {e}"),
@@ -441,7 +473,7 @@ fn classify(
 /// retries remain and the wait ends before the deadline; otherwise the advice goes back to
 /// the caller. Other fetches of the connection are held for the same wait: they would only
 /// be throttled too.
-fn throttled(read: Read<'_>, attempt: Attempt, advice: Option<Duration>) -> Verdict<Option<Value>, Failure> {
+fn throttled<T>(read: Read<'_>, attempt: Attempt, advice: Option<Duration>) -> Verdict<T, Failure> {
     let policy = read.http.policy();
     let wait = advice.unwrap_or_else(|| policy.backoff(attempt.retries + 1)).min(policy.max_retry_after);
     let now = tokio::time::Instant::now();

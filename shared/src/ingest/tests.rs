@@ -308,6 +308,14 @@ impl Logs {
             .with_max_level(tracing::Level::INFO)
             .with_writer(logs.clone())
             .finish();
+        // Without a global subscriber, a callsite first reached on another test thread is
+        // cached as "never interested", and its lines would be lost here: a global one that
+        // is always undecided keeps every callsite asking the thread's own subscriber.
+        static UNDECIDED: std::sync::Once = std::sync::Once::new();
+        UNDECIDED.call_once(|| {
+            let _ = tracing::subscriber::set_global_default(Undecided);
+        });
+        tracing::callsite::rebuild_interest_cache();
         (logs.clone(), tracing::subscriber::set_default(subscriber))
     }
 
@@ -787,4 +795,24 @@ async fn the_openapi_document_lists_exactly_what_the_handler_answers() {
     }
     let never_answered: Vec<_> = documented.difference(&observed).collect();
     assert!(never_answered.is_empty(), "documented but never answered: {never_answered:?}");
+}
+
+/// A global subscriber that records nothing and never lets a callsite's interest be cached.
+struct Undecided;
+
+impl tracing::Subscriber for Undecided {
+    fn register_callsite(&self, _: &'static tracing::Metadata<'static>) -> tracing::subscriber::Interest {
+        tracing::subscriber::Interest::sometimes()
+    }
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        false
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, _: &tracing::Event<'_>) {}
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
 }

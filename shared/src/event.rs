@@ -73,6 +73,22 @@ impl fmt::Display for PersonKey {
 
 /// What the source told us about the person. Every field is optional: thin webhooks carry
 /// only an id, and the worker enriches from the source's API.
+/// The serde names of the [`Attributes`] fields, in field order.
+pub const ATTRIBUTE_FIELDS: [&str; 12] = [
+    "work_email",
+    "given_name",
+    "family_name",
+    "display_name",
+    "department",
+    "title",
+    "location",
+    "manager",
+    "employment_status",
+    "employment_type",
+    "start_date",
+    "termination_date",
+];
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Attributes {

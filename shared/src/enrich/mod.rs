@@ -21,7 +21,8 @@ mod roster_tests;
 #[cfg(test)]
 mod tests;
 
-pub use roster::{ATTRIBUTE_FIELDS, Roster, RosterSource};
+pub use crate::event::ATTRIBUTE_FIELDS;
+pub use roster::{Roster, RosterSource};
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;

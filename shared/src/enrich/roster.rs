@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use reqwest::RequestBuilder;
 
 use super::{Answer, EnrichError, InMemoryEnricher, Read, SourceApi, SourceApis, send};
-use crate::event::Attributes;
+use crate::event::{ATTRIBUTE_FIELDS, Attributes};
 
 /// Every person a connection's source API knows, for reconciliation.
 #[async_trait]
@@ -40,22 +40,6 @@ pub struct Roster {
     /// HTTP requests it took, throttled retries included.
     pub requests: usize,
 }
-
-/// The serde names of the [`Attributes`] fields, as [`Roster::fields_returned`] names them.
-pub const ATTRIBUTE_FIELDS: [&str; 12] = [
-    "work_email",
-    "given_name",
-    "family_name",
-    "display_name",
-    "department",
-    "title",
-    "location",
-    "manager",
-    "employment_status",
-    "employment_type",
-    "start_date",
-    "termination_date",
-];
 
 impl Roster {
     /// A roster whose `fields_returned` are the fields with a value for at least one person

@@ -13,7 +13,7 @@ use std::fmt;
 use super::{
     Context, Ignored, InboundRequest, Normalized, Outcome, SourceError, check_timestamp, hmac_sha256, parse_json,
 };
-use crate::event::{LifecycleEvent, SourceKind};
+use crate::event::{ATTRIBUTE_FIELDS, LifecycleEvent, SourceKind};
 
 /// The schema every generic event must satisfy.
 pub const LIFECYCLE_EVENT_SCHEMA: &str = include_str!("../../schemas/lifecycle-event.v1.json");
@@ -123,20 +123,6 @@ const EVENT_REQUIRED: &[&str] = &["kind", "person", "source_kind", "source_event
 const PERSON_FIELDS: &[&str] = &["source", "id"];
 const KINDS: &[&str] = &["joiner", "mover", "leaver", "rehire", "converge"];
 const SOURCE_KINDS: &[&str] = &["generic", "bamboohr", "hibob", "okta"];
-const ATTRIBUTE_FIELDS: &[&str] = &[
-    "work_email",
-    "given_name",
-    "family_name",
-    "display_name",
-    "department",
-    "title",
-    "location",
-    "manager",
-    "employment_status",
-    "employment_type",
-    "start_date",
-    "termination_date",
-];
 const DATE_FIELDS: &[&str] = &["start_date", "termination_date"];
 const SOURCE_PATTERN: &str = "^[A-Za-z0-9_.-]+$";
 const WORK_EMAIL_PATTERN: &str = r"^[^@\s]+@[^@\s]+$";
@@ -179,7 +165,7 @@ pub fn schema_violations(event: &Value) -> Vec<SchemaViolation> {
                 }
             }
             "attributes" => {
-                let Some(attributes) = check.object(&path, value, &[], ATTRIBUTE_FIELDS) else { continue };
+                let Some(attributes) = check.object(&path, value, &[], &ATTRIBUTE_FIELDS) else { continue };
                 for (name, value) in attributes.iter().filter(|(name, _)| ATTRIBUTE_FIELDS.contains(&name.as_str())) {
                     let path = format!("{path}/{name}");
                     if DATE_FIELDS.contains(&name.as_str()) {
